@@ -1,0 +1,77 @@
+//! Schema migrations: numbered SQL files per backend, embedded in the binary, applied in order,
+//! each in its own transaction, recorded in `schema_migrations`. Safe to run from several
+//! processes at once: PostgreSQL takes an advisory lock, SQLite's write lock serialises.
+
+use anyhow::Context;
+use sqlx::{Executor, Row};
+
+use crate::{Backend, Store, now_ms};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
+    postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
+}];
+
+/// The newest schema version this binary knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+/// Applies every migration not yet applied; returns how many were applied.
+pub async fn run(store: &Store) -> anyhow::Result<usize> {
+    store.pool().execute(CREATE_TABLE).await.context("creating schema_migrations")?;
+    let mut applied = 0;
+    for migration in MIGRATIONS {
+        let mut tx = store.write().await?;
+        if store.backend() == Backend::Postgres {
+            tx.execute("SELECT pg_advisory_xact_lock(7310225)").await?;
+        }
+        let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(migration.version)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if done {
+            tx.rollback().await?;
+            continue;
+        }
+        let sql = match store.backend() {
+            Backend::Sqlite => migration.sqlite,
+            Backend::Postgres => migration.postgres,
+        };
+        tx.execute(sql).await.with_context(|| format!("applying migration {} {}", migration.version, migration.name))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version = migration.version, name = migration.name, "migration applied");
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// The highest applied version, or `None` before any migration ran.
+pub async fn current_version(store: &Store) -> anyhow::Result<Option<i64>> {
+    let row = sqlx::query("SELECT MAX(version) AS v FROM schema_migrations").fetch_one(store.pool()).await?;
+    Ok(row.try_get::<Option<i64>, _>("v")?)
+}
+
+/// True when the database is reachable and carries every migration this binary knows.
+pub async fn is_current(store: &Store) -> bool {
+    matches!(current_version(store).await, Ok(Some(v)) if v >= latest_version())
+}

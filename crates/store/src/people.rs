@@ -1,0 +1,235 @@
+//! People: agency employees.
+
+use custody_domain::email::Email;
+use custody_domain::person::{EmploymentStatus, PersonDetails};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Conn, SqlError, now_ms};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRow {
+    pub id: String,
+    pub agency_code: String,
+    pub details: PersonDetails,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The position of a person in the list order: (family name, given name, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonKey {
+    pub family_name: String,
+    pub given_name: String,
+    pub id: String,
+}
+
+impl PersonRow {
+    pub fn key(&self) -> PersonKey {
+        PersonKey {
+            family_name: self.details.family_name.clone(),
+            given_name: self.details.given_name.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// Narrowing for a list of people.
+#[derive(Debug, Clone, Default)]
+pub struct PersonFilter {
+    pub agency: Option<String>,
+    pub status: Option<EmploymentStatus>,
+    /// Case-insensitive substring of name, e-mail, employee id, unit or title.
+    pub q: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, agency_code, given_name, family_name, email, employee_id, unit, title, phone, status, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> Result<PersonRow, SqlError> {
+    let email: Option<String> = row.try_get("email")?;
+    let status: String = row.try_get("status")?;
+    Ok(PersonRow {
+        id: row.try_get("id")?,
+        agency_code: row.try_get("agency_code")?,
+        details: PersonDetails {
+            given_name: row.try_get("given_name")?,
+            family_name: row.try_get("family_name")?,
+            email: email.and_then(|e| Email::parse(&e).ok()),
+            employee_id: row.try_get("employee_id")?,
+            unit: row.try_get("unit")?,
+            title: row.try_get("title")?,
+            phone: row.try_get("phone")?,
+            status: status.parse().unwrap_or(EmploymentStatus::Active),
+        },
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The lower-cased text that search matches against.
+pub fn search_text(details: &PersonDetails) -> String {
+    let parts = [
+        Some(details.given_name.as_str()),
+        Some(details.family_name.as_str()),
+        details.email.as_ref().map(Email::as_str),
+        details.employee_id.as_deref(),
+        details.unit.as_deref(),
+        details.title.as_deref(),
+    ];
+    parts.into_iter().flatten().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+pub async fn insert(conn: &mut Conn, id: &str, agency_code: &str, details: &PersonDetails) -> Result<PersonRow, SqlError> {
+    let now = now_ms();
+    insert_at(conn, id, agency_code, details, now).await?;
+    Ok(PersonRow {
+        id: id.to_string(),
+        agency_code: agency_code.to_string(),
+        details: details.clone(),
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+pub async fn insert_at(
+    conn: &mut Conn,
+    id: &str,
+    agency_code: &str,
+    details: &PersonDetails,
+    now: i64,
+) -> Result<(), SqlError> {
+    sqlx::query(
+        "INSERT INTO people (id, agency_code, given_name, family_name, email, employee_id, unit, title, phone, \
+         status, search, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+    )
+    .bind(id)
+    .bind(agency_code)
+    .bind(&details.given_name)
+    .bind(&details.family_name)
+    .bind(details.email.as_ref().map(|e| e.as_str().to_string()))
+    .bind(&details.employee_id)
+    .bind(&details.unit)
+    .bind(&details.title)
+    .bind(&details.phone)
+    .bind(details.status.as_str())
+    .bind(search_text(details))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn update(conn: &mut Conn, id: &str, details: &PersonDetails) -> Result<(), SqlError> {
+    sqlx::query(
+        "UPDATE people SET given_name = $2, family_name = $3, email = $4, employee_id = $5, unit = $6, title = $7, \
+         phone = $8, status = $9, search = $10, updated_at = $11 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&details.given_name)
+    .bind(&details.family_name)
+    .bind(details.email.as_ref().map(|e| e.as_str().to_string()))
+    .bind(&details.employee_id)
+    .bind(&details.unit)
+    .bind(&details.title)
+    .bind(&details.phone)
+    .bind(details.status.as_str())
+    .bind(search_text(details))
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<PersonRow>, SqlError> {
+    let sql = format!("SELECT {COLUMNS} FROM people WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Which unique field another person of the agency already holds, if any.
+pub async fn conflicting_field(
+    conn: &mut Conn,
+    agency_code: &str,
+    details: &PersonDetails,
+    except_id: Option<&str>,
+) -> Result<Option<&'static str>, SqlError> {
+    let except = except_id.unwrap_or("");
+    if let Some(email) = &details.email {
+        let hit = sqlx::query("SELECT id FROM people WHERE agency_code = $1 AND email = $2 AND id <> $3")
+            .bind(agency_code)
+            .bind(email.as_str())
+            .bind(except)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if hit.is_some() {
+            return Ok(Some("email"));
+        }
+    }
+    if let Some(employee_id) = &details.employee_id {
+        let hit = sqlx::query("SELECT id FROM people WHERE agency_code = $1 AND employee_id = $2 AND id <> $3")
+            .bind(agency_code)
+            .bind(employee_id)
+            .bind(except)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if hit.is_some() {
+            return Ok(Some("employee_id"));
+        }
+    }
+    Ok(None)
+}
+
+/// People in (family name, given name, id) order, after `after`, at most `limit`.
+pub async fn list(
+    conn: &mut Conn,
+    filter: &PersonFilter,
+    after: Option<&PersonKey>,
+    limit: i64,
+) -> Result<Vec<PersonRow>, SqlError> {
+    let mut sql = format!("SELECT {COLUMNS} FROM people WHERE 1 = 1");
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if filter.agency.is_some() {
+        sql.push_str(&format!(" AND agency_code = ${}", next()));
+    }
+    if filter.status.is_some() {
+        sql.push_str(&format!(" AND status = ${}", next()));
+    }
+    if filter.q.is_some() {
+        sql.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", next()));
+    }
+    if after.is_some() {
+        let (a, b, c) = (next(), next(), next());
+        sql.push_str(&format!(" AND (family_name, given_name, id) > (${a}, ${b}, ${c})"));
+    }
+    sql.push_str(&format!(" ORDER BY family_name, given_name, id LIMIT ${}", next()));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if let Some(agency) = &filter.agency {
+        query = query.bind(agency.clone());
+    }
+    if let Some(status) = filter.status {
+        query = query.bind(status.as_str());
+    }
+    if let Some(q) = &filter.q {
+        query = query.bind(crate::like_pattern(&q.to_lowercase()));
+    }
+    if let Some(key) = after {
+        query = query.bind(key.family_name.clone()).bind(key.given_name.clone()).bind(key.id.clone());
+    }
+    let rows = query.bind(limit).fetch_all(&mut *conn).await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn count(conn: &mut Conn, agency: Option<&str>) -> Result<i64, SqlError> {
+    let row = match agency {
+        Some(agency) => {
+            sqlx::query("SELECT COUNT(*) AS n FROM people WHERE agency_code = $1").bind(agency).fetch_one(&mut *conn).await?
+        }
+        None => sqlx::query("SELECT COUNT(*) AS n FROM people").fetch_one(&mut *conn).await?,
+    };
+    row.try_get("n")
+}

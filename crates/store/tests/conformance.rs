@@ -1,0 +1,248 @@
+//! The store conformance suite: every test runs on SQLite, and on PostgreSQL when
+//! `CUSTODY_TEST_POSTGRES` is set, each on a fresh database of its own.
+
+use custody_domain::agency::{AgencyCode, AgencyDetails};
+use custody_domain::audit::GENESIS;
+use custody_domain::email::Email;
+use custody_domain::person::{EmploymentStatus, PersonDetails};
+use custody_domain::role::{Role, RoleSet};
+use custody_domain::user::UserKind;
+use custody_store::audit::{AuditFilter, NewEvent, Verification};
+use custody_store::people::PersonFilter;
+use custody_store::testing::TestDb;
+use custody_store::users::NewUser;
+use custody_store::{agencies, audit, migrate, now_ms, people, sessions, tokens, users};
+
+fn details(name: &str) -> AgencyDetails {
+    AgencyDetails { name: name.into(), ..Default::default() }
+}
+
+fn person(given: &str, family: &str, email: Option<&str>) -> PersonDetails {
+    PersonDetails {
+        given_name: given.into(),
+        family_name: family.into(),
+        email: email.map(|e| Email::parse(e).unwrap()),
+        employee_id: None,
+        unit: Some("Field Operations".into()),
+        title: None,
+        phone: None,
+        status: EmploymentStatus::Active,
+    }
+}
+
+fn event(action: &str, object_id: &str) -> NewEvent {
+    NewEvent {
+        id: custody_store::new_id(),
+        at_ms: now_ms(),
+        actor_kind: "system".into(),
+        actor_id: None,
+        actor_label: "test".into(),
+        action: action.into(),
+        object_type: "agency".into(),
+        object_id: object_id.into(),
+        agency: Some(object_id.into()),
+        changes: "{}".into(),
+        request_id: None,
+        source_addr: None,
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_current() {
+    for db in TestDb::all().await {
+        assert_eq!(migrate::run(&db.store).await.unwrap(), 0, "{}", db.label);
+        assert!(migrate::is_current(&db.store).await, "{}", db.label);
+    }
+}
+
+#[tokio::test]
+async fn agencies_round_trip_list_in_code_order_and_refuse_duplicates() {
+    for db in TestDb::all().await {
+        let mut conn = db.store.conn().await.unwrap();
+        for (code, name) in [("DOT", "Transportation"), ("DOH", "Health"), ("DMV", "Motor Vehicles")] {
+            agencies::insert(&mut conn, &AgencyCode::parse(code).unwrap(), &details(name)).await.unwrap();
+        }
+        let duplicate = agencies::insert(&mut conn, &AgencyCode::parse("DOH").unwrap(), &details("Other")).await;
+        assert!(custody_store::is_unique_violation(&duplicate.unwrap_err()), "{}", db.label);
+        let all = agencies::list(&mut conn, None, None, None, 10).await.unwrap();
+        let codes: Vec<_> = all.iter().map(|a| a.code.as_str()).collect();
+        assert_eq!(codes, ["DMV", "DOH", "DOT"], "{}", db.label);
+        let page = agencies::list(&mut conn, None, None, Some("DMV"), 1).await.unwrap();
+        assert_eq!(page[0].code, "DOH");
+        let searched = agencies::list(&mut conn, None, Some("motor"), None, 10).await.unwrap();
+        assert_eq!(searched.len(), 1);
+        let only = agencies::list(&mut conn, Some("DOT"), None, None, 10).await.unwrap();
+        assert_eq!(only.len(), 1);
+        assert!(agencies::name_taken(&mut conn, "Health", None).await.unwrap());
+        assert!(!agencies::name_taken(&mut conn, "Health", Some("DOH")).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn people_page_by_name_with_filters_and_search() {
+    for db in TestDb::all().await {
+        let mut conn = db.store.conn().await.unwrap();
+        for code in ["DOH", "DMV"] {
+            agencies::insert(&mut conn, &AgencyCode::parse(code).unwrap(), &details(code)).await.unwrap();
+        }
+        let names = [("Ana", "Ruiz"), ("Ben", "Adams"), ("Cy", "Ruiz"), ("Di", "Moss"), ("Ed", "Adams")];
+        for (i, (given, family)) in names.iter().enumerate() {
+            let agency = if i % 2 == 0 { "DOH" } else { "DMV" };
+            let email = format!("{}@x.gov", given.to_lowercase());
+            people::insert(&mut conn, &custody_store::new_id(), agency, &person(given, family, Some(&email)))
+                .await
+                .unwrap();
+        }
+        let filter = PersonFilter::default();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = people::list(&mut conn, &filter, after.as_ref(), 2).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|p| p.key());
+            seen.extend(page.into_iter().map(|p| format!("{} {}", p.details.given_name, p.details.family_name)));
+        }
+        assert_eq!(seen, ["Ben Adams", "Ed Adams", "Di Moss", "Ana Ruiz", "Cy Ruiz"], "{}", db.label);
+
+        let doh = PersonFilter { agency: Some("DOH".into()), ..Default::default() };
+        assert_eq!(people::list(&mut conn, &doh, None, 10).await.unwrap().len(), 3);
+        let search = PersonFilter { q: Some("RUIZ".into()), ..Default::default() };
+        assert_eq!(people::list(&mut conn, &search, None, 10).await.unwrap().len(), 2);
+        let wildcard = PersonFilter { q: Some("%".into()), ..Default::default() };
+        assert_eq!(people::list(&mut conn, &wildcard, None, 10).await.unwrap().len(), 0, "{}: % is literal", db.label);
+        assert_eq!(people::count(&mut conn, Some("DMV")).await.unwrap(), 2);
+
+        let clash = person("Zed", "Zee", Some("ana@x.gov"));
+        assert_eq!(people::conflicting_field(&mut conn, "DOH", &clash, None).await.unwrap(), Some("email"));
+        assert_eq!(people::conflicting_field(&mut conn, "DMV", &clash, None).await.unwrap(), None);
+        let duplicate = people::insert(&mut conn, &custody_store::new_id(), "DOH", &clash).await;
+        assert!(custody_store::is_unique_violation(&duplicate.unwrap_err()), "{}", db.label);
+    }
+}
+
+#[tokio::test]
+async fn users_lock_after_failures_and_tokens_resolve_by_hash() {
+    for db in TestDb::all().await {
+        let mut conn = db.store.conn().await.unwrap();
+        let roles = RoleSet::new(vec![Role::Admin]);
+        users::insert(
+            &mut conn,
+            &NewUser {
+                id: "u1",
+                kind: UserKind::Person,
+                email: Some("a@x.gov"),
+                display_name: "A",
+                roles: &roles,
+                agency_code: None,
+                password_hash: Some("h"),
+            },
+        )
+        .await
+        .unwrap();
+        let lock = now_ms() + 60_000;
+        for expected in 1..=3 {
+            assert_eq!(users::record_failure(&mut conn, "u1", 3, lock).await.unwrap(), expected);
+        }
+        let user = users::by_email(&mut conn, "a@x.gov").await.unwrap().unwrap();
+        assert_eq!(user.locked_until, Some(lock), "{}", db.label);
+        assert_eq!(user.roles, roles);
+        users::record_success(&mut conn, "u1").await.unwrap();
+        assert_eq!(users::get(&mut conn, "u1").await.unwrap().unwrap().failed_logins, 0);
+
+        let now = now_ms();
+        users::record_address_failure(&mut conn, "10.0.0.1", now - 10).await.unwrap();
+        users::record_address_failure(&mut conn, "10.0.0.1", now - 1_000_000).await.unwrap();
+        assert_eq!(users::address_failures_since(&mut conn, "10.0.0.1", now - 1000).await.unwrap(), 1);
+        assert_eq!(users::prune_address_failures(&mut conn, now - 1000).await.unwrap(), 1);
+
+        tokens::insert(
+            &mut conn,
+            &tokens::NewToken {
+                id: "t1",
+                user_id: "u1",
+                name: "ci",
+                secret_hash: "abc",
+                prefix: "cst_ab",
+                roles: &roles,
+                agency_code: None,
+                created_at: now,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(tokens::by_secret_hash(&mut conn, "abc").await.unwrap().unwrap().id, "t1");
+        assert!(tokens::revoke(&mut conn, "t1", now).await.unwrap());
+        assert!(!tokens::revoke(&mut conn, "t1", now).await.unwrap(), "revoking twice changes nothing");
+        assert_eq!(tokens::for_user(&mut conn, "u1").await.unwrap()[0].revoked_at, Some(now));
+
+        let session = sessions::SessionRow {
+            id: "s1".into(),
+            user_id: "u1".into(),
+            csrf_token: "c".into(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + 1000,
+        };
+        sessions::insert(&mut conn, &session, "sh", Some("127.0.0.1")).await.unwrap();
+        assert_eq!(sessions::by_secret_hash(&mut conn, "sh").await.unwrap(), Some(session));
+        assert_eq!(sessions::delete_expired(&mut conn, now + 2000).await.unwrap(), 1);
+        assert_eq!(sessions::by_secret_hash(&mut conn, "sh").await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn the_audit_chain_verifies_and_names_an_edited_or_deleted_event() {
+    for db in TestDb::all().await {
+        for i in 0..5 {
+            let mut tx = db.store.write().await.unwrap();
+            audit::append(&mut tx, event("agency.update", &format!("A{i}"))).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        assert_eq!(audit::verify(&db.store, 2).await.unwrap(), Verification::Intact { events: 5 }, "{}", db.label);
+        let mut conn = db.store.conn().await.unwrap();
+        let newest = audit::list(&mut conn, &AuditFilter::default(), None, 2).await.unwrap();
+        assert_eq!(newest.iter().map(|e| e.content.seq).collect::<Vec<_>>(), [5, 4]);
+        let older = audit::list(&mut conn, &AuditFilter::default(), Some(4), 10).await.unwrap();
+        assert_eq!(older.len(), 3);
+        let by_object =
+            AuditFilter { object_type: Some("agency".into()), object_id: Some("A2".into()), ..Default::default() };
+        assert_eq!(audit::list(&mut conn, &by_object, None, 10).await.unwrap().len(), 1);
+
+        sqlx::query("UPDATE audit_events SET actor_label = 'mallory' WHERE seq = 3").execute(&mut *conn).await.unwrap();
+        match audit::verify(&db.store, 2).await.unwrap() {
+            Verification::Broken(brk) => assert_eq!(brk.seq, 3, "{}", db.label),
+            other => panic!("{}: edit not detected: {other:?}", db.label),
+        }
+        sqlx::query("UPDATE audit_events SET actor_label = 'test' WHERE seq = 3").execute(&mut *conn).await.unwrap();
+        sqlx::query("DELETE FROM audit_events WHERE seq = 5").execute(&mut *conn).await.unwrap();
+        match audit::verify(&db.store, 2).await.unwrap() {
+            Verification::Broken(brk) => assert!(brk.reason.contains("deleted"), "{}: {brk:?}", db.label),
+            other => panic!("{}: deletion of the last event not detected: {other:?}", db.label),
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appends_keep_one_unbroken_chain() {
+    for db in TestDb::all().await {
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let store = db.store.clone();
+            tasks.push(tokio::spawn(async move {
+                for j in 0..10 {
+                    let mut tx = store.write().await.unwrap();
+                    audit::append(&mut tx, event("person.update", &format!("P{i}-{j}"))).await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(audit::verify(&db.store, 17).await.unwrap(), Verification::Intact { events: 80 }, "{}", db.label);
+        assert_ne!(GENESIS, "");
+    }
+}
