@@ -233,3 +233,43 @@ pub async fn count(conn: &mut Conn, agency: Option<&str>) -> Result<i64, SqlErro
     };
     row.try_get("n")
 }
+
+/// Inserts many people in one statement per chunk (bulk loading, demo data, imports).
+pub async fn insert_many(conn: &mut Conn, rows: &[(String, String, PersonDetails)], now: i64) -> Result<(), SqlError> {
+    const COLUMNS_PER_ROW: usize = 13;
+    for chunk in rows.chunks(200) {
+        let mut sql = String::from(
+            "INSERT INTO people (id, agency_code, given_name, family_name, email, employee_id, unit, title, phone, \
+             status, search, created_at, updated_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let base = i * COLUMNS_PER_ROW;
+            let placeholders: Vec<String> = (1..=COLUMNS_PER_ROW).map(|k| format!("${}", base + k)).collect();
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            sql.push_str(&placeholders.join(", "));
+            sql.push(')');
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, agency, details) in chunk {
+            query = query
+                .bind(id.clone())
+                .bind(agency.clone())
+                .bind(details.given_name.clone())
+                .bind(details.family_name.clone())
+                .bind(details.email.as_ref().map(|e| e.as_str().to_string()))
+                .bind(details.employee_id.clone())
+                .bind(details.unit.clone())
+                .bind(details.title.clone())
+                .bind(details.phone.clone())
+                .bind(details.status.as_str())
+                .bind(search_text(details))
+                .bind(now)
+                .bind(now);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}

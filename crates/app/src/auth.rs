@@ -1,0 +1,229 @@
+//! Authentication: password sign-in with lockout and per-address throttling, database-backed
+//! sessions with a CSRF token, and bearer API tokens. Secrets are stored only as hashes:
+//! passwords with argon2id, session and token secrets (256 random bits) with SHA-256.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use custody_domain::agency::AgencyCode;
+use custody_domain::authz::{Credential, Principal};
+use custody_domain::email::Email;
+use custody_domain::role::RoleSet;
+use custody_domain::user::UserKind;
+use custody_store::sessions::{self, SessionRow};
+use custody_store::users::UserRow;
+use custody_store::{audit, now_ms, tokens, users};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::{Actor, App, AppError};
+
+/// Prefix of every API token, so that leaked tokens are easy to recognise and scan for.
+pub const TOKEN_PREFIX: &str = "cst_";
+
+/// Hashes a password with argon2id (on a blocking thread: it is deliberately slow).
+pub async fn hash_password(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?
+    .map_err(|e| AppError::Unexpected(anyhow::anyhow!("hashing a password: {e}")))
+}
+
+/// Checks a password against a stored hash, on a blocking thread.
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A stand-in hash, verified when the e-mail is unknown so that timing does not reveal accounts.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$H2aeB8mOIO0wQv0o+e4aA7U3p6hzv4xnGg8Gxs7S0nE";
+
+/// A new random secret: 32 bytes, base64url.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn sha256_hex(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A new console session: the cookie value and the CSRF token to send with writes.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub secret: String,
+    pub csrf_token: String,
+    pub user: UserRow,
+    pub expires_at: i64,
+}
+
+/// Signs a user in with e-mail and password from `source_addr`.
+pub async fn sign_in(
+    app: &App,
+    email: &str,
+    password: &str,
+    source_addr: &str,
+    request_id: Option<String>,
+) -> Result<NewSession, AppError> {
+    let config = &app.config;
+    let now = now_ms();
+    let window_start = now - config.throttle_window_minutes * 60_000;
+    {
+        let mut conn = app.store.conn().await?;
+        let recent = users::address_failures_since(&mut conn, source_addr, window_start).await?;
+        if recent >= config.throttle_failures {
+            return Err(AppError::Throttled { retry_after_secs: config.throttle_window_minutes * 60 });
+        }
+    }
+    let email = Email::parse(email).map_err(|message| AppError::invalid("email", message))?;
+    let user = {
+        let mut conn = app.store.conn().await?;
+        users::by_email(&mut conn, email.as_str()).await?
+    };
+    let usable = user.as_ref().filter(|u| u.kind == UserKind::Person && !u.disabled);
+    let hash = usable.and_then(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
+    if let Some(user) = usable {
+        if let Some(until) = user.locked_until.filter(|until| *until > now) {
+            return Err(AppError::Locked { until_ms: until });
+        }
+    }
+    let valid = verify_password(password.to_string(), hash).await && usable.is_some_and(|u| u.password_hash.is_some());
+    let actor = Actor {
+        principal: None,
+        kind: custody_domain::audit::ActorKind::User,
+        label: email.to_string(),
+        request_id,
+        source_addr: Some(source_addr.to_string()),
+    };
+    let mut tx = app.store.write().await?;
+    let Some(user) = usable.filter(|_| valid) else {
+        users::record_address_failure(&mut tx, source_addr, now).await?;
+        let mut changes = serde_json::json!({ "email": email.as_str() });
+        let mut object_id = String::new();
+        let mut locked_until = None;
+        if let Some(user) = usable {
+            users::clear_expired_lock(&mut tx, &user.id, now).await?;
+            let lock_until = now + config.lockout_minutes * 60_000;
+            let failures = users::record_failure(&mut tx, &user.id, config.lockout_failures, lock_until).await?;
+            changes["failed_logins"] = failures.into();
+            if failures >= config.lockout_failures {
+                changes["locked_until"] = lock_until.into();
+                locked_until = Some(lock_until);
+            }
+            object_id = user.id.clone();
+        }
+        let agency = usable.and_then(|u| u.agency_code.as_deref());
+        audit::append(&mut tx, actor.event("session.sign_in_failed", "user", &object_id, agency, changes)).await?;
+        tx.commit().await?;
+        return Err(match locked_until {
+            Some(until_ms) => AppError::Locked { until_ms },
+            None => AppError::SignInFailed("the e-mail or password is not right"),
+        });
+    };
+    users::record_success(&mut tx, &user.id).await?;
+    let secret = new_secret();
+    let session = SessionRow {
+        id: custody_store::new_id(),
+        user_id: user.id.clone(),
+        csrf_token: new_secret(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + config.session_idle_minutes * 60_000,
+    };
+    sessions::insert(&mut tx, &session, &sha256_hex(&secret), Some(source_addr)).await?;
+    let changes = serde_json::json!({ "session": session.id });
+    audit::append(&mut tx, actor.event("session.create", "user", &user.id, user.agency_code.as_deref(), changes)).await?;
+    tx.commit().await?;
+    Ok(NewSession { secret, csrf_token: session.csrf_token, user: user.clone(), expires_at: session.expires_at })
+}
+
+/// Ends the actor's session.
+pub async fn sign_out(app: &App, actor: &Actor) -> Result<(), AppError> {
+    let principal = actor.principal.as_ref().ok_or(AppError::Unauthenticated)?;
+    let Credential::Session { session_id, .. } = &principal.via else {
+        return Err(AppError::invalid("session", "this request was not made with a console session"));
+    };
+    let mut tx = app.store.write().await?;
+    sessions::delete(&mut tx, session_id).await?;
+    let agency = principal.agency.as_ref().map(|a| a.to_string());
+    let changes = serde_json::json!({ "session": session_id });
+    audit::append(&mut tx, actor.event("session.delete", "user", &principal.user_id, agency.as_deref(), changes)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn principal_of(user: &UserRow, roles: RoleSet, via: Credential) -> Result<Principal, AppError> {
+    let agency = user.agency_code.as_deref().map(AgencyCode::parse).transpose().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Principal {
+        user_id: user.id.clone(),
+        label: user.email.clone().unwrap_or_else(|| user.display_name.clone()),
+        roles,
+        agency,
+        via,
+    })
+}
+
+/// Resolves a session cookie's value to its principal; expired or unknown sessions are refused.
+pub async fn session_principal(app: &App, secret: &str) -> Result<Principal, AppError> {
+    let now = now_ms();
+    let mut conn = app.store.conn().await?;
+    let session = sessions::by_secret_hash(&mut conn, &sha256_hex(secret)).await?.ok_or(AppError::Unauthenticated)?;
+    if session.expires_at <= now {
+        return Err(AppError::Unauthenticated);
+    }
+    let user = users::get(&mut conn, &session.user_id).await?.ok_or(AppError::Unauthenticated)?;
+    if user.disabled {
+        return Err(AppError::Unauthenticated);
+    }
+    let idle = app.config.session_idle_minutes * 60_000;
+    sessions::touch(&mut conn, &session.id, now, now + idle, 60_000).await?;
+    let roles = user.roles.clone();
+    principal_of(&user, roles, Credential::Session { session_id: session.id, csrf_token: session.csrf_token })
+}
+
+/// Resolves a bearer token to its principal: the token's roles, narrowed to those its user still holds.
+pub async fn token_principal(app: &App, secret: &str) -> Result<Principal, AppError> {
+    if !secret.starts_with(TOKEN_PREFIX) {
+        return Err(AppError::Unauthenticated);
+    }
+    let now = now_ms();
+    let mut conn = app.store.conn().await?;
+    let token = tokens::by_secret_hash(&mut conn, &sha256_hex(secret)).await?.ok_or(AppError::Unauthenticated)?;
+    if token.revoked_at.is_some() || token.expires_at.is_some_and(|at| at <= now) {
+        return Err(AppError::Unauthenticated);
+    }
+    let user = users::get(&mut conn, &token.user_id).await?.ok_or(AppError::Unauthenticated)?;
+    if user.disabled {
+        return Err(AppError::Unauthenticated);
+    }
+    tokens::touch(&mut conn, &token.id, now, 60_000).await?;
+    let roles = RoleSet::new(token.roles.iter().filter(|r| user.roles.contains(*r)).collect());
+    if roles.is_empty() {
+        return Err(AppError::Unauthenticated);
+    }
+    principal_of(&user, roles, Credential::Token { token_id: token.id })
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn passwords_hash_with_argon2id_and_verify() {
+        let hash = super::hash_password("correct horse battery".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(super::verify_password("correct horse battery".into(), hash.clone()).await);
+        assert!(!super::verify_password("wrong horse battery".into(), hash).await);
+    }
+
+    #[test]
+    fn the_dummy_hash_parses() {
+        assert!(argon2::password_hash::PasswordHash::new(super::DUMMY_HASH).is_ok());
+    }
+}
