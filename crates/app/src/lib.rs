@@ -76,11 +76,11 @@ pub struct Actor {
 impl Actor {
     /// A signed-in user or a token holder.
     pub fn principal(principal: Principal, request_id: Option<String>, source_addr: Option<String>) -> Self {
-        let kind = match principal.via {
-            Credential::Session { .. } => ActorKind::User,
-            Credential::Token { .. } => ActorKind::Token,
+        let (kind, label) = match &principal.via {
+            Credential::Session { .. } => (ActorKind::User, principal.label.clone()),
+            Credential::Token { token_id } => (ActorKind::Token, format!("{} (token {token_id})", principal.label)),
         };
-        Self { label: principal.label.clone(), principal: Some(principal), kind, request_id, source_addr }
+        Self { label, principal: Some(principal), kind, request_id, source_addr }
     }
 
     /// The operator at the command line, or a job.
@@ -102,10 +102,7 @@ impl Actor {
     }
 
     fn actor_id(&self) -> Option<String> {
-        self.principal.as_ref().map(|p| match &p.via {
-            Credential::Token { token_id } => format!("{}/{}", p.user_id, token_id),
-            Credential::Session { .. } => p.user_id.clone(),
-        })
+        self.principal.as_ref().map(|p| p.user_id.clone())
     }
 
     /// An audit event for `action` on an object, by this actor.

@@ -1,1 +1,107 @@
-//! placeholder
+//! The `custody` binary's library: configuration, startup and the command-line commands, kept
+//! out of `main.rs` so that tests start the real server exactly as the binary does.
+
+pub mod cli;
+pub mod config;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use custody_app::App;
+use custody_store::{Store, StoreOptions, migrate};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use config::Config;
+
+/// Opens the configured database (creating the data directory for SQLite).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") && config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    }
+    let options = StoreOptions { max_connections: config.database.max_connections, ..Default::default() };
+    Store::connect(&url, &options).await
+}
+
+/// The application over the configured database, migrated when `auto_migrate` is on.
+pub async fn build_app(config: &Config) -> anyhow::Result<App> {
+    let store = open_store(config).await?;
+    if config.auto_migrate {
+        migrate::run(&store).await.context("migrating the database")?;
+    }
+    Ok(App::new(store, config.app_config()))
+}
+
+/// A server started in the background.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: App,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Starts serving `app` on `listen` (port 0 picks a free port).
+    pub async fn start(config: &Config, app: App, listen: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let router = custody_web::router(app.clone(), config.web_config());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(custody_web::serve(listener, router, async move {
+            let _ = rx.await;
+        }));
+        Ok(Self { addr, app, shutdown: Some(tx), task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets open requests finish, and closes the database.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await??;
+        self.app.store.close().await;
+        Ok(())
+    }
+
+    /// Waits for Ctrl-C or SIGTERM, then stops gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Sets up logging as configured (text or JSON lines on stderr).
+pub fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+}

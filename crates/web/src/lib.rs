@@ -1,1 +1,61 @@
-//! placeholder
+//! Custody's HTTP edge: the JSON API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`, Swagger UI
+//! at `/api/docs`) and the operations endpoints. Later steps add the console, `/mdm` and `/scep`.
+//!
+//! The only crate that knows HTTP. Handlers translate requests into use-case calls of
+//! `custody-app` and their results into JSON or problem documents; they hold no business rules.
+
+pub mod api;
+pub mod extract;
+pub mod ops;
+pub mod problem;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use custody_app::App;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::problem::Problem;
+
+/// Settings of the HTTP edge.
+#[derive(Debug, Clone, Default)]
+pub struct WebConfig {
+    /// Mark cookies `Secure` (Custody is served over TLS, directly or behind a proxy).
+    pub secure_cookies: bool,
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    pub config: Arc<WebConfig>,
+    pub metrics: PrometheusHandle,
+}
+
+/// The whole HTTP application.
+pub fn router(app: App, config: WebConfig) -> Router {
+    let state = AppState { app, config: Arc::new(config), metrics: ops::metrics_handle() };
+    let (api, openapi) = api::router().split_for_parts();
+    Router::new()
+        .merge(api)
+        .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi))
+        .fallback(|| async { Problem::not_found() })
+        .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
+        .layer(axum::middleware::from_fn(ops::observe))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains open requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,250 @@
+//! The command line: `serve`, `demo`, `migrate` and `admin ...`.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use custody_app::demo::{self, DemoOptions};
+use custody_app::{Actor, AppError, users};
+use custody_domain::agency::AgencyCode;
+use custody_domain::role::{Role, RoleSet};
+use custody_store::audit::Verification;
+use custody_store::migrate;
+
+use crate::config::{Config, Overrides};
+use crate::{Server, build_app, init_logging, open_store};
+
+#[derive(Debug, Parser)]
+#[command(name = "custody", version, about = "Mobile device management as a line of service for a government's agencies")]
+pub struct Cli {
+    /// A TOML configuration file.
+    #[arg(long, global = true, env = "CUSTODY_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the console, the API and the device endpoints.
+    Serve(ServeArgs),
+    /// Seed a realistic demo state on first start (reused afterwards), then serve it.
+    Demo(DemoArgs),
+    /// Apply database migrations.
+    Migrate(DbArgs),
+    /// Administration: users, tokens, the audit chain.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Directory for Custody's files [default: ./custody-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB` [default: SQLite in the data directory].
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Seed of the generator: the same seed yields the same data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How many people to create across the demo agencies.
+    #[arg(long, default_value_t = 2_000)]
+    pub people: u64,
+    /// Seed only, do not serve.
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a console user; the password is read from standard input.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        /// A role (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The agency code, for agency roles.
+        #[arg(long)]
+        agency: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Create an API token held by a new service account; prints the token on the last line.
+    CreateToken {
+        /// A role (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The agency code, for agency roles.
+        #[arg(long)]
+        agency: Option<String>,
+        /// The token's (and service account's) name.
+        #[arg(long)]
+        name: String,
+        /// Expire after this many days [default: never].
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Walk the audit chain; exit 0 when intact, 1 naming the first broken event.
+    AuditVerify {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn overrides(db: &DbArgs, listen: Option<SocketAddr>) -> Overrides {
+    Overrides { listen, data_dir: db.data_dir.clone(), database_url: db.database_url.clone() }
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let config_file = cli.config.as_deref();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::load(config_file, &overrides(&args.db, args.listen))?;
+            init_logging(&config);
+            let app = build_app(&config).await?;
+            let server = Server::start(&config, app, config.listen).await?;
+            tracing::info!(url = %server.url(), database = %custody_store::redact(&config.database_url()), "serving");
+            eprintln!("Custody is serving on {}", server.url());
+            server.run_until_signal().await?;
+            Ok(0)
+        }
+        Command::Demo(args) => {
+            let config = Config::load(config_file, &overrides(&args.serve.db, args.serve.listen))?;
+            init_logging(&config);
+            let app = build_app(&config).await?;
+            let options = DemoOptions { seed: args.seed, people: args.people };
+            let summary = demo::seed(&app, &options).await?;
+            if summary.seeded {
+                eprintln!("Seeded {} agencies and {} people (seed {}).", summary.agencies, summary.people, args.seed);
+            } else {
+                eprintln!("The database already holds data: reusing it.");
+            }
+            if args.no_serve {
+                return Ok(0);
+            }
+            let server = Server::start(&config, app, config.listen).await?;
+            print_demo_banner(&server.url(), &summary.accounts);
+            server.run_until_signal().await?;
+            Ok(0)
+        }
+        Command::Migrate(db) => {
+            let mut config = Config::load(config_file, &overrides(&db, None))?;
+            config.auto_migrate = false;
+            init_logging(&config);
+            let store = open_store(&config).await?;
+            let applied = migrate::run(&store).await?;
+            println!("{applied} migration(s) applied; schema version {}", migrate::latest_version());
+            Ok(0)
+        }
+        Command::Admin(command) => admin(config_file, command).await,
+    }
+}
+
+fn print_demo_banner(url: &str, accounts: &[custody_app::demo::DemoAccount]) {
+    println!();
+    println!("Custody demo is running at {url}");
+    println!("  API:        {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json, docs: {url}/api/docs)");
+    println!("  Sign in:    POST {url}/api/v1/session with an account below");
+    println!("  Password for every demo account: {}", demo::DEMO_PASSWORD);
+    println!();
+    println!("  {:<40} {:<18} agency", "account", "role");
+    for account in accounts {
+        println!("  {:<40} {:<18} {}", account.email, account.role.as_str(), account.agency.as_deref().unwrap_or("(central IT)"));
+    }
+    println!();
+    println!("Press Ctrl-C to stop.");
+}
+
+fn parse_roles(raw: &[String]) -> anyhow::Result<RoleSet> {
+    let roles = raw.iter().map(|r| r.parse::<Role>()).collect::<Result<Vec<_>, _>>()?;
+    Ok(RoleSet::new(roles))
+}
+
+fn explain(error: AppError) -> anyhow::Error {
+    match error {
+        AppError::Validation(errors) => anyhow::anyhow!("invalid input: {errors}"),
+        AppError::Conflict { field, message } => anyhow::anyhow!("{field}: {message}"),
+        other => anyhow::Error::new(other),
+    }
+}
+
+async fn admin(config_file: Option<&std::path::Path>, command: AdminCommand) -> anyhow::Result<i32> {
+    let db = match &command {
+        AdminCommand::CreateUser { db, .. } | AdminCommand::CreateToken { db, .. } | AdminCommand::AuditVerify { db } => db,
+    };
+    let config = Config::load(config_file, &overrides(db, None))?;
+    init_logging(&Config { log: crate::config::LogConfig { level: "warn".into(), ..config.log.clone() }, ..config.clone() });
+    let app = build_app(&config).await?;
+    let actor = Actor::system("command line");
+    let code = match command {
+        AdminCommand::CreateUser { email, roles, agency, display_name, password_stdin, .. } => {
+            if !password_stdin {
+                bail!("--password-stdin is required: the password is read from standard input");
+            }
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_string();
+            let input = users::NewUserInput { email: Some(email), display_name, roles, agency, password: Some(password) };
+            let user = users::create(&app, &actor, input).await.map_err(explain)?;
+            println!("created user {} ({}) with roles {}", user.email.unwrap_or_default(), user.id, user.roles.to_csv());
+            0
+        }
+        AdminCommand::CreateToken { roles, agency, name, expires_in_days, .. } => {
+            let roles = parse_roles(&roles)?;
+            let agency = agency.as_deref().map(AgencyCode::parse).transpose().map_err(|m| anyhow::anyhow!("--agency {m}"))?;
+            if let Some(days) = expires_in_days {
+                anyhow::ensure!((1..=3650).contains(&days), "--expires-in-days must be between 1 and 3650");
+            }
+            let expires_at = expires_in_days.map(|d| custody_store::now_ms() + d * 86_400_000);
+            let mut tx = app.store.write().await?;
+            let account = users::create_service_account(&mut tx, &actor, &name, &roles, agency.as_ref()).await.map_err(explain)?;
+            let issued = custody_app::tokens::issue(&mut tx, &actor, &account.id, &name, &roles, agency.as_ref(), expires_at)
+                .await
+                .map_err(explain)?;
+            tx.commit().await?;
+            eprintln!("created token {} for service account {} ({})", issued.row.id, name, roles.to_csv());
+            eprintln!("store it now: it is shown only once");
+            println!("{}", issued.secret);
+            0
+        }
+        AdminCommand::AuditVerify { .. } => match custody_app::audit_log::verify(&app).await.map_err(explain)? {
+            Verification::Intact { events } => {
+                println!("audit chain intact: {events} events");
+                0
+            }
+            Verification::Broken(brk) => {
+                println!("audit chain BROKEN at event {} {}: {}", brk.seq, brk.id, brk.reason);
+                1
+            }
+        },
+    };
+    app.store.close().await;
+    Ok(code)
+}

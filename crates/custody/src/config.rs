@@ -1,0 +1,146 @@
+//! Configuration: defaults, then a TOML file, then `CUSTODY_*` environment variables, then
+//! command-line flags, each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to serve on.
+    pub listen: SocketAddr,
+    /// Where Custody keeps its files (the SQLite database by default).
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; default: `custody.db` in the data directory.
+    pub database_url: Option<String>,
+    /// Apply pending migrations when the server starts.
+    pub auto_migrate: bool,
+    /// The public base URL (used in links and to decide on `Secure` cookies).
+    pub public_url: Option<String>,
+    /// Force `Secure` cookies (also on when `public_url` is https).
+    pub secure_cookies: bool,
+    pub log: LogConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `custody_web=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    pub lockout_failures: i64,
+    pub lockout_minutes: i64,
+    pub throttle_failures: i64,
+    pub throttle_window_minutes: i64,
+    pub session_idle_minutes: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            data_dir: PathBuf::from("./custody-data"),
+            database_url: None,
+            auto_migrate: true,
+            public_url: None,
+            secure_cookies: false,
+            log: LogConfig::default(),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: "text".into(), level: "info".into() }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { max_connections: 8 }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let app = custody_app::AppConfig::default();
+        Self {
+            lockout_failures: app.lockout_failures,
+            lockout_minutes: app.lockout_minutes,
+            throttle_failures: app.throttle_failures,
+            throttle_window_minutes: app.throttle_window_minutes,
+            session_idle_minutes: app.session_idle_minutes,
+        }
+    }
+}
+
+/// Values given on the command line, which win over everything else.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads the configuration: defaults, `file` (when given), `CUSTODY_*` variables
+    /// (`CUSTODY_AUTH__LOCKOUT_MINUTES` for nested keys), then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(file.exists(), "configuration file {} does not exist", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("CUSTODY_").split("__").ignore(&["config", "test_postgres"]))
+            .merge(Serialized::defaults(overrides));
+        figment.extract().context("reading the configuration")
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("custody.db").display()),
+        }
+    }
+
+    pub fn app_config(&self) -> custody_app::AppConfig {
+        custody_app::AppConfig {
+            lockout_failures: self.auth.lockout_failures,
+            lockout_minutes: self.auth.lockout_minutes,
+            throttle_failures: self.auth.throttle_failures,
+            throttle_window_minutes: self.auth.throttle_window_minutes,
+            session_idle_minutes: self.auth.session_idle_minutes,
+        }
+    }
+
+    pub fn web_config(&self) -> custody_web::WebConfig {
+        let https = self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+        custody_web::WebConfig { secure_cookies: self.secure_cookies || https }
+    }
+}

@@ -1,0 +1,104 @@
+//! The JSON API under `/api/v1`: one module per resource. Handlers only translate between HTTP
+//! and the use cases of `custody-app`; every route is registered with its OpenAPI operation, so
+//! no endpoint can exist undocumented.
+
+pub mod agencies;
+pub mod audit;
+pub mod people;
+pub mod session;
+pub mod tokens;
+pub mod users;
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+/// Milliseconds since the Unix epoch, as RFC 3339 text for API documents.
+pub fn timestamp(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.3}")).unwrap_or_default()
+}
+
+/// Parses an RFC 3339 timestamp (`2026-01-31T12:00:00Z`) or a date (`2026-01-31`, midnight UTC)
+/// into unix milliseconds.
+pub fn parse_timestamp(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    if let Ok(ts) = raw.parse::<jiff::Timestamp>() {
+        return Some(ts.as_millisecond());
+    }
+    let date: jiff::civil::Date = raw.parse().ok()?;
+    date.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp().as_millisecond())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Custody API",
+        description = "Mobile device management as a line of service: agencies, people, users, tokens and the audit log. \
+                       Errors are RFC 9457 problem documents; lists answer `{items, next}` with an opaque cursor.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "session", description = "Sign-in, sign-out, the current user"),
+        (name = "agencies", description = "Agencies: central IT's customers"),
+        (name = "people", description = "Agency employees"),
+        (name = "users", description = "Console users, roles and agency scope"),
+        (name = "tokens", description = "API tokens"),
+        (name = "audit", description = "The audit log"),
+        (name = "operations", description = "Health, readiness and metrics")
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::extract::SESSION_COOKIE))),
+        );
+    }
+}
+
+/// Every API route with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(session::sign_in, session::sign_out))
+        .routes(routes!(session::me))
+        .routes(routes!(session::change_password))
+        .routes(routes!(session::roles))
+        .routes(routes!(agencies::list, agencies::create))
+        .routes(routes!(agencies::get, agencies::update))
+        .routes(routes!(people::list, people::create))
+        .routes(routes!(people::get, people::update))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::get, users::update))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
+        .routes(routes!(crate::ops::healthz))
+        .routes(routes!(crate::ops::readyz))
+        .routes(routes!(crate::ops::metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        for ms in [0, 951_782_400_000, 1_700_000_000_123, 4_102_444_800_000] {
+            assert_eq!(parse_timestamp(&timestamp(ms)), Some(ms), "{}", timestamp(ms));
+        }
+        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(parse_timestamp("2024-02-29"), Some(1_709_164_800_000));
+        assert_eq!(parse_timestamp("2024-13-01"), None);
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+}
