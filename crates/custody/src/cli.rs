@@ -34,6 +34,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Apply database migrations.
     Migrate(DbArgs),
+    /// Print the API's OpenAPI 3.1 document.
+    Openapi,
     /// Administration: users, tokens, the audit chain.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -161,6 +163,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let store = open_store(&config).await?;
             let applied = migrate::run(&store).await?;
             println!("{applied} migration(s) applied; schema version {}", migrate::latest_version());
+            Ok(0)
+        }
+        Command::Openapi => {
+            println!("{}", custody_web::openapi_document().to_pretty_json()?);
             Ok(0)
         }
         Command::Admin(command) => admin(config_file, command).await,

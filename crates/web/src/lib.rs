@@ -59,3 +59,8 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// The OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api::router().split_for_parts().1
+}

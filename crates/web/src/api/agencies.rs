@@ -51,6 +51,7 @@ pub struct AgencyList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AgencyQuery {
     /// Case-insensitive part of the code or name.
@@ -61,7 +62,7 @@ pub struct AgencyQuery {
 }
 
 /// Agencies the caller may see, ordered by code.
-#[utoipa::path(get, path = "/api/v1/agencies", tag = "agencies", params(AgencyQuery),
+#[utoipa::path(operation_id = "list_agencies", get, path = "/api/v1/agencies", tag = "agencies", params(AgencyQuery),
     responses((status = 200, body = AgencyList), (status = 401, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn list(
@@ -103,7 +104,7 @@ impl AgencyBody {
 }
 
 /// Create an agency (`admin`).
-#[utoipa::path(post, path = "/api/v1/agencies", tag = "agencies", request_body = AgencyBody,
+#[utoipa::path(operation_id = "create_agency", post, path = "/api/v1/agencies", tag = "agencies", request_body = AgencyBody,
     responses((status = 201, body = AgencyDto), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
@@ -118,7 +119,7 @@ pub async fn create(
 }
 
 /// One agency.
-#[utoipa::path(get, path = "/api/v1/agencies/{code}", tag = "agencies", params(("code" = String, Path)),
+#[utoipa::path(operation_id = "get_agency", get, path = "/api/v1/agencies/{code}", tag = "agencies", params(("code" = String, Path)),
     responses((status = 200, body = AgencyDto), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn get(State(state): State<AppState>, Auth(actor): Auth, Path(code): Path<String>) -> ApiResult<Json<AgencyDto>> {
@@ -126,7 +127,7 @@ pub async fn get(State(state): State<AppState>, Auth(actor): Auth, Path(code): P
 }
 
 /// Change an agency's details (`admin`); fields not sent keep their value.
-#[utoipa::path(patch, path = "/api/v1/agencies/{code}", tag = "agencies", params(("code" = String, Path)),
+#[utoipa::path(operation_id = "update_agency", patch, path = "/api/v1/agencies/{code}", tag = "agencies", params(("code" = String, Path)),
     request_body = AgencyBody,
     responses((status = 200, body = AgencyDto), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),

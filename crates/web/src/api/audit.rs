@@ -63,6 +63,7 @@ pub struct AuditEventList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub object_type: Option<String>,
@@ -80,7 +81,7 @@ pub struct AuditQuery {
 }
 
 /// Audit events, newest first.
-#[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit", params(AuditQuery),
+#[utoipa::path(operation_id = "list_audit_events", get, path = "/api/v1/audit-events", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditEventList), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]

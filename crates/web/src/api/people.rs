@@ -57,6 +57,7 @@ pub struct PersonList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PersonQuery {
     /// Agency code (agency users always see only their own agency).
@@ -71,7 +72,7 @@ pub struct PersonQuery {
 }
 
 /// People, ordered by family name, given name and id.
-#[utoipa::path(get, path = "/api/v1/people", tag = "people", params(PersonQuery),
+#[utoipa::path(operation_id = "list_people", get, path = "/api/v1/people", tag = "people", params(PersonQuery),
     responses((status = 200, body = PersonList), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
@@ -126,7 +127,7 @@ impl PersonBody {
 }
 
 /// Add a person (`admin`, `service_desk`, `agency_requester`).
-#[utoipa::path(post, path = "/api/v1/people", tag = "people", request_body = PersonBody,
+#[utoipa::path(operation_id = "create_person", post, path = "/api/v1/people", tag = "people", request_body = PersonBody,
     responses((status = 201, body = PersonDto), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
@@ -141,7 +142,7 @@ pub async fn create(
 }
 
 /// One person.
-#[utoipa::path(get, path = "/api/v1/people/{id}", tag = "people", params(("id" = String, Path)),
+#[utoipa::path(operation_id = "get_person", get, path = "/api/v1/people/{id}", tag = "people", params(("id" = String, Path)),
     responses((status = 200, body = PersonDto), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
@@ -150,7 +151,7 @@ pub async fn get(State(state): State<AppState>, Auth(actor): Auth, Path(id): Pat
 }
 
 /// Change a person; fields not sent keep their value.
-#[utoipa::path(patch, path = "/api/v1/people/{id}", tag = "people", params(("id" = String, Path)),
+#[utoipa::path(operation_id = "update_person", patch, path = "/api/v1/people/{id}", tag = "people", params(("id" = String, Path)),
     request_body = PersonBody,
     responses((status = 200, body = PersonDto), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),

@@ -130,7 +130,7 @@ pub struct RoleDto {
 }
 
 /// The roles an account can hold.
-#[utoipa::path(get, path = "/api/v1/roles", tag = "users",
+#[utoipa::path(operation_id = "list_roles", get, path = "/api/v1/roles", tag = "users",
     responses((status = 200, body = [RoleDto]), (status = 401, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn roles(Auth(_actor): Auth) -> Json<Vec<RoleDto>> {

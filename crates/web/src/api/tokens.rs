@@ -56,7 +56,7 @@ pub struct IssuedTokenDto {
 }
 
 /// The caller's tokens, newest first.
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+#[utoipa::path(operation_id = "list_tokens", get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, body = TokenList), (status = 401, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn list(State(state): State<AppState>, Auth(actor): Auth) -> ApiResult<Json<TokenList>> {
@@ -74,7 +74,7 @@ pub struct NewTokenBody {
 }
 
 /// Create a token for the caller.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenBody,
+#[utoipa::path(operation_id = "create_token", post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenBody,
     responses((status = 201, body = IssuedTokenDto), (status = 401, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create(
@@ -88,7 +88,7 @@ pub async fn create(
 }
 
 /// Revoke one of the caller's tokens (an `admin` may revoke any).
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
+#[utoipa::path(operation_id = "revoke_token", delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
     responses((status = 200, body = TokenDto), (status = 401, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]

@@ -54,6 +54,7 @@ pub struct UserList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {
     pub agency: Option<String>,
@@ -64,7 +65,7 @@ pub struct UserQuery {
 }
 
 /// Users, ordered by display name (`admin`, `auditor`).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
+#[utoipa::path(operation_id = "list_users", get, path = "/api/v1/users", tag = "users", params(UserQuery),
     responses((status = 200, body = UserList), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn list(
@@ -98,7 +99,7 @@ pub struct NewUserBody {
 }
 
 /// Create a user (`admin`).
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUserBody,
+#[utoipa::path(operation_id = "create_user", post, path = "/api/v1/users", tag = "users", request_body = NewUserBody,
     responses((status = 201, body = UserDto), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
@@ -118,7 +119,7 @@ pub async fn create(
 }
 
 /// One user (`admin`, `auditor`).
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(operation_id = "get_user", get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 200, body = UserDto), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
@@ -144,7 +145,7 @@ pub struct UserUpdateBody {
 }
 
 /// Change a user's name, roles, agency or disabled flag (`admin`).
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(operation_id = "update_user", patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     request_body = UserUpdateBody,
     responses((status = 200, body = UserDto), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)),

@@ -1,0 +1,292 @@
+//! Every endpoint × every role × own agency vs another agency, generated from the OpenAPI
+//! document the router is built from: an endpoint without an expectation here fails the test.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{PASSWORD, TestApp};
+use custody_domain::role::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const OWN: &str = "AAA";
+const OTHER: &str = "BBB";
+
+/// Endpoints anyone may call without credentials.
+const PUBLIC: &[&str] = &["POST /api/v1/session", "GET /healthz", "GET /readyz", "GET /metrics"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Own,
+    Foreign,
+}
+
+struct Fixture {
+    own_person: String,
+    foreign_person: String,
+    own_user: String,
+    foreign_user: String,
+    /// A token of someone else, revocable only by an admin.
+    others_token_ids: Vec<String>,
+}
+
+const READERS_OF_PEOPLE: &[Role] = &[
+    Role::Admin,
+    Role::Infosec,
+    Role::Euc,
+    Role::ServiceDesk,
+    Role::Billing,
+    Role::Auditor,
+    Role::AgencyRequester,
+    Role::AgencyApprover,
+    Role::AgencyLegal,
+    Role::AgencyCertifier,
+    Role::AgencyViewer,
+];
+const WRITERS_OF_PEOPLE: &[Role] = &[Role::Admin, Role::ServiceDesk, Role::AgencyRequester];
+const USER_READERS: &[Role] = &[Role::Admin, Role::Auditor];
+
+/// The status an authenticated call must answer. `None`: nobody wrote down what to expect.
+fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
+    let hidden = !role.is_central() && target == Target::Foreign;
+    let allow = |roles: &[Role], ok: u16| if hidden { 404 } else if roles.contains(&role) { ok } else { 403 };
+    let admin_only = |ok: u16| if role == Role::Admin { ok } else { 403 };
+    Some(match key {
+        "GET /api/v1/me" | "GET /api/v1/roles" | "GET /api/v1/tokens" => 200,
+        "POST /api/v1/tokens" => 201,
+        "PUT /api/v1/me/password" => 204,
+        // A token is not a console session: there is nothing to sign out of.
+        "DELETE /api/v1/session" => 422,
+        "DELETE /api/v1/tokens/{id}" => match target {
+            Target::Own => 200,
+            Target::Foreign if role == Role::Admin => 200,
+            Target::Foreign => 404,
+        },
+        "GET /api/v1/agencies" => 200,
+        "POST /api/v1/agencies" => admin_only(201),
+        "GET /api/v1/agencies/{code}" => allow(&Role::ALL, 200),
+        "PATCH /api/v1/agencies/{code}" => allow(&[Role::Admin], 200),
+        "GET /api/v1/people" | "GET /api/v1/people/{id}" => allow(READERS_OF_PEOPLE, 200),
+        "POST /api/v1/people" => allow(WRITERS_OF_PEOPLE, 201),
+        "PATCH /api/v1/people/{id}" => {
+            if hidden {
+                404
+            } else if !READERS_OF_PEOPLE.contains(&role) {
+                403
+            } else {
+                allow(WRITERS_OF_PEOPLE, 200)
+            }
+        }
+        "GET /api/v1/users" | "GET /api/v1/users/{id}" => allow(USER_READERS, 200),
+        "POST /api/v1/users" => admin_only(201),
+        "PATCH /api/v1/users/{id}" => {
+            if hidden {
+                404
+            } else if !USER_READERS.contains(&role) {
+                403
+            } else {
+                allow(&[Role::Admin], 200)
+            }
+        }
+        "GET /api/v1/audit-events" => {
+            if USER_READERS.contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
+        _ => return None,
+    })
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique() -> usize {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+fn agency_of(target: Target) -> &'static str {
+    match target {
+        Target::Own => OWN,
+        Target::Foreign => OTHER,
+    }
+}
+
+/// The concrete path and body for calling `key` against `target`.
+async fn call_for(
+    app: &TestApp,
+    fixture: &mut Fixture,
+    key: &str,
+    target: Target,
+    user_id: &str,
+    role: Role,
+) -> (String, Option<Value>) {
+    let (method, path) = key.split_once(' ').unwrap();
+    let agency = agency_of(target);
+    let n = unique();
+    let concrete = if path.contains("/agencies/{code}") {
+        path.replace("{code}", agency)
+    } else if path.starts_with("/api/v1/people/") {
+        path.replace("{id}", if target == Target::Own { &fixture.own_person } else { &fixture.foreign_person })
+    } else if path.starts_with("/api/v1/users/") {
+        path.replace("{id}", if target == Target::Own { &fixture.own_user } else { &fixture.foreign_user })
+    } else if path.starts_with("/api/v1/tokens/") {
+        let id = match target {
+            Target::Own => {
+                let token = app.token_for(user_id, role, (!role.is_central()).then_some(OWN)).await;
+                let me: Value = app.get("/api/v1/tokens", &token).await.json().await.unwrap();
+                me["items"][0]["id"].as_str().unwrap().to_string()
+            }
+            Target::Foreign => fixture.others_token_ids.pop().expect("enough foreign tokens"),
+        };
+        path.replace("{id}", &id)
+    } else if (path == "/api/v1/people" || path == "/api/v1/users") && method == "GET" {
+        format!("{path}?agency={agency}")
+    } else {
+        path.to_string()
+    };
+    let body = match key {
+        "POST /api/v1/agencies" => Some(json!({"code": format!("N{n}"), "name": format!("New agency {n}")})),
+        "PATCH /api/v1/agencies/{code}" => Some(json!({"billing_account": format!("BA-{n}")})),
+        "POST /api/v1/people" => Some(json!({"agency": agency, "given_name": "Pat", "family_name": format!("Lee{n}")})),
+        "PATCH /api/v1/people/{id}" => Some(json!({"title": format!("Title {n}")})),
+        "POST /api/v1/users" => Some(json!({
+            "email": format!("new{n}@example.gov"), "roles": ["agency_viewer"], "agency": agency
+        })),
+        "PATCH /api/v1/users/{id}" => Some(json!({"display_name": format!("Renamed {n}")})),
+        "POST /api/v1/tokens" => Some(json!({"name": format!("t{n}")})),
+        "PUT /api/v1/me/password" => Some(json!({"current_password": PASSWORD, "new_password": PASSWORD})),
+        _ if method != "GET" && method != "DELETE" => Some(json!({})),
+        _ => None,
+    };
+    (concrete, body)
+}
+
+#[tokio::test]
+async fn every_endpoint_for_every_role_in_own_and_other_agency() {
+    let app = TestApp::spawn().await;
+    app.agency(OWN, "Own Agency").await;
+    app.agency(OTHER, "Other Agency").await;
+    let (own_user, _) = app.user_with_token("own.viewer@aaa.example", Role::AgencyViewer, Some(OWN)).await;
+    let (foreign_user, _) = app.user_with_token("other.viewer@bbb.example", Role::AgencyViewer, Some(OTHER)).await;
+    let mut others_token_ids = Vec::new();
+    for _ in 0..Role::ALL.len() {
+        app.token_for(&foreign_user, Role::AgencyViewer, Some(OTHER)).await;
+    }
+    {
+        let mut conn = app.app().store.conn().await.unwrap();
+        for token in custody_store::tokens::for_user(&mut conn, &foreign_user).await.unwrap() {
+            others_token_ids.push(token.id);
+        }
+    }
+    let mut fixture = Fixture {
+        own_person: app.person(OWN, "Owen", "Own").await,
+        foreign_person: app.person(OTHER, "Otto", "Other").await,
+        own_user,
+        foreign_user,
+        others_token_ids,
+    };
+
+    let principals: Vec<(Role, String, String)> = {
+        let mut v = Vec::new();
+        for role in Role::ALL {
+            let agency = (!role.is_central()).then_some(OWN);
+            let (id, token) = app.user_with_token(&format!("{}@matrix.example", role.as_str()), role, agency).await;
+            v.push((role, id, token));
+        }
+        v
+    };
+
+    let document = serde_json::to_value(custody_web::openapi_document()).unwrap();
+    let mut keys = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            keys.push(format!("{} {}", method.to_uppercase(), path));
+        }
+    }
+    assert!(keys.len() >= 20, "the OpenAPI document lists the endpoints: {keys:?}");
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !PUBLIC.contains(&k.as_str()) && expected(k, Role::Admin, Target::Own).is_none())
+        .collect();
+    assert!(missing.is_empty(), "endpoints without authorization expectations: {missing:?}");
+
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for key in &keys {
+        let (method, _) = key.split_once(' ').unwrap();
+        let method: Method = method.parse().unwrap();
+        if PUBLIC.contains(&key.as_str()) {
+            continue;
+        }
+        // Unauthenticated: 401, whatever the object.
+        let (path, body) = call_for(&app, &mut fixture, key, Target::Own, &principals[0].1, Role::Admin).await;
+        let mut request = app.request(method.clone(), &path, None);
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let status = request.send().await.unwrap().status();
+        checked += 1;
+        if status != StatusCode::UNAUTHORIZED {
+            failures.push(format!("{key} unauthenticated: {status}"));
+        }
+        for (role, user_id, token) in &principals {
+            for target in [Target::Own, Target::Foreign] {
+                let want = expected(key, *role, target).unwrap();
+                let (path, body) = call_for(&app, &mut fixture, key, target, user_id, *role).await;
+                let mut request = app.request(method.clone(), &path, Some(token));
+                if let Some(body) = &body {
+                    request = request.json(body);
+                }
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                checked += 1;
+                if status != want {
+                    let text = response.text().await.unwrap_or_default();
+                    failures.push(format!("{key} as {role} on {target:?} ({path}): got {status}, want {want}: {text}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} calls answered wrongly:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked > 400, "checked {checked} calls");
+}
+
+#[tokio::test]
+async fn public_endpoints_answer_without_credentials() {
+    let app = TestApp::spawn().await;
+    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"] {
+        let response = app.request(Method::GET, path, None).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let response = app
+        .send_json(Method::POST, "/api/v1/session", None, &json!({"email": "nobody@example.gov", "password": "whatever it is"}))
+        .await;
+    let body = common::problem(response, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(body["type"], "/problems/sign-in-failed");
+}
+
+#[tokio::test]
+async fn a_foreign_object_looks_exactly_like_a_missing_one() {
+    let app = TestApp::spawn().await;
+    app.agency(OWN, "Own Agency").await;
+    app.agency(OTHER, "Other Agency").await;
+    let foreign = app.person(OTHER, "Otto", "Other").await;
+    let (_, token) = app.user_with_token("viewer@aaa.example", Role::AgencyViewer, Some(OWN)).await;
+    let hidden = app.get(&format!("/api/v1/people/{foreign}"), &token).await;
+    let missing = app.get("/api/v1/people/no-such-person", &token).await;
+    assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let strip = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("request_id");
+        v
+    };
+    assert_eq!(strip(hidden.json().await.unwrap()), strip(missing.json().await.unwrap()));
+    // Lists never show another agency's people.
+    let list: Value = app.get("/api/v1/people", &token).await.json().await.unwrap();
+    assert!(list["items"].as_array().unwrap().iter().all(|p| p["agency"] == OWN), "{list}");
+    let agencies: Value = app.get("/api/v1/agencies", &token).await.json().await.unwrap();
+    let codes: Vec<&str> = agencies["items"].as_array().unwrap().iter().map(|a| a["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, [OWN]);
+}

@@ -1,0 +1,159 @@
+//! The test harness: the real server on a free port over a fresh database, and typed helpers to
+//! talk to it.
+#![allow(dead_code)]
+
+use custody::{Config, Server};
+use custody_app::{Actor, App};
+use custody_domain::agency::AgencyCode;
+use custody_domain::role::{Role, RoleSet};
+use custody_store::testing::TestDb;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub server: Server,
+    pub db: TestDb,
+    pub config: Config,
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+impl TestApp {
+    /// The server over a fresh SQLite database.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(TestDb::sqlite().await, |_| {}).await
+    }
+
+    pub async fn spawn_with(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config { database_url: Some(db.url.clone()), ..Config::default() };
+        tweak(&mut config);
+        let app = App::new(db.store.clone(), config.app_config());
+        let server = Server::start(&config, app, "127.0.0.1:0".parse().unwrap()).await.expect("server starts");
+        let base = server.url();
+        let client = reqwest::Client::builder().cookie_store(false).build().unwrap();
+        Self { server, db, config, client, base }
+    }
+
+    pub fn app(&self) -> &App {
+        &self.server.app
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let mut builder = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            builder = builder.bearer_auth(token);
+        }
+        builder
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token)).send().await.unwrap()
+    }
+
+    pub async fn send_json(&self, method: Method, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.request(method, path, token).json(body).send().await.unwrap()
+    }
+
+    /// Creates an agency through the application layer.
+    pub async fn agency(&self, code: &str, name: &str) {
+        let input = custody_domain::agency::AgencyDetailsInput { name: Some(name.into()), ..Default::default() };
+        custody_app::agencies::create(self.app(), &Actor::system("test"), Some(code), input).await.unwrap();
+    }
+
+    /// Creates a person in `agency` and returns the id.
+    pub async fn person(&self, agency: &str, given: &str, family: &str) -> String {
+        let input = custody_domain::person::PersonInput {
+            given_name: Some(given.into()),
+            family_name: Some(family.into()),
+            ..Default::default()
+        };
+        custody_app::people::create(self.app(), &Actor::system("test"), Some(agency), input).await.unwrap().id
+    }
+
+    /// Creates a user holding `role` (in `agency` for agency roles) with password [`PASSWORD`],
+    /// and an API token for it. Returns (user id, token).
+    pub async fn user_with_token(&self, email: &str, role: Role, agency: Option<&str>) -> (String, String) {
+        let actor = Actor::system("test");
+        let input = custody_app::users::NewUserInput {
+            email: Some(email.into()),
+            display_name: None,
+            roles: vec![role.as_str().into()],
+            agency: agency.map(str::to_string),
+            password: Some(PASSWORD.into()),
+        };
+        let user = custody_app::users::create(self.app(), &actor, input).await.unwrap();
+        let token = self.token_for(&user.id, role, agency).await;
+        (user.id, token)
+    }
+
+    /// A new token for an existing user.
+    pub async fn token_for(&self, user_id: &str, role: Role, agency: Option<&str>) -> String {
+        let actor = Actor::system("test");
+        let agency = agency.map(|a| AgencyCode::parse(a).unwrap());
+        let mut tx = self.app().store.write().await.unwrap();
+        let roles = RoleSet::new(vec![role]);
+        let issued =
+            custody_app::tokens::issue(&mut tx, &actor, user_id, "test", &roles, agency.as_ref(), None).await.unwrap();
+        tx.commit().await.unwrap();
+        issued.secret
+    }
+
+    /// Signs in through the API; returns (session cookie value, CSRF token).
+    pub async fn sign_in(&self, email: &str, password: &str) -> (String, String) {
+        let response =
+            self.send_json(Method::POST, "/api/v1/session", None, &json!({"email": email, "password": password})).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "sign-in of {email}");
+        let cookie = session_cookie(&response).expect("a session cookie");
+        let body: Value = response.json().await.unwrap();
+        (cookie, body["csrf_token"].as_str().unwrap().to_string())
+    }
+
+    /// The number of audit events.
+    pub async fn audit_count(&self) -> i64 {
+        use sqlx::Row;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_events").fetch_one(self.app().store.pool()).await.unwrap();
+        row.try_get("n").unwrap()
+    }
+
+    /// Runs a SQL statement directly against the database (to tamper, in tests).
+    pub async fn exec(&self, sql: &'static str) {
+        sqlx::query(sql).execute(self.app().store.pool()).await.unwrap();
+    }
+}
+
+/// The value of the session cookie set by `response`.
+pub fn session_cookie(response: &Response) -> Option<String> {
+    set_cookie_header(response)?.split(';').next()?.split_once('=').map(|(_, v)| v.to_string())
+}
+
+/// The raw `Set-Cookie` header for the session cookie.
+pub fn set_cookie_header(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("custody_session="))
+        .map(str::to_string)
+}
+
+/// Asserts a problem document with `status`, and returns it.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status, "unexpected status");
+    let content_type = response.headers().get("content-type").unwrap().to_str().unwrap().to_string();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["type"].is_string() && body["title"].is_string(), "{body}");
+    body
+}
+
+/// The fields a problem document names.
+pub fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default()
+}
