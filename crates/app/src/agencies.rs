@@ -36,7 +36,12 @@ pub async fn get(app: &App, actor: &Actor, code: &str) -> Result<AgencyRow, AppE
     agencies::get(&mut conn, code.as_str()).await?.ok_or(AppError::NotFound)
 }
 
-pub async fn create(app: &App, actor: &Actor, code: Option<&str>, input: AgencyDetailsInput) -> Result<AgencyRow, AppError> {
+pub async fn create(
+    app: &App,
+    actor: &Actor,
+    code: Option<&str>,
+    input: AgencyDetailsInput,
+) -> Result<AgencyRow, AppError> {
     actor.authorize(Action::AgencyWrite, Scope::Global)?;
     let mut errors = FieldErrors::new();
     let code = match code {

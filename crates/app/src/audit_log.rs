@@ -17,7 +17,9 @@ pub async fn list(
     actor.authorize(Action::AuditRead, Scope::Global)?;
     let limit = paging::limit(limit)?;
     let before = match cursor {
-        Some(c) => Some(paging::decode(c, 1)?[0].parse::<i64>().map_err(|_| AppError::invalid("cursor", "is not valid"))?),
+        Some(c) => {
+            Some(paging::decode(c, 1)?[0].parse::<i64>().map_err(|_| AppError::invalid("cursor", "is not valid"))?)
+        }
         None => None,
     };
     let mut filter = filter;

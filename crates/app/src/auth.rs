@@ -2,8 +2,8 @@
 //! sessions with a CSRF token, and bearer API tokens. Secrets are stored only as hashes:
 //! passwords with argon2id, session and token secrets (256 random bits) with SHA-256.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use custody_domain::agency::AgencyCode;
@@ -36,14 +36,16 @@ pub async fn hash_password(password: String) -> Result<String, AppError> {
 /// Checks a password against a stored hash, on a blocking thread.
 pub async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(&hash)
+            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
     })
     .await
     .unwrap_or(false)
 }
 
 /// A stand-in hash, verified when the e-mail is unknown so that timing does not reveal accounts.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$H2aeB8mOIO0wQv0o+e4aA7U3p6hzv4xnGg8Gxs7S0nE";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$H2aeB8mOIO0wQv0o+e4aA7U3p6hzv4xnGg8Gxs7S0nE";
 
 /// A new random secret: 32 bytes, base64url.
 pub fn new_secret() -> String {
@@ -90,10 +92,10 @@ pub async fn sign_in(
     };
     let usable = user.as_ref().filter(|u| u.kind == UserKind::Person && !u.disabled);
     let hash = usable.and_then(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
-    if let Some(user) = usable {
-        if let Some(until) = user.locked_until.filter(|until| *until > now) {
-            return Err(AppError::Locked { until_ms: until });
-        }
+    if let Some(user) = usable
+        && let Some(until) = user.locked_until.filter(|until| *until > now)
+    {
+        return Err(AppError::Locked { until_ms: until });
     }
     let valid = verify_password(password.to_string(), hash).await && usable.is_some_and(|u| u.password_hash.is_some());
     let actor = Actor {
@@ -140,7 +142,8 @@ pub async fn sign_in(
     };
     sessions::insert(&mut tx, &session, &sha256_hex(&secret), Some(source_addr)).await?;
     let changes = serde_json::json!({ "session": session.id });
-    audit::append(&mut tx, actor.event("session.create", "user", &user.id, user.agency_code.as_deref(), changes)).await?;
+    audit::append(&mut tx, actor.event("session.create", "user", &user.id, user.agency_code.as_deref(), changes))
+        .await?;
     tx.commit().await?;
     Ok(NewSession { secret, csrf_token: session.csrf_token, user: user.clone(), expires_at: session.expires_at })
 }
@@ -155,7 +158,8 @@ pub async fn sign_out(app: &App, actor: &Actor) -> Result<(), AppError> {
     sessions::delete(&mut tx, session_id).await?;
     let agency = principal.agency.as_ref().map(|a| a.to_string());
     let changes = serde_json::json!({ "session": session_id });
-    audit::append(&mut tx, actor.event("session.delete", "user", &principal.user_id, agency.as_deref(), changes)).await?;
+    audit::append(&mut tx, actor.event("session.delete", "user", &principal.user_id, agency.as_deref(), changes))
+        .await?;
     tx.commit().await?;
     Ok(())
 }

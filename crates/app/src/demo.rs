@@ -68,11 +68,61 @@ const GIVEN: &[&str] = &[
 ];
 
 const FAMILY: &[&str] = &[
-    "Adams", "Baker", "Castillo", "Dubois", "Edwards", "Fernandez", "Garcia", "Hughes", "Ibrahim", "Jensen", "Kim",
-    "Lopez", "Murphy", "Nguyen", "Okafor", "Patel", "Quintero", "Robinson", "Sato", "Thompson", "Underwood", "Vargas",
-    "Williams", "Xu", "Young", "Zimmerman", "Alvarez", "Bennett", "Chen", "Diaz", "Ellis", "Foster", "Gupta", "Hayes",
-    "Ito", "Johnson", "Khan", "Larsen", "Morales", "Novak", "Ortiz", "Price", "Reyes", "Singh", "Tran", "Walker",
-    "Brooks", "Coleman", "Delgado", "Fischer", "Hoffman", "Mendoza", "Russo", "Schmidt", "Wright",
+    "Adams",
+    "Baker",
+    "Castillo",
+    "Dubois",
+    "Edwards",
+    "Fernandez",
+    "Garcia",
+    "Hughes",
+    "Ibrahim",
+    "Jensen",
+    "Kim",
+    "Lopez",
+    "Murphy",
+    "Nguyen",
+    "Okafor",
+    "Patel",
+    "Quintero",
+    "Robinson",
+    "Sato",
+    "Thompson",
+    "Underwood",
+    "Vargas",
+    "Williams",
+    "Xu",
+    "Young",
+    "Zimmerman",
+    "Alvarez",
+    "Bennett",
+    "Chen",
+    "Diaz",
+    "Ellis",
+    "Foster",
+    "Gupta",
+    "Hayes",
+    "Ito",
+    "Johnson",
+    "Khan",
+    "Larsen",
+    "Morales",
+    "Novak",
+    "Ortiz",
+    "Price",
+    "Reyes",
+    "Singh",
+    "Tran",
+    "Walker",
+    "Brooks",
+    "Coleman",
+    "Delgado",
+    "Fischer",
+    "Hoffman",
+    "Mendoza",
+    "Russo",
+    "Schmidt",
+    "Wright",
 ];
 
 const UNITS: &[&str] = &[
@@ -105,7 +155,8 @@ const TITLES: &[&str] = &[
     "Accountant",
 ];
 
-const CENTRAL_ROLES: [Role; 6] = [Role::Admin, Role::Infosec, Role::Euc, Role::ServiceDesk, Role::Billing, Role::Auditor];
+const CENTRAL_ROLES: [Role; 6] =
+    [Role::Admin, Role::Infosec, Role::Euc, Role::ServiceDesk, Role::Billing, Role::Auditor];
 const AGENCY_ROLES: [Role; 6] = [
     Role::AgencyRequester,
     Role::AgencyApprover,
@@ -201,8 +252,7 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
 
     let progress = ProgressBar::new(options.people);
     progress.set_style(
-        ProgressStyle::with_template("{msg:>8} {wide_bar} {pos}/{len} ({per_sec}, {eta})")
-            .expect("valid template"),
+        ProgressStyle::with_template("{msg:>8} {wide_bar} {pos}/{len} ({per_sec}, {eta})").expect("valid template"),
     );
     progress.set_message("people");
     let mut rng = Rng(options.seed);
@@ -218,7 +268,8 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
             95..=96 => EmploymentStatus::Transferred,
             _ => EmploymentStatus::Separated,
         };
-        let email = format!("{}.{}{}@{}.state.example", given.to_lowercase(), family.to_lowercase(), n, code.to_lowercase());
+        let email =
+            format!("{}.{}{}@{}.state.example", given.to_lowercase(), family.to_lowercase(), n, code.to_lowercase());
         let details = PersonDetails {
             given_name: given.to_string(),
             family_name: family.to_string(),
@@ -230,7 +281,8 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
             status,
         };
         // Deterministic ids: the same seed gives the same people, ids included.
-        let id = format!("00000000-0000-7000-8000-{:012x}", options.seed.wrapping_mul(1_000_003) % 0xFFFF + n * 0x1_0000);
+        let id =
+            format!("00000000-0000-7000-8000-{:012x}", options.seed.wrapping_mul(1_000_003) % 0xFFFF + n * 0x1_0000);
         batch.push((id, code.to_string(), details));
         if batch.len() == 1000 {
             write_batch(app, &batch, now).await?;

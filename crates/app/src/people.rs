@@ -56,12 +56,7 @@ pub async fn list(app: &App, actor: &Actor, query: PeopleQuery) -> Result<Page<P
     };
     let mut conn = app.store.conn().await?;
     let rows = people::list(&mut conn, &filter, after.as_ref(), limit + 1).await?;
-    Ok(paging::page(
-        rows,
-        limit,
-        |r| paging::encode(&[&r.details.family_name, &r.details.given_name, &r.id]),
-        |r| r,
-    ))
+    Ok(paging::page(rows, limit, |r| paging::encode(&[&r.details.family_name, &r.details.given_name, &r.id]), |r| r))
 }
 
 pub async fn get(app: &App, actor: &Actor, id: &str) -> Result<PersonRow, AppError> {

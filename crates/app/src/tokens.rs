@@ -44,7 +44,8 @@ pub async fn issue(
         expires_at,
     };
     tokens::insert(tx, &new).await?;
-    let changes = serde_json::json!({ "name": name, "roles": roles.names(), "expires_at": expires_at, "user": user_id });
+    let changes =
+        serde_json::json!({ "name": name, "roles": roles.names(), "expires_at": expires_at, "user": user_id });
     audit::append(tx, actor.event("token.create", "api_token", &id, agency_code.as_deref(), changes)).await?;
     let row = tokens::get(tx, &id).await?.ok_or_else(|| anyhow::anyhow!("token vanished"))?;
     Ok(IssuedToken { row, secret })

@@ -55,10 +55,10 @@ fn parse_roles(errors: &mut FieldErrors, raw: &[String]) -> Option<RoleSet> {
 }
 
 async fn check_agency(conn: &mut custody_store::Conn, agency: Option<&AgencyCode>) -> Result<(), AppError> {
-    if let Some(agency) = agency {
-        if agencies::get(conn, agency.as_str()).await?.is_none() {
-            return Err(AppError::invalid("agency", format!("no agency has the code {agency}")));
-        }
+    if let Some(agency) = agency
+        && agencies::get(conn, agency.as_str()).await?.is_none()
+    {
+        return Err(AppError::invalid("agency", format!("no agency has the code {agency}")));
     }
     Ok(())
 }
@@ -110,15 +110,17 @@ pub async fn create(app: &App, actor: &Actor, input: NewUserInput) -> Result<Use
         }
     };
     let display_name = match input.display_name.as_deref() {
-        Some(raw) if !raw.trim().is_empty() => errors.check("display_name", custody_domain::validate::text(raw, 1, 200)),
+        Some(raw) if !raw.trim().is_empty() => {
+            errors.check("display_name", custody_domain::validate::text(raw, 1, 200))
+        }
         _ => email.as_ref().map(|e| e.as_str().to_string()),
     };
     let agency = input.agency.as_deref().and_then(|a| errors.check("agency", AgencyCode::parse(a)));
     let roles = parse_roles(&mut errors, &input.roles);
-    if let Some(roles) = &roles {
-        if errors.is_empty() {
-            errors.check("roles", check_scope(roles, agency.is_some()));
-        }
+    if let Some(roles) = &roles
+        && errors.is_empty()
+    {
+        errors.check("roles", check_scope(roles, agency.is_some()));
     }
     if let Some(password) = &input.password {
         errors.check("password", check_password(password));
@@ -207,15 +209,16 @@ pub async fn update(app: &App, actor: &Actor, id: &str, update: UserUpdate) -> R
         Some(raw) => parse_roles(&mut errors, raw),
         None => Some(current.roles.clone()),
     };
-    if let (Some(roles), Some(agency)) = (&roles, &agency) {
-        if errors.is_empty() {
-            errors.check("roles", check_scope(roles, agency.is_some()));
-        }
+    if let (Some(roles), Some(agency)) = (&roles, &agency)
+        && errors.is_empty()
+    {
+        errors.check("roles", check_scope(roles, agency.is_some()));
     }
-    if let Some(principal) = &actor.principal {
-        if principal.user_id == current.id && update.disabled == Some(true) {
-            errors.push("disabled", "you cannot disable your own account");
-        }
+    if let Some(principal) = &actor.principal
+        && principal.user_id == current.id
+        && update.disabled == Some(true)
+    {
+        errors.push("disabled", "you cannot disable your own account");
     }
     if !errors.is_empty() {
         return Err(errors.into());

@@ -17,7 +17,11 @@ use crate::config::{Config, Overrides};
 use crate::{Server, build_app, init_logging, open_store};
 
 #[derive(Debug, Parser)]
-#[command(name = "custody", version, about = "Mobile device management as a line of service for a government's agencies")]
+#[command(
+    name = "custody",
+    version,
+    about = "Mobile device management as a line of service for a government's agencies"
+)]
 pub struct Cli {
     /// A TOML configuration file.
     #[arg(long, global = true, env = "CUSTODY_CONFIG")]
@@ -182,7 +186,12 @@ fn print_demo_banner(url: &str, accounts: &[custody_app::demo::DemoAccount]) {
     println!();
     println!("  {:<40} {:<18} agency", "account", "role");
     for account in accounts {
-        println!("  {:<40} {:<18} {}", account.email, account.role.as_str(), account.agency.as_deref().unwrap_or("(central IT)"));
+        println!(
+            "  {:<40} {:<18} {}",
+            account.email,
+            account.role.as_str(),
+            account.agency.as_deref().unwrap_or("(central IT)")
+        );
     }
     println!();
     println!("Press Ctrl-C to stop.");
@@ -203,10 +212,15 @@ fn explain(error: AppError) -> anyhow::Error {
 
 async fn admin(config_file: Option<&std::path::Path>, command: AdminCommand) -> anyhow::Result<i32> {
     let db = match &command {
-        AdminCommand::CreateUser { db, .. } | AdminCommand::CreateToken { db, .. } | AdminCommand::AuditVerify { db } => db,
+        AdminCommand::CreateUser { db, .. }
+        | AdminCommand::CreateToken { db, .. }
+        | AdminCommand::AuditVerify { db } => db,
     };
     let config = Config::load(config_file, &overrides(db, None))?;
-    init_logging(&Config { log: crate::config::LogConfig { level: "warn".into(), ..config.log.clone() }, ..config.clone() });
+    init_logging(&Config {
+        log: crate::config::LogConfig { level: "warn".into(), ..config.log.clone() },
+        ..config.clone()
+    });
     let app = build_app(&config).await?;
     let actor = Actor::system("command line");
     let code = match command {
@@ -217,23 +231,33 @@ async fn admin(config_file: Option<&std::path::Path>, command: AdminCommand) -> 
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\n', '\r']).to_string();
-            let input = users::NewUserInput { email: Some(email), display_name, roles, agency, password: Some(password) };
+            let input =
+                users::NewUserInput { email: Some(email), display_name, roles, agency, password: Some(password) };
             let user = users::create(&app, &actor, input).await.map_err(explain)?;
-            println!("created user {} ({}) with roles {}", user.email.unwrap_or_default(), user.id, user.roles.to_csv());
+            println!(
+                "created user {} ({}) with roles {}",
+                user.email.unwrap_or_default(),
+                user.id,
+                user.roles.to_csv()
+            );
             0
         }
         AdminCommand::CreateToken { roles, agency, name, expires_in_days, .. } => {
             let roles = parse_roles(&roles)?;
-            let agency = agency.as_deref().map(AgencyCode::parse).transpose().map_err(|m| anyhow::anyhow!("--agency {m}"))?;
+            let agency =
+                agency.as_deref().map(AgencyCode::parse).transpose().map_err(|m| anyhow::anyhow!("--agency {m}"))?;
             if let Some(days) = expires_in_days {
                 anyhow::ensure!((1..=3650).contains(&days), "--expires-in-days must be between 1 and 3650");
             }
             let expires_at = expires_in_days.map(|d| custody_store::now_ms() + d * 86_400_000);
             let mut tx = app.store.write().await?;
-            let account = users::create_service_account(&mut tx, &actor, &name, &roles, agency.as_ref()).await.map_err(explain)?;
-            let issued = custody_app::tokens::issue(&mut tx, &actor, &account.id, &name, &roles, agency.as_ref(), expires_at)
+            let account = users::create_service_account(&mut tx, &actor, &name, &roles, agency.as_ref())
                 .await
                 .map_err(explain)?;
+            let issued =
+                custody_app::tokens::issue(&mut tx, &actor, &account.id, &name, &roles, agency.as_ref(), expires_at)
+                    .await
+                    .map_err(explain)?;
             tx.commit().await?;
             eprintln!("created token {} for service account {} ({})", issued.row.id, name, roles.to_csv());
             eprintln!("store it now: it is shown only once");

@@ -9,18 +9,24 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// A successful call of `key` by an admin: (path, body, session-authenticated?).
-async fn successful_call(app: &TestApp, key: &str, admin_id: &str, person: &str, user: &str) -> (String, Option<Value>, bool) {
+async fn successful_call(
+    app: &TestApp,
+    key: &str,
+    admin_id: &str,
+    person: &str,
+    user: &str,
+) -> (String, Option<Value>, bool) {
     match key {
         "POST /api/v1/session" => {
             ("/api/v1/session".into(), Some(json!({"email": "admin@audit.example", "password": PASSWORD})), false)
         }
         "DELETE /api/v1/session" => ("/api/v1/session".into(), None, true),
-        "PUT /api/v1/me/password" => (
-            "/api/v1/me/password".into(),
-            Some(json!({"current_password": PASSWORD, "new_password": PASSWORD})),
-            false,
-        ),
-        "POST /api/v1/agencies" => ("/api/v1/agencies".into(), Some(json!({"code": "NEW", "name": "New Agency"})), false),
+        "PUT /api/v1/me/password" => {
+            ("/api/v1/me/password".into(), Some(json!({"current_password": PASSWORD, "new_password": PASSWORD})), false)
+        }
+        "POST /api/v1/agencies" => {
+            ("/api/v1/agencies".into(), Some(json!({"code": "NEW", "name": "New Agency"})), false)
+        }
         "PATCH /api/v1/agencies/{code}" => ("/api/v1/agencies/AAA".into(), Some(json!({"fund_code": "GL-1"})), false),
         "POST /api/v1/people" => (
             "/api/v1/people".into(),
@@ -28,11 +34,9 @@ async fn successful_call(app: &TestApp, key: &str, admin_id: &str, person: &str,
             false,
         ),
         "PATCH /api/v1/people/{id}" => (format!("/api/v1/people/{person}"), Some(json!({"unit": "Audit"})), false),
-        "POST /api/v1/users" => (
-            "/api/v1/users".into(),
-            Some(json!({"email": "new.user@audit.example", "roles": ["auditor"]})),
-            false,
-        ),
+        "POST /api/v1/users" => {
+            ("/api/v1/users".into(), Some(json!({"email": "new.user@audit.example", "roles": ["auditor"]})), false)
+        }
         "PATCH /api/v1/users/{id}" => (format!("/api/v1/users/{user}"), Some(json!({"disabled": true})), false),
         "POST /api/v1/tokens" => ("/api/v1/tokens".into(), Some(json!({"name": "ci"})), false),
         "DELETE /api/v1/tokens/{id}" => {
@@ -130,12 +134,13 @@ async fn the_audit_log_is_filtered_by_object_actor_and_time() {
     let app = TestApp::spawn().await;
     app.agency("AAA", "A Agency").await;
     let (admin_id, token) = app.user_with_token("admin@audit.example", Role::Admin, None).await;
-    let response = app
-        .send_json(Method::PATCH, "/api/v1/agencies/AAA", Some(&token), &json!({"fund_code": "GL-9"}))
-        .await;
+    let response =
+        app.send_json(Method::PATCH, "/api/v1/agencies/AAA", Some(&token), &json!({"fund_code": "GL-9"})).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let by_actor: Value = app.get(&format!("/api/v1/audit-events?actor={admin_id}"), &token).await.json().await.unwrap();
-    let actions: Vec<&str> = by_actor["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let by_actor: Value =
+        app.get(&format!("/api/v1/audit-events?actor={admin_id}"), &token).await.json().await.unwrap();
+    let actions: Vec<&str> =
+        by_actor["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["agency.update"]);
     let future: Value = app.get("/api/v1/audit-events?from=2999-01-01", &token).await.json().await.unwrap();
     assert_eq!(future["items"].as_array().unwrap().len(), 0);
@@ -143,6 +148,7 @@ async fn the_audit_log_is_filtered_by_object_actor_and_time() {
     assert_eq!(common::fields(&common::problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await), ["from"]);
     let page: Value = app.get("/api/v1/audit-events?limit=1", &token).await.json().await.unwrap();
     let next = page["next"].as_str().expect("a next cursor");
-    let page2: Value = app.get(&format!("/api/v1/audit-events?limit=1&cursor={next}"), &token).await.json().await.unwrap();
+    let page2: Value =
+        app.get(&format!("/api/v1/audit-events?limit=1&cursor={next}"), &token).await.json().await.unwrap();
     assert!(page2["items"][0]["seq"].as_i64().unwrap() < page["items"][0]["seq"].as_i64().unwrap());
 }

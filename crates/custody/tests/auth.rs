@@ -78,7 +78,8 @@ async fn the_session_cookie_is_httponly_and_lax_and_secure_when_configured() {
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
 
-    let tls = TestApp::spawn_with(TestDb::sqlite().await, |c| c.public_url = Some("https://custody.example".into())).await;
+    let tls =
+        TestApp::spawn_with(TestDb::sqlite().await, |c| c.public_url = Some("https://custody.example".into())).await;
     tls.user_with_token("di@x.example", Role::Auditor, None).await;
     let response = sign_in_status(&tls, "di@x.example", PASSWORD).await;
     let cookie = set_cookie_header(&response).unwrap();
@@ -107,12 +108,20 @@ async fn cookie_writes_without_the_csrf_token_are_refused() {
     };
     let before = app.audit_count().await;
     assert_eq!(problem(send(None, None).await.unwrap(), StatusCode::FORBIDDEN).await["type"], "/problems/csrf");
-    assert_eq!(problem(send(Some("guess"), None).await.unwrap(), StatusCode::FORBIDDEN).await["type"], "/problems/csrf");
+    assert_eq!(
+        problem(send(Some("guess"), None).await.unwrap(), StatusCode::FORBIDDEN).await["type"],
+        "/problems/csrf"
+    );
     let cross = send(Some(&csrf), Some("https://evil.example")).await.unwrap();
     problem(cross, StatusCode::FORBIDDEN).await;
     assert_eq!(app.audit_count().await, before, "refused writes change nothing");
     // Reads need no token; the right token lets the write through.
-    let read = app.request(Method::GET, "/api/v1/me", None).header("cookie", format!("custody_session={cookie}")).send().await.unwrap();
+    let read = app
+        .request(Method::GET, "/api/v1/me", None)
+        .header("cookie", format!("custody_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(read.status(), StatusCode::OK);
     let origin = app.base.clone();
     assert_eq!(send(Some(&csrf), Some(&origin)).await.unwrap().status(), StatusCode::CREATED);
@@ -123,7 +132,9 @@ async fn signing_out_ends_the_session() {
     let app = TestApp::spawn().await;
     app.user_with_token("fi@x.example", Role::Auditor, None).await;
     let (cookie, csrf) = app.sign_in("fi@x.example", PASSWORD).await;
-    let me = |cookie: String| app.request(Method::GET, "/api/v1/me", None).header("cookie", format!("custody_session={cookie}")).send();
+    let me = |cookie: String| {
+        app.request(Method::GET, "/api/v1/me", None).header("cookie", format!("custody_session={cookie}")).send()
+    };
     let who: Value = me(cookie.clone()).await.unwrap().json().await.unwrap();
     assert_eq!(who["authenticated_by"], "session");
     let out = app
@@ -144,7 +155,9 @@ async fn revoked_tokens_and_disabled_users_are_refused() {
     let (admin_id, admin) = app.user_with_token("admin@x.example", Role::Admin, None).await;
     let (user_id, token) = app.user_with_token("gil@x.example", Role::Auditor, None).await;
     assert_eq!(app.get("/api/v1/me", &token).await.status(), StatusCode::OK);
-    let disable = app.send_json(Method::PATCH, &format!("/api/v1/users/{user_id}"), Some(&admin), &json!({"disabled": true})).await;
+    let disable = app
+        .send_json(Method::PATCH, &format!("/api/v1/users/{user_id}"), Some(&admin), &json!({"disabled": true}))
+        .await;
     assert_eq!(disable.status(), StatusCode::OK);
     assert_eq!(app.get("/api/v1/me", &token).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(sign_in_status(&app, "gil@x.example", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
@@ -164,10 +177,13 @@ async fn revoked_tokens_and_disabled_users_are_refused() {
     assert_eq!(app.get("/api/v1/me", secret).await.status(), StatusCode::UNAUTHORIZED);
 
     // A token cannot carry a role its user does not hold.
-    let escalate =
-        app.send_json(Method::POST, "/api/v1/tokens", Some(&admin), &json!({"name": "x", "roles": ["agency_viewer"]})).await;
+    let escalate = app
+        .send_json(Method::POST, "/api/v1/tokens", Some(&admin), &json!({"name": "x", "roles": ["agency_viewer"]}))
+        .await;
     assert_eq!(common::fields(&problem(escalate, StatusCode::UNPROCESSABLE_ENTITY).await), ["roles[0]"]);
     // An admin cannot disable themselves.
-    let own = app.send_json(Method::PATCH, &format!("/api/v1/users/{admin_id}"), Some(&admin), &json!({"disabled": true})).await;
+    let own = app
+        .send_json(Method::PATCH, &format!("/api/v1/users/{admin_id}"), Some(&admin), &json!({"disabled": true}))
+        .await;
     assert_eq!(common::fields(&problem(own, StatusCode::UNPROCESSABLE_ENTITY).await), ["disabled"]);
 }

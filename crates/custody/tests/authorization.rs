@@ -50,7 +50,15 @@ const USER_READERS: &[Role] = &[Role::Admin, Role::Auditor];
 /// The status an authenticated call must answer. `None`: nobody wrote down what to expect.
 fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
     let hidden = !role.is_central() && target == Target::Foreign;
-    let allow = |roles: &[Role], ok: u16| if hidden { 404 } else if roles.contains(&role) { ok } else { 403 };
+    let allow = |roles: &[Role], ok: u16| {
+        if hidden {
+            404
+        } else if roles.contains(&role) {
+            ok
+        } else {
+            403
+        }
+    };
     let admin_only = |ok: u16| if role == Role::Admin { ok } else { 403 };
     Some(match key {
         "GET /api/v1/me" | "GET /api/v1/roles" | "GET /api/v1/tokens" => 200,
@@ -261,7 +269,12 @@ async fn public_endpoints_answer_without_credentials() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
     let response = app
-        .send_json(Method::POST, "/api/v1/session", None, &json!({"email": "nobody@example.gov", "password": "whatever it is"}))
+        .send_json(
+            Method::POST,
+            "/api/v1/session",
+            None,
+            &json!({"email": "nobody@example.gov", "password": "whatever it is"}),
+        )
         .await;
     let body = common::problem(response, StatusCode::UNAUTHORIZED).await;
     assert_eq!(body["type"], "/problems/sign-in-failed");

@@ -44,7 +44,12 @@ async fn unknown_and_mistyped_fields_are_named() {
     let (app, token) = setup().await;
     let before = (app.audit_count().await, people_count(&app).await);
     let unknown = app
-        .send_json(Method::POST, "/api/v1/people", Some(&token), &json!({"agency": "AAA", "given_name": "A", "family_name": "B", "nickname": "x"}))
+        .send_json(
+            Method::POST,
+            "/api/v1/people",
+            Some(&token),
+            &json!({"agency": "AAA", "given_name": "A", "family_name": "B", "nickname": "x"}),
+        )
         .await;
     assert_eq!(fields(&problem(unknown, StatusCode::UNPROCESSABLE_ENTITY).await), ["nickname"]);
     let mistyped = app
@@ -73,23 +78,45 @@ async fn invalid_values_name_every_bad_field() {
     let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(fields(&body), ["given_name", "email", "status"]);
 
-    let bad_code = app.send_json(Method::POST, "/api/v1/agencies", Some(&token), &json!({"code": "A-1", "name": "X Agency"})).await;
+    let bad_code = app
+        .send_json(Method::POST, "/api/v1/agencies", Some(&token), &json!({"code": "A-1", "name": "X Agency"}))
+        .await;
     assert_eq!(fields(&problem(bad_code, StatusCode::UNPROCESSABLE_ENTITY).await), ["code"]);
     let bad_user = app
-        .send_json(Method::POST, "/api/v1/users", Some(&token), &json!({"email": "x@y.gov", "roles": ["root"], "agency": "a!"}))
+        .send_json(
+            Method::POST,
+            "/api/v1/users",
+            Some(&token),
+            &json!({"email": "x@y.gov", "roles": ["root"], "agency": "a!"}),
+        )
         .await;
     let body = problem(bad_user, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(fields(&body), ["agency", "roles[0]"]);
     let mixed = app
-        .send_json(Method::POST, "/api/v1/users", Some(&token), &json!({"email": "x@y.gov", "roles": ["admin"], "agency": "AAA"}))
+        .send_json(
+            Method::POST,
+            "/api/v1/users",
+            Some(&token),
+            &json!({"email": "x@y.gov", "roles": ["admin"], "agency": "AAA"}),
+        )
         .await;
     assert_eq!(fields(&problem(mixed, StatusCode::UNPROCESSABLE_ENTITY).await), ["roles"]);
     let weak = app
-        .send_json(Method::POST, "/api/v1/users", Some(&token), &json!({"email": "x@y.gov", "roles": ["admin"], "password": "short"}))
+        .send_json(
+            Method::POST,
+            "/api/v1/users",
+            Some(&token),
+            &json!({"email": "x@y.gov", "roles": ["admin"], "password": "short"}),
+        )
         .await;
     assert_eq!(fields(&problem(weak, StatusCode::UNPROCESSABLE_ENTITY).await), ["password"]);
     let unknown_agency = app
-        .send_json(Method::POST, "/api/v1/people", Some(&token), &json!({"agency": "ZZZ", "given_name": "A", "family_name": "B"}))
+        .send_json(
+            Method::POST,
+            "/api/v1/people",
+            Some(&token),
+            &json!({"agency": "ZZZ", "given_name": "A", "family_name": "B"}),
+        )
         .await;
     assert_eq!(fields(&problem(unknown_agency, StatusCode::UNPROCESSABLE_ENTITY).await), ["agency"]);
     assert_eq!((app.audit_count().await, people_count(&app).await), before);
@@ -117,12 +144,20 @@ async fn duplicates_are_409_naming_the_field() {
         )
         .await;
     assert_eq!(fields(&problem(again, StatusCode::CONFLICT).await), ["email"]);
-    let agency = app.send_json(Method::POST, "/api/v1/agencies", Some(&token), &json!({"code": "aaa", "name": "Other"})).await;
+    let agency =
+        app.send_json(Method::POST, "/api/v1/agencies", Some(&token), &json!({"code": "aaa", "name": "Other"})).await;
     assert_eq!(fields(&problem(agency, StatusCode::CONFLICT).await), ["code"]);
-    let name = app.send_json(Method::POST, "/api/v1/agencies", Some(&token), &json!({"code": "BBB", "name": "Alpha Agency"})).await;
+    let name = app
+        .send_json(Method::POST, "/api/v1/agencies", Some(&token), &json!({"code": "BBB", "name": "Alpha Agency"}))
+        .await;
     assert_eq!(fields(&problem(name, StatusCode::CONFLICT).await), ["name"]);
     let user = app
-        .send_json(Method::POST, "/api/v1/users", Some(&token), &json!({"email": "ADMIN@v.example", "roles": ["auditor"]}))
+        .send_json(
+            Method::POST,
+            "/api/v1/users",
+            Some(&token),
+            &json!({"email": "ADMIN@v.example", "roles": ["auditor"]}),
+        )
         .await;
     assert_eq!(fields(&problem(user, StatusCode::CONFLICT).await), ["email"]);
     assert_eq!((app.audit_count().await, people_count(&app).await), before);

@@ -83,7 +83,11 @@ pub struct ChainBreak {
 
 /// Walks events in `seq` order. `expected_prev` is the hash the first given event must chain to
 /// and `expected_seq` its sequence number; returns the state to continue with on the next batch.
-pub fn verify_batch(events: &[ChainedEvent], expected_prev: &mut String, expected_seq: &mut i64) -> Result<(), ChainBreak> {
+pub fn verify_batch(
+    events: &[ChainedEvent],
+    expected_prev: &mut String,
+    expected_seq: &mut i64,
+) -> Result<(), ChainBreak> {
     for event in events {
         let brk = |reason: String| ChainBreak { seq: event.content.seq, id: event.content.id.clone(), reason };
         if event.content.seq != *expected_seq {

@@ -97,16 +97,12 @@ pub fn roles_for(action: Action) -> &'static [Role] {
 
 /// Decides whether `principal` may perform `action` on an object in `scope`.
 pub fn authorize(principal: &Principal, action: Action, scope: Scope<'_>) -> Result<(), Denial> {
-    if let (Some(own), Scope::Agency(object)) = (&principal.agency, scope) {
-        if own != object {
-            return Err(Denial::Hidden);
-        }
+    if let (Some(own), Scope::Agency(object)) = (&principal.agency, scope)
+        && own != object
+    {
+        return Err(Denial::Hidden);
     }
-    if principal.roles.iter().any(|role| roles_for(action).contains(&role)) {
-        Ok(())
-    } else {
-        Err(Denial::Forbidden)
-    }
+    if principal.roles.iter().any(|role| roles_for(action).contains(&role)) { Ok(()) } else { Err(Denial::Forbidden) }
 }
 
 #[cfg(test)]

@@ -61,7 +61,9 @@ mod tests {
 
     #[test]
     fn refuses_malformed_addresses() {
-        for bad in ["", "jane", "jane@", "@x.gov", "jane@gov", "ja ne@x.gov", "jane@-x.gov", "a..b@x.gov", "jane@x..gov"] {
+        for bad in
+            ["", "jane", "jane@", "@x.gov", "jane@gov", "ja ne@x.gov", "jane@-x.gov", "a..b@x.gov", "jane@x..gov"]
+        {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

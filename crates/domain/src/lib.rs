@@ -7,8 +7,8 @@
 
 pub mod agency;
 pub mod audit;
-pub mod email;
 pub mod authz;
+pub mod email;
 pub mod person;
 pub mod role;
 pub mod user;

@@ -18,8 +18,12 @@ pub enum EmploymentStatus {
 }
 
 impl EmploymentStatus {
-    pub const ALL: [EmploymentStatus; 4] =
-        [EmploymentStatus::Active, EmploymentStatus::OnLeave, EmploymentStatus::Transferred, EmploymentStatus::Separated];
+    pub const ALL: [EmploymentStatus; 4] = [
+        EmploymentStatus::Active,
+        EmploymentStatus::OnLeave,
+        EmploymentStatus::Transferred,
+        EmploymentStatus::Separated,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -142,9 +146,14 @@ mod tests {
     #[test]
     fn an_update_keeps_what_it_does_not_name() {
         let mut errors = FieldErrors::new();
-        let base = PersonInput { given_name: Some("Ana".into()), family_name: Some("Ruiz".into()), unit: Some("Field Ops".into()), ..Default::default() }
-            .apply(None, &mut errors)
-            .unwrap();
+        let base = PersonInput {
+            given_name: Some("Ana".into()),
+            family_name: Some("Ruiz".into()),
+            unit: Some("Field Ops".into()),
+            ..Default::default()
+        }
+        .apply(None, &mut errors)
+        .unwrap();
         let updated = PersonInput { title: Some("Inspector".into()), unit: Some("".into()), ..Default::default() }
             .apply(Some(&base), &mut errors)
             .unwrap();

@@ -85,7 +85,9 @@ impl fmt::Display for Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}`; expected one of admin, infosec, euc, service_desk, billing, auditor, agency_requester, agency_approver, agency_legal, agency_certifier, agency_viewer, device_holder")]
+#[error(
+    "unknown role `{0}`; expected one of admin, infosec, euc, service_desk, billing, auditor, agency_requester, agency_approver, agency_legal, agency_certifier, agency_viewer, device_holder"
+)]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

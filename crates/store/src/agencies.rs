@@ -14,8 +14,7 @@ pub struct AgencyRow {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str =
-    "code, name, billing_account, fund_code, relationship_manager, legal_contact, shipping_address, created_at, updated_at";
+const COLUMNS: &str = "code, name, billing_account, fund_code, relationship_manager, legal_contact, shipping_address, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> Result<AgencyRow, SqlError> {
     Ok(AgencyRow {

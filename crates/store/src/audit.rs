@@ -168,11 +168,8 @@ pub async fn verify(store: &Store, batch: i64) -> Result<Verification, SqlError>
     let mut expected_seq = 1;
     let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2");
     loop {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(expected_seq)
-            .bind(batch)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(expected_seq).bind(batch).fetch_all(&mut *conn).await?;
         let events = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         if let Err(brk) = verify_batch(&events, &mut expected_prev, &mut expected_seq) {
             return Ok(Verification::Broken(brk));
@@ -189,7 +186,9 @@ pub async fn verify(store: &Store, batch: i64) -> Result<Verification, SqlError>
         return Ok(Verification::Broken(ChainBreak {
             seq: head_seq,
             id: String::new(),
-            reason: format!("the chain ends at event {last} but its head records event {head_seq}: later events were deleted"),
+            reason: format!(
+                "the chain ends at event {last} but its head records event {head_seq}: later events were deleted"
+            ),
         }));
     }
     Ok(Verification::Intact { events: last })

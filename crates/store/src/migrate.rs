@@ -51,7 +51,9 @@ pub async fn run(store: &Store) -> anyhow::Result<usize> {
             Backend::Sqlite => migration.sqlite,
             Backend::Postgres => migration.postgres,
         };
-        tx.execute(sql).await.with_context(|| format!("applying migration {} {}", migration.version, migration.name))?;
+        tx.execute(sql)
+            .await
+            .with_context(|| format!("applying migration {} {}", migration.version, migration.name))?;
         sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
             .bind(migration.version)
             .bind(migration.name)

@@ -80,7 +80,12 @@ pub fn search_text(details: &PersonDetails) -> String {
     parts.into_iter().flatten().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
-pub async fn insert(conn: &mut Conn, id: &str, agency_code: &str, details: &PersonDetails) -> Result<PersonRow, SqlError> {
+pub async fn insert(
+    conn: &mut Conn,
+    id: &str,
+    agency_code: &str,
+    details: &PersonDetails,
+) -> Result<PersonRow, SqlError> {
     let now = now_ms();
     insert_at(conn, id, agency_code, details, now).await?;
     Ok(PersonRow {
@@ -227,7 +232,10 @@ pub async fn list(
 pub async fn count(conn: &mut Conn, agency: Option<&str>) -> Result<i64, SqlError> {
     let row = match agency {
         Some(agency) => {
-            sqlx::query("SELECT COUNT(*) AS n FROM people WHERE agency_code = $1").bind(agency).fetch_one(&mut *conn).await?
+            sqlx::query("SELECT COUNT(*) AS n FROM people WHERE agency_code = $1")
+                .bind(agency)
+                .fetch_one(&mut *conn)
+                .await?
         }
         None => sqlx::query("SELECT COUNT(*) AS n FROM people").fetch_one(&mut *conn).await?,
     };

@@ -33,8 +33,7 @@ pub struct NewToken<'a> {
     pub expires_at: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "id, user_id, name, prefix, roles, agency_code, created_at, last_used_at, expires_at, revoked_at";
+const COLUMNS: &str = "id, user_id, name, prefix, roles, agency_code, created_at, last_used_at, expires_at, revoked_at";
 
 fn from_row(row: &AnyRow) -> Result<TokenRow, SqlError> {
     let roles: String = row.try_get("roles")?;

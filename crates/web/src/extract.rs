@@ -143,7 +143,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = error.inner();
             let message = inner.to_string();
             if inner.is_syntax() || inner.is_eof() {
-                return Err(Problem::bad_request("malformed-json", format!("The body is not valid JSON: {message}")).into());
+                return Err(
+                    Problem::bad_request("malformed-json", format!("The body is not valid JSON: {message}")).into()
+                );
             }
             let path = error.path().to_string();
             let field = match message.strip_prefix("missing field `") {

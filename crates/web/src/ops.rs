@@ -99,10 +99,7 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
 }
 
 fn is_problem(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+    response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
 }
 
 async fn add_request_id(response: Response, request_id: &str) -> Response {

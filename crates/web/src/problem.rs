@@ -121,9 +121,9 @@ impl Problem {
             AppError::Forbidden => Problem::forbidden("Your roles do not allow this."),
             AppError::NotFound => Problem::not_found(),
             AppError::Validation(errors) => Problem::validation(errors),
-            AppError::Conflict { field, message } => {
-                Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").detail(format!("{field}: {message}")).field(field, message)
-            }
+            AppError::Conflict { field, message } => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict")
+                .detail(format!("{field}: {message}"))
+                .field(field, message),
             AppError::Unexpected(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
@@ -143,10 +143,10 @@ impl IntoResponse for Problem {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"custody\""));
         }
-        if let Some(secs) = retry_after {
-            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
-                headers.insert(header::RETRY_AFTER, value);
-            }
+        if let Some(secs) = retry_after
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, value);
         }
         response
     }
@@ -154,17 +154,17 @@ impl IntoResponse for Problem {
 
 /// A handler's error: a use case's error or a problem built at the edge.
 #[derive(Debug)]
-pub struct ApiError(pub Problem);
+pub struct ApiError(pub Box<Problem>);
 
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
-        ApiError(Problem::from_app(error))
+        ApiError(Box::new(Problem::from_app(error)))
     }
 }
 
 impl From<Problem> for ApiError {
     fn from(problem: Problem) -> Self {
-        ApiError(problem)
+        ApiError(Box::new(problem))
     }
 }
 

@@ -113,7 +113,8 @@ impl TestApp {
     /// The number of audit events.
     pub async fn audit_count(&self) -> i64 {
         use sqlx::Row;
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_events").fetch_one(self.app().store.pool()).await.unwrap();
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM audit_events").fetch_one(self.app().store.pool()).await.unwrap();
         row.try_get("n").unwrap()
     }
 

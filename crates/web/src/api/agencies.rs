@@ -122,7 +122,11 @@ pub async fn create(
 #[utoipa::path(operation_id = "get_agency", get, path = "/api/v1/agencies/{code}", tag = "agencies", params(("code" = String, Path)),
     responses((status = 200, body = AgencyDto), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn get(State(state): State<AppState>, Auth(actor): Auth, Path(code): Path<String>) -> ApiResult<Json<AgencyDto>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(code): Path<String>,
+) -> ApiResult<Json<AgencyDto>> {
     Ok(Json(agencies::get(&state.app, &actor, &code).await?.into()))
 }
 

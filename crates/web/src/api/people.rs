@@ -146,7 +146,11 @@ pub async fn create(
     responses((status = 200, body = PersonDto), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn get(State(state): State<AppState>, Auth(actor): Auth, Path(id): Path<String>) -> ApiResult<Json<PersonDto>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PersonDto>> {
     Ok(Json(people::get(&state.app, &actor, &id).await?.into()))
 }
 

@@ -49,7 +49,11 @@ pub fn session_cookie(value: &str, secure: bool, clear: bool) -> HeaderValue {
         (status = 401, description = "Wrong e-mail or password", body = Problem),
         (status = 423, description = "Account locked after repeated failures", body = Problem),
         (status = 429, description = "Too many failures from this address", body = Problem)))]
-pub async fn sign_in(State(state): State<AppState>, meta: RequestMeta, ApiJson(body): ApiJson<SignIn>) -> ApiResult<Response> {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    ApiJson(body): ApiJson<SignIn>,
+) -> ApiResult<Response> {
     let session = auth::sign_in(&state.app, &body.email, &body.password, &meta.source_addr, meta.request_id).await?;
     let dto = SessionDto {
         user: UserDto::from(session.user),
@@ -57,7 +61,9 @@ pub async fn sign_in(State(state): State<AppState>, meta: RequestMeta, ApiJson(b
         expires_at: super::timestamp(session.expires_at),
     };
     let mut response = (StatusCode::CREATED, Json(dto)).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&session.secret, state.config.secure_cookies, false));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&session.secret, state.config.secure_cookies, false));
     Ok(response)
 }
 

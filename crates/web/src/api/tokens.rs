@@ -83,7 +83,8 @@ pub async fn create(
     ApiJson(body): ApiJson<NewTokenBody>,
 ) -> ApiResult<(StatusCode, Json<IssuedTokenDto>)> {
     let issued =
-        tokens::create_own(&state.app, &actor, body.name.as_deref(), body.roles.as_deref(), body.expires_in_days).await?;
+        tokens::create_own(&state.app, &actor, body.name.as_deref(), body.roles.as_deref(), body.expires_in_days)
+            .await?;
     Ok((StatusCode::CREATED, Json(IssuedTokenDto { token: issued.row.into(), secret: issued.secret })))
 }
 
@@ -92,6 +93,10 @@ pub async fn create(
     responses((status = 200, body = TokenDto), (status = 401, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn revoke(State(state): State<AppState>, Auth(actor): Auth, Path(id): Path<String>) -> ApiResult<Json<TokenDto>> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TokenDto>> {
     Ok(Json(tokens::revoke(&state.app, &actor, &id).await?.into()))
 }

@@ -1,0 +1,257 @@
+//! The binary as an operator uses it: serve on SQLite or PostgreSQL, migrate, admin commands
+//! against a database a server is using, configuration from file and environment.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use custody_store::testing::TestDb;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn custody() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_custody"));
+    command.env_remove("CUSTODY_CONFIG").env_remove("CUSTODY_LISTEN").env_remove("CUSTODY_DATABASE_URL");
+    command
+}
+
+/// A `custody serve` process; killed when dropped.
+struct Process {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `args` and waits for it to say where it serves.
+fn spawn_serving(mut command: Command) -> Process {
+    let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("Custody is serving on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(30)).expect("the server reports its address");
+    Process { child, url }
+}
+
+/// The database every binary test runs on: PostgreSQL when configured, SQLite otherwise.
+async fn database() -> TestDb {
+    match TestDb::postgres_url() {
+        Some(url) => TestDb::postgres(&url).await,
+        None => TestDb::sqlite().await,
+    }
+}
+
+#[tokio::test]
+async fn serve_migrates_and_answers_on_the_configured_database() {
+    let db = database().await;
+    let process = spawn_serving({
+        let mut c = custody();
+        c.args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db.url]);
+        c
+    });
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = client.get(format!("{}/readyz", process.url)).send().await.unwrap();
+        if ready.status() == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready on {}", db.label);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(client.get(format!("{}/healthz", process.url)).send().await.unwrap().status(), StatusCode::OK);
+    let openapi: Value =
+        client.get(format!("{}/api/v1/openapi.json", process.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(openapi["openapi"], "3.1.0");
+    let docs = client.get(format!("{}/api/docs/", process.url)).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.text().await.unwrap().contains("swagger"), "Swagger UI is served from the binary");
+}
+
+#[tokio::test]
+async fn migrate_applies_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || custody().args(["migrate", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stdout).starts_with("1 migration(s) applied"));
+    assert!(dir.path().join("custody.db").exists());
+    let second = run();
+    assert!(String::from_utf8_lossy(&second.stdout).starts_with("0 migration(s) applied"));
+    if let Some(url) = TestDb::postgres_url() {
+        // A fresh schema on PostgreSQL migrates from the command line too.
+        let db = TestDb::postgres(&url).await;
+        let again = custody().args(["migrate", "--database-url", &db.url]).output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&again.stdout).starts_with("0 migration(s) applied"),
+            "already migrated by the harness"
+        );
+    }
+}
+
+#[tokio::test]
+async fn admin_commands_work_while_a_server_uses_the_database() {
+    let app = TestApp::spawn_with(database().await, |_| {}).await;
+    app.agency("AAA", "Alpha Agency").await;
+
+    let mut child = custody()
+        .args(["admin", "create-user", "--email", "Hana@Alpha.example", "--role", "agency_approver", "--agency", "AAA"])
+        .args(["--password-stdin", "--database-url", &app.db.url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a long enough passphrase\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (_, csrf) = app.sign_in("hana@alpha.example", "a long enough passphrase").await;
+    assert!(!csrf.is_empty());
+
+    let output = custody()
+        .args(["admin", "create-token", "--role", "auditor", "--name", "siem-export", "--database-url", &app.db.url])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().trim();
+    assert!(token.starts_with("cst_"), "{stdout}");
+    let me: Value = app.get("/api/v1/me", token).await.json().await.unwrap();
+    assert_eq!(me["roles"], json!(["auditor"]));
+    assert_eq!(me["label"], "siem-export");
+    let events = app.get("/api/v1/audit-events?action=token.create", token).await;
+    assert_eq!(events.status(), StatusCode::OK);
+
+    // Errors are explained and exit non-zero.
+    let bad = custody()
+        .args(["admin", "create-token", "--role", "root", "--name", "x", "--database-url", &app.db.url])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown role `root`"));
+    let mixed = custody()
+        .args([
+            "admin",
+            "create-token",
+            "--role",
+            "admin",
+            "--agency",
+            "AAA",
+            "--name",
+            "x",
+            "--database-url",
+            &app.db.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&mixed.stderr).contains("take no agency"),
+        "{}",
+        String::from_utf8_lossy(&mixed.stderr)
+    );
+    let verify = custody().args(["admin", "audit-verify", "--database-url", &app.db.url]).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+#[tokio::test]
+async fn configuration_comes_from_a_file_then_the_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("custody.toml");
+    let from_file = dir.path().join("from-file");
+    let from_env = dir.path().join("from-env");
+    let from_flag = dir.path().join("from-flag");
+    std::fs::write(&file, format!("data_dir = {:?}\n[log]\nformat = \"json\"\n", from_file.display().to_string()))
+        .unwrap();
+    let migrate = |env: Option<&std::path::Path>, flag: Option<&std::path::Path>| {
+        let mut command = custody();
+        command.arg("--config").arg(&file).arg("migrate");
+        if let Some(env) = env {
+            command.env("CUSTODY_DATA_DIR", env);
+        }
+        if let Some(flag) = flag {
+            command.arg("--data-dir").arg(flag);
+        }
+        command.output().unwrap()
+    };
+    let output = migrate(None, None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(from_file.join("custody.db").exists());
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.lines().any(|l| l.starts_with('{') && l.contains("migration applied")), "JSON logs: {logs}");
+    migrate(Some(&from_env), None);
+    assert!(from_env.join("custody.db").exists());
+    migrate(Some(&from_env), Some(&from_flag));
+    assert!(from_flag.join("custody.db").exists());
+
+    let missing = custody().args(["--config", "/nonexistent/custody.toml", "migrate"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
+    let help = custody().args(["admin", "create-user", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--password-stdin"));
+}
+
+#[tokio::test]
+async fn demo_seeds_once_and_is_deterministic_for_a_seed() {
+    let people = |dir: &std::path::Path| {
+        let output = custody()
+            .args(["demo", "--no-serve", "--people", "300", "--seed", "7", "--data-dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stderr).to_string()
+    };
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    assert!(people(a.path()).contains("Seeded 8 agencies and 300 people"));
+    assert!(people(a.path()).contains("reusing"));
+    people(b.path());
+    let dump = |dir: std::path::PathBuf| async move {
+        let url = format!("sqlite://{}", dir.join("custody.db").display());
+        let store = custody_store::Store::connect(&url, &Default::default()).await.unwrap();
+        let rows = sqlx::query(
+            "SELECT id, agency_code, given_name, family_name, email, unit, title, status FROM people ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        use sqlx::Row;
+        rows.iter()
+            .map(|r| (0..8).map(|i| r.try_get::<String, _>(i).unwrap_or_default()).collect::<Vec<_>>().join("|"))
+            .collect::<Vec<_>>()
+    };
+    let (left, right) = (dump(a.path().to_path_buf()).await, dump(b.path().to_path_buf()).await);
+    assert_eq!(left.len(), 300);
+    assert_eq!(left, right, "the same seed gives the same people");
+
+    // Every demo account signs in with the printed password.
+    let db = TestDb::sqlite().await;
+    let app = TestApp::spawn_with(db, |_| {}).await;
+    custody_app::demo::seed(app.app(), &custody_app::demo::DemoOptions { seed: 1, people: 10 }).await.unwrap();
+    for account in custody_app::demo::accounts() {
+        let response = app
+            .send_json(
+                Method::POST,
+                "/api/v1/session",
+                None,
+                &json!({"email": account.email, "password": custody_app::demo::DEMO_PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{}", account.email);
+    }
+    assert!(custody_app::demo::accounts().len() >= 6 + 5 * 6);
+}
