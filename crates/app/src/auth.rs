@@ -12,6 +12,7 @@ use custody_domain::email::Email;
 use custody_domain::role::RoleSet;
 use custody_domain::user::UserKind;
 use custody_store::sessions::{self, SessionRow};
+use custody_store::tokens::Owner;
 use custody_store::users::UserRow;
 use custody_store::{audit, now_ms, tokens, users};
 use rand::RngCore;
@@ -164,11 +165,11 @@ pub async fn sign_out(app: &App, actor: &Actor) -> Result<(), AppError> {
     Ok(())
 }
 
-fn principal_of(user: &UserRow, roles: RoleSet, via: Credential) -> Result<Principal, AppError> {
-    let agency = user.agency_code.as_deref().map(AgencyCode::parse).transpose().map_err(|e| anyhow::anyhow!(e))?;
+fn principal_of(owner: &Owner, roles: RoleSet, via: Credential) -> Result<Principal, AppError> {
+    let agency = owner.agency_code.as_deref().map(AgencyCode::parse).transpose().map_err(|e| anyhow::anyhow!(e))?;
     Ok(Principal {
-        user_id: user.id.clone(),
-        label: user.email.clone().unwrap_or_else(|| user.display_name.clone()),
+        user_id: owner.user_id.clone(),
+        label: owner.email.clone().unwrap_or_else(|| owner.display_name.clone()),
         roles,
         agency,
         via,
@@ -179,18 +180,18 @@ fn principal_of(user: &UserRow, roles: RoleSet, via: Credential) -> Result<Princ
 pub async fn session_principal(app: &App, secret: &str) -> Result<Principal, AppError> {
     let now = now_ms();
     let mut conn = app.store.conn().await?;
-    let session = sessions::by_secret_hash(&mut conn, &sha256_hex(secret)).await?.ok_or(AppError::Unauthenticated)?;
-    if session.expires_at <= now {
+    let (session, owner) =
+        sessions::with_owner_by_secret_hash(&mut conn, &sha256_hex(secret)).await?.ok_or(AppError::Unauthenticated)?;
+    if session.expires_at <= now || owner.disabled {
         return Err(AppError::Unauthenticated);
     }
-    let user = users::get(&mut conn, &session.user_id).await?.ok_or(AppError::Unauthenticated)?;
-    if user.disabled {
-        return Err(AppError::Unauthenticated);
+    // Slide the expiry at most once a minute: a read must not turn into a write on every request.
+    if session.last_seen_at < now - 60_000 {
+        let idle = app.config.session_idle_minutes * 60_000;
+        sessions::touch(&mut conn, &session.id, now, now + idle, 60_000).await?;
     }
-    let idle = app.config.session_idle_minutes * 60_000;
-    sessions::touch(&mut conn, &session.id, now, now + idle, 60_000).await?;
-    let roles = user.roles.clone();
-    principal_of(&user, roles, Credential::Session { session_id: session.id, csrf_token: session.csrf_token })
+    let roles = owner.roles.clone();
+    principal_of(&owner, roles, Credential::Session { session_id: session.id, csrf_token: session.csrf_token })
 }
 
 /// Resolves a bearer token to its principal: the token's roles, narrowed to those its user still holds.
@@ -200,20 +201,19 @@ pub async fn token_principal(app: &App, secret: &str) -> Result<Principal, AppEr
     }
     let now = now_ms();
     let mut conn = app.store.conn().await?;
-    let token = tokens::by_secret_hash(&mut conn, &sha256_hex(secret)).await?.ok_or(AppError::Unauthenticated)?;
-    if token.revoked_at.is_some() || token.expires_at.is_some_and(|at| at <= now) {
+    let (token, owner) =
+        tokens::with_owner_by_secret_hash(&mut conn, &sha256_hex(secret)).await?.ok_or(AppError::Unauthenticated)?;
+    if token.revoked_at.is_some() || token.expires_at.is_some_and(|at| at <= now) || owner.disabled {
         return Err(AppError::Unauthenticated);
     }
-    let user = users::get(&mut conn, &token.user_id).await?.ok_or(AppError::Unauthenticated)?;
-    if user.disabled {
-        return Err(AppError::Unauthenticated);
+    if token.last_used_at.is_none_or(|at| at < now - 60_000) {
+        tokens::touch(&mut conn, &token.id, now, 60_000).await?;
     }
-    tokens::touch(&mut conn, &token.id, now, 60_000).await?;
-    let roles = RoleSet::new(token.roles.iter().filter(|r| user.roles.contains(*r)).collect());
+    let roles = RoleSet::new(token.roles.iter().filter(|r| owner.roles.contains(*r)).collect());
     if roles.is_empty() {
         return Err(AppError::Unauthenticated);
     }
-    principal_of(&user, roles, Credential::Token { token_id: token.id })
+    principal_of(&owner, roles, Credential::Token { token_id: token.id })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod demo;
 pub mod error;
+pub mod maintenance;
 pub mod paging;
 pub mod people;
 pub mod tokens;

@@ -40,6 +40,19 @@ pub struct Server {
     pub app: App,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+/// Removes expired sessions and old sign-in failures every ten minutes.
+async fn sweep_periodically(app: App) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        interval.tick().await;
+        match custody_app::maintenance::sweep(&app).await {
+            Ok(swept) => tracing::debug!(sessions = swept.sessions, login_failures = swept.login_failures, "swept"),
+            Err(error) => tracing::warn!(error = %error, "sweep failed"),
+        }
+    }
 }
 
 impl Server {
@@ -52,7 +65,8 @@ impl Server {
         let task = tokio::spawn(custody_web::serve(listener, router, async move {
             let _ = rx.await;
         }));
-        Ok(Self { addr, app, shutdown: Some(tx), task })
+        let sweeper = tokio::spawn(sweep_periodically(app.clone()));
+        Ok(Self { addr, app, shutdown: Some(tx), task, sweeper })
     }
 
     pub fn url(&self) -> String {
@@ -64,6 +78,7 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.sweeper.abort();
         (&mut self.task).await??;
         self.app.store.close().await;
         Ok(())

@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// mimalloc: rows are allocated on the database's worker threads and freed on the runtime's,
+/// a pattern the system allocator handles poorly.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = custody::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

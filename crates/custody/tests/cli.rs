@@ -80,6 +80,20 @@ async fn serve_migrates_and_answers_on_the_configured_database() {
     let docs = client.get(format!("{}/api/docs/", process.url)).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.unwrap().contains("swagger"), "Swagger UI is served from the binary");
+
+    // SIGTERM drains and exits cleanly.
+    let mut process = process;
+    let pid = process.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?}");
 }
 
 #[tokio::test]

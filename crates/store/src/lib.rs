@@ -169,6 +169,23 @@ pub fn is_unique_violation(error: &SqlError) -> bool {
     }
 }
 
+/// Wraps a page query so that the database returns the whole page as one JSON array in one
+/// row (`page`), ordered by `order`. sqlx hands rows from SQLite's worker thread to the runtime
+/// one at a time, each a thread hand-off; one row per page makes list latency independent of the
+/// page size. `columns` are the inner query's columns, which become the objects' keys.
+pub fn page_as_json(conn: &Conn, inner: &str, columns: &[&str], order: &str) -> String {
+    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
+    let (array, object) =
+        if postgres { ("json_agg", "json_build_object") } else { ("json_group_array", "json_object") };
+    let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', {c}")).collect();
+    let empty = if postgres { "'[]'::json" } else { "'[]'" };
+    let cast = if postgres { "::text" } else { "" };
+    format!(
+        "SELECT COALESCE({array}({object}({}) ORDER BY {order}), {empty}){cast} AS page FROM ({inner}) AS page_rows",
+        pairs.join(", ")
+    )
+}
+
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
 pub fn like_pattern(needle: &str) -> String {
     let mut pattern = String::with_capacity(needle.len() + 2);

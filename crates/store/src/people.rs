@@ -212,6 +212,8 @@ pub async fn list(
         sql.push_str(&format!(" AND (family_name, given_name, id) > (${a}, ${b}, ${c})"));
     }
     sql.push_str(&format!(" ORDER BY family_name, given_name, id LIMIT ${}", next()));
+    let columns: Vec<&str> = COLUMNS.split(", ").collect();
+    let sql = crate::page_as_json(conn, &sql, &columns, "family_name, given_name, id");
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     if let Some(agency) = &filter.agency {
         query = query.bind(agency.clone());
@@ -225,8 +227,47 @@ pub async fn list(
     if let Some(key) = after {
         query = query.bind(key.family_name.clone()).bind(key.given_name.clone()).bind(key.id.clone());
     }
-    let rows = query.bind(limit).fetch_all(&mut *conn).await?;
-    rows.iter().map(from_row).collect()
+    let page: String = query.bind(limit).fetch_one(&mut *conn).await?.try_get("page")?;
+    let rows: Vec<PageRow> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    Ok(rows.into_iter().map(PageRow::into_row).collect())
+}
+
+/// A person as the page query's JSON carries it.
+#[derive(serde::Deserialize)]
+struct PageRow {
+    id: String,
+    agency_code: String,
+    given_name: String,
+    family_name: String,
+    email: Option<String>,
+    employee_id: Option<String>,
+    unit: Option<String>,
+    title: Option<String>,
+    phone: Option<String>,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl PageRow {
+    fn into_row(self) -> PersonRow {
+        PersonRow {
+            id: self.id,
+            agency_code: self.agency_code,
+            details: PersonDetails {
+                given_name: self.given_name,
+                family_name: self.family_name,
+                email: self.email.and_then(|e| Email::parse(&e).ok()),
+                employee_id: self.employee_id,
+                unit: self.unit,
+                title: self.title,
+                phone: self.phone,
+                status: self.status.parse().unwrap_or(EmploymentStatus::Active),
+            },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 pub async fn count(conn: &mut Conn, agency: Option<&str>) -> Result<i64, SqlError> {

@@ -57,6 +57,31 @@ pub async fn by_secret_hash(conn: &mut Conn, secret_hash: &str) -> Result<Option
     .transpose()
 }
 
+/// A session and its owner in one query (the hot path of every console request).
+pub async fn with_owner_by_secret_hash(
+    conn: &mut Conn,
+    secret_hash: &str,
+) -> Result<Option<(SessionRow, crate::tokens::Owner)>, SqlError> {
+    let sql = format!(
+        "SELECT s.id, s.user_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at, {} \
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.secret_hash = $1",
+        crate::tokens::OWNER_COLUMNS
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(secret_hash).fetch_optional(&mut *conn).await?;
+    row.map(|row| {
+        let session = SessionRow {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            csrf_token: row.try_get("csrf_token")?,
+            created_at: row.try_get("created_at")?,
+            last_seen_at: row.try_get("last_seen_at")?,
+            expires_at: row.try_get("expires_at")?,
+        };
+        Ok((session, crate::tokens::owner_from_row(&row)?))
+    })
+    .transpose()
+}
+
 /// Slides the session's idle expiry; skipped when it was extended recently.
 pub async fn touch(conn: &mut Conn, id: &str, now: i64, expires_at: i64, granularity_ms: i64) -> Result<(), SqlError> {
     sqlx::query("UPDATE sessions SET last_seen_at = $2, expires_at = $3 WHERE id = $1 AND last_seen_at < $4")

@@ -76,6 +76,49 @@ pub async fn by_secret_hash(conn: &mut Conn, secret_hash: &str) -> Result<Option
     row.as_ref().map(from_row).transpose()
 }
 
+/// The account a token or session belongs to, as authentication needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub display_name: String,
+    pub roles: RoleSet,
+    pub agency_code: Option<String>,
+    pub disabled: bool,
+}
+
+/// Reads an [`Owner`] from the `owner_*` columns of a joined row.
+pub(crate) fn owner_from_row(row: &AnyRow) -> Result<Owner, SqlError> {
+    let roles: String = row.try_get("owner_roles")?;
+    let disabled: i64 = row.try_get("owner_disabled")?;
+    Ok(Owner {
+        user_id: row.try_get("owner_id")?,
+        email: row.try_get("owner_email")?,
+        display_name: row.try_get("owner_name")?,
+        roles: RoleSet::parse_csv(&roles).map_err(|e| SqlError::Decode(Box::new(e)))?,
+        agency_code: row.try_get("owner_agency")?,
+        disabled: disabled != 0,
+    })
+}
+
+/// The `owner_*` columns of the `users` row aliased `u`.
+pub(crate) const OWNER_COLUMNS: &str = "u.id AS owner_id, u.email AS owner_email, u.display_name AS owner_name, \
+     u.roles AS owner_roles, u.agency_code AS owner_agency, u.disabled AS owner_disabled";
+
+/// A token and its owner in one query (the hot path of every API request).
+pub async fn with_owner_by_secret_hash(
+    conn: &mut Conn,
+    secret_hash: &str,
+) -> Result<Option<(TokenRow, Owner)>, SqlError> {
+    let sql = format!(
+        "SELECT t.id, t.user_id, t.name, t.prefix, t.roles, t.agency_code, t.created_at, t.last_used_at, \
+         t.expires_at, t.revoked_at, {OWNER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
+         WHERE t.secret_hash = $1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(secret_hash).fetch_optional(&mut *conn).await?;
+    row.map(|row| Ok((from_row(&row)?, owner_from_row(&row)?))).transpose()
+}
+
 pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<TokenRow>, SqlError> {
     let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;

@@ -87,9 +87,13 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     if is_problem(&response) {
         response = add_request_id(response, &request_id).await;
     }
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
+        headers.insert("x-request-id", value);
     }
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     let elapsed = started.elapsed().as_secs_f64();
     let labels = [("method", method.to_string()), ("route", route.clone()), ("status", status.as_u16().to_string())];
     metrics::counter!("custody_http_requests_total", &labels).increment(1);

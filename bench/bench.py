@@ -1,0 +1,197 @@
+"""Custody's benchmarks: cold start, idle memory, and GET /api/v1/people under load.
+
+Each figure is the median of several runs, measured on this machine in the same run as the
+target it is compared with. Writes BENCHMARKS.md at the repository root.
+"""
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+BIN = os.path.abspath("target/release/custody")
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_ready(port, process, deadline_s=30):
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        if process.poll() is not None:
+            raise RuntimeError("server exited")
+        try:
+            if get(port, "/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.002)
+    raise RuntimeError("not ready in time")
+
+
+def serve(data_dir, port, database_url=None):
+    args = [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
+    if database_url:
+        args += ["--database-url", database_url]
+    env = dict(os.environ, RUST_LOG="warn")
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stop(process):
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def cold_start(runs):
+    times, memory = [], []
+    for _ in range(runs):
+        data_dir = tempfile.mkdtemp(prefix="custody-bench-")
+        port = free_port()
+        started = time.monotonic()
+        process = serve(data_dir, port)
+        wait_ready(port, process)
+        times.append((time.monotonic() - started) * 1000)
+        time.sleep(2)
+        memory.append(rss_mb(process.pid))
+        stop(process)
+        shutil.rmtree(data_dir)
+    return times, memory
+
+
+def parse_wrk(output):
+    def ms(value, unit):
+        factor = {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        return float(value) * factor
+
+    latency = {}
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        latency[pct] = ms(*m.groups()) if m else float("nan")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if m:
+        errors += int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    return latency, rps, errors
+
+
+def people_load(people, runs, duration, connections, database_url=None):
+    data_dir = tempfile.mkdtemp(prefix="custody-bench-")
+    common = ["--data-dir", data_dir] + (["--database-url", database_url] if database_url else [])
+    seeded = time.monotonic()
+    subprocess.run([BIN, "demo", "--no-serve", "--people", str(people)] + common, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seed_s = time.monotonic() - seeded
+    token = subprocess.run([BIN, "admin", "create-token", "--role", "auditor", "--name", "bench"] + common,
+                           check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    port = free_port()
+    process = serve(data_dir, port, database_url)
+    try:
+        wait_ready(port, process)
+        auth = {"Authorization": f"Bearer {token}"}
+        status, body = get(port, "/api/v1/people", auth)
+        assert status == 200, body
+        # Warm up, then measure.
+        subprocess.run(["wrk", "-t2", f"-c{connections}", "-d5s", "-H", f"Authorization: Bearer {token}",
+                        f"http://127.0.0.1:{port}/api/v1/people"], check=True, capture_output=True)
+        results = []
+        for _ in range(runs):
+            out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-H",
+                                  f"Authorization: Bearer {token}", f"http://127.0.0.1:{port}/api/v1/people"],
+                                 check=True, capture_output=True, text=True).stdout
+            results.append(parse_wrk(out))
+        loaded_rss = rss_mb(process.pid)
+    finally:
+        stop(process)
+        shutil.rmtree(data_dir)
+    return results, seed_s, loaded_rss
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--postgres", default=os.environ.get("CUSTODY_BENCH_POSTGRES"),
+                        help="also measure on this PostgreSQL database URL (it is migrated and filled)")
+    args = parser.parse_args()
+
+    rows = []
+    times, memory = cold_start(args.runs)
+    start_ms, idle_mb = statistics.median(times), statistics.median(memory)
+    rows.append(("Cold start of `custody serve` to `/readyz` (empty SQLite)", "empty database",
+                 f"{start_ms:.0f} ms", "target 1000 ms", start_ms / 1000))
+    rows.append(("Idle resident memory after start", "empty database", f"{idle_mb:.1f} MB", "target 50 MB",
+                 idle_mb / 50))
+    print(f"cold start {times} ms; idle RSS {memory} MB")
+
+    targets = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+    detail = []
+    for label, url in targets:
+        results, seed_s, loaded_rss = people_load(args.people, max(3, args.runs // 2 + 1), args.duration,
+                                                  args.connections, url)
+        p50 = statistics.median(r[0]["50"] for r in results)
+        p99 = statistics.median(r[0]["99"] for r in results)
+        rps = statistics.median(r[1] for r in results)
+        errors = sum(r[2] for r in results)
+        rows.append((f"`GET /api/v1/people` p99, {args.connections} connections ({label})",
+                     f"{args.people:,} people", f"{p99:.2f} ms", "target 20 ms", p99 / 20))
+        detail.append(f"- {label}: p50 {p50:.2f} ms, p99 {p99:.2f} ms, {rps:,.0f} requests/s, {errors} errors "
+                      f"over {len(results)} runs of {args.duration} s; RSS under load {loaded_rss:.1f} MB; "
+                      f"seeding {args.people:,} people took {seed_s:.1f} s")
+        print(detail[-1])
+
+    with open("BENCHMARKS.md", "w") as f:
+        f.write("# Benchmarks\n\n")
+        f.write(f"Written by `bench/run` on {time.strftime('%Y-%m-%d')} on this project's 2-core machine "
+                f"(release build). Figures are medians of several runs; the ratio is figure ÷ target "
+                f"(below 1 meets the target).\n\n")
+        f.write("| benchmark | dataset | figure | compared with | ratio |\n|---|---|---|---|---|\n")
+        for name, dataset, figure, target, ratio in rows:
+            f.write(f"| {name} | {dataset} | {figure} | {target} | {ratio:.2f} |\n")
+        f.write("\nDetails:\n\n")
+        f.write(f"- cold start runs (ms): {', '.join(f'{t:.0f}' for t in times)}; idle RSS runs (MB): "
+                f"{', '.join(f'{m:.1f}' for m in memory)}\n")
+        f.write("\n".join(detail) + "\n")
+        f.write(f"\nLoad: `wrk -t2 -c{args.connections} -d{args.duration}s --latency` with an auditor's API token, "
+                f"first page (50 people) of the list, after a 5 s warm-up; the server runs on the same 2 cores "
+                f"as wrk.\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+//! Operations: readiness follows the schema, metrics report requests and the pool, responses
+//! carry request ids and protective headers, unknown routes answer a problem 404, and a sweep
+//! removes expired sessions.
+
+mod common;
+
+use common::{PASSWORD, TestApp, problem};
+use custody_domain::role::Role;
+use custody_store::testing::TestDb;
+use reqwest::{Method, StatusCode};
+
+#[tokio::test]
+async fn readiness_needs_a_migrated_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("empty.db").display());
+    let store = custody_store::Store::connect(&url, &Default::default()).await.unwrap();
+    let config = custody::Config { database_url: Some(url), auto_migrate: false, ..Default::default() };
+    let app = custody_app::App::new(store.clone(), config.app_config());
+    let server = custody::Server::start(&config, app, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{}/readyz", server.url())).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.text().await.unwrap().contains("custody migrate"));
+    assert_eq!(client.get(format!("{}/healthz", server.url())).send().await.unwrap().status(), StatusCode::OK);
+    custody_store::migrate::run(&store).await.unwrap();
+    assert_eq!(client.get(format!("{}/readyz", server.url())).send().await.unwrap().status(), StatusCode::OK);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user_with_token("m@x.example", Role::Auditor, None).await;
+    assert_eq!(app.get("/api/v1/people", &token).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/people", None).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let text = app.request(Method::GET, "/metrics", None).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        r#"custody_http_requests_total{method="GET",route="/api/v1/people",status="200"}"#,
+        r#"custody_http_requests_total{method="GET",route="/api/v1/people",status="401"}"#,
+        "custody_http_request_duration_seconds_bucket",
+        "custody_db_pool_connections",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn responses_carry_request_ids_and_unknown_routes_are_problems() {
+    let app = TestApp::spawn().await;
+    let response =
+        app.request(Method::GET, "/no/such/page", None).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "abc-123");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let body = problem(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(body["request_id"], "abc-123");
+    let generated = app.request(Method::GET, "/healthz", None).send().await.unwrap();
+    assert_eq!(generated.headers()["x-request-id"].len(), 36);
+}
+
+#[tokio::test]
+async fn the_sweep_removes_expired_sessions() {
+    let app = TestApp::spawn_with(TestDb::sqlite().await, |_| {}).await;
+    app.user_with_token("s@x.example", Role::Auditor, None).await;
+    let (cookie, _) = app.sign_in("s@x.example", PASSWORD).await;
+    app.exec("UPDATE sessions SET expires_at = 1").await;
+    let swept = custody_app::maintenance::sweep(app.app()).await.unwrap();
+    assert_eq!(swept.sessions, 1);
+    let me =
+        app.request(Method::GET, "/api/v1/me", None).header("cookie", format!("custody_session={cookie}")).send().await;
+    assert_eq!(me.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
