@@ -170,20 +170,43 @@ pub fn is_unique_violation(error: &SqlError) -> bool {
 }
 
 /// Wraps a page query so that the database returns the whole page as one JSON array in one
-/// row (`page`), ordered by `order`. sqlx hands rows from SQLite's worker thread to the runtime
-/// one at a time, each a thread hand-off; one row per page makes list latency independent of the
-/// page size. `columns` are the inner query's columns, which become the objects' keys.
+/// row (`page`). sqlx hands rows from SQLite's worker thread to the runtime one at a time, each a
+/// thread hand-off; one row per page keeps list latency nearly independent of the page size.
+/// `columns` are the inner query's columns and become the objects' keys.
+///
+/// Order: PostgreSQL orders the array by `order` in its collation, the one that chose the page.
+/// SQLite builds the array without a sorter, so the caller must sort the decoded page by the same
+/// keys in byte order, which is SQLite's `BINARY` collation (see [`Page::sorted_for`]).
 pub fn page_as_json(conn: &Conn, inner: &str, columns: &[&str], order: &str) -> String {
-    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql");
-    let (array, object) =
-        if postgres { ("json_agg", "json_build_object") } else { ("json_group_array", "json_object") };
     let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', {c}")).collect();
-    let empty = if postgres { "'[]'::json" } else { "'[]'" };
-    let cast = if postgres { "::text" } else { "" };
-    format!(
-        "SELECT COALESCE({array}({object}({}) ORDER BY {order}), {empty}){cast} AS page FROM ({inner}) AS page_rows",
-        pairs.join(", ")
-    )
+    let pairs = pairs.join(", ");
+    if is_postgres(conn) {
+        format!(
+            "SELECT COALESCE(json_agg(json_build_object({pairs}) ORDER BY {order}), '[]'::json)::text AS page \
+             FROM ({inner}) AS page_rows"
+        )
+    } else {
+        format!("SELECT COALESCE(json_group_array(json_object({pairs})), '[]') AS page FROM ({inner}) AS page_rows")
+    }
+}
+
+/// True when the connection speaks to PostgreSQL.
+pub fn is_postgres(conn: &Conn) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
+/// A page decoded from [`page_as_json`].
+pub struct Page;
+
+impl Page {
+    /// Puts SQLite's page in key order (byte order, as `BINARY` collation sorts); PostgreSQL's is
+    /// already ordered by the database's collation and is left as it is.
+    pub fn sorted_for<T>(conn: &Conn, mut rows: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+        if !is_postgres(conn) {
+            rows.sort_by(cmp);
+        }
+        rows
+    }
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.

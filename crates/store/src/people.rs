@@ -211,7 +211,9 @@ pub async fn list(
         let (a, b, c) = (next(), next(), next());
         sql.push_str(&format!(" AND (family_name, given_name, id) > (${a}, ${b}, ${c})"));
     }
-    sql.push_str(&format!(" ORDER BY family_name, given_name, id LIMIT ${}", next()));
+    // The limit is an integer checked by the caller, written into the SQL: SQLite re-prepares a
+    // statement whose plan depends on a bound LIMIT every time the value changes.
+    sql.push_str(&format!(" ORDER BY family_name, given_name, id LIMIT {}", limit.max(0)));
     let columns: Vec<&str> = COLUMNS.split(", ").collect();
     let sql = crate::page_as_json(conn, &sql, &columns, "family_name, given_name, id");
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -227,8 +229,11 @@ pub async fn list(
     if let Some(key) = after {
         query = query.bind(key.family_name.clone()).bind(key.given_name.clone()).bind(key.id.clone());
     }
-    let page: String = query.bind(limit).fetch_one(&mut *conn).await?.try_get("page")?;
+    let page: String = query.fetch_one(&mut *conn).await?.try_get("page")?;
     let rows: Vec<PageRow> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    let rows = crate::Page::sorted_for(conn, rows, |a, b| {
+        (&a.family_name, &a.given_name, &a.id).cmp(&(&b.family_name, &b.given_name, &b.id))
+    });
     Ok(rows.into_iter().map(PageRow::into_row).collect())
 }
 
