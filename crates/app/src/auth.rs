@@ -20,6 +20,47 @@ use sha2::{Digest, Sha256};
 
 use crate::{Actor, App, AppError};
 
+/// Resolved tokens and sessions, reused for a short while so that a burst of API calls does not
+/// read the same credential from the database each time. Bounded; cleared whenever this node
+/// revokes a token, ends a session or changes a user, so local changes apply at once.
+pub struct CredentialCache {
+    ttl_ms: i64,
+    entries: std::sync::Mutex<std::collections::HashMap<String, (i64, Principal)>>,
+}
+
+const CACHE_CAPACITY: usize = 10_000;
+
+impl CredentialCache {
+    pub fn new(ttl_ms: i64) -> Self {
+        Self { ttl_ms, entries: Default::default() }
+    }
+
+    fn get(&self, key: &str, now: i64) -> Option<Principal> {
+        if self.ttl_ms <= 0 {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(key).filter(|(until, _)| *until > now).map(|(_, principal)| principal.clone())
+    }
+
+    fn put(&self, key: String, principal: &Principal, now: i64, expires_at: Option<i64>) {
+        if self.ttl_ms <= 0 {
+            return;
+        }
+        let until = (now + self.ttl_ms).min(expires_at.unwrap_or(i64::MAX));
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(key, (until, principal.clone()));
+    }
+
+    /// Forgets everything: called after any change to tokens, sessions or users.
+    pub fn forget_all(&self) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 /// Prefix of every API token, so that leaked tokens are easy to recognise and scan for.
 pub const TOKEN_PREFIX: &str = "cst_";
 
@@ -157,6 +198,7 @@ pub async fn sign_out(app: &App, actor: &Actor) -> Result<(), AppError> {
     };
     let mut tx = app.store.write().await?;
     sessions::delete(&mut tx, session_id).await?;
+    app.credentials.forget_all();
     let agency = principal.agency.as_ref().map(|a| a.to_string());
     let changes = serde_json::json!({ "session": session_id });
     audit::append(&mut tx, actor.event("session.delete", "user", &principal.user_id, agency.as_deref(), changes))
@@ -179,9 +221,13 @@ fn principal_of(owner: &Owner, roles: RoleSet, via: Credential) -> Result<Princi
 /// Resolves a session cookie's value to its principal; expired or unknown sessions are refused.
 pub async fn session_principal(app: &App, secret: &str) -> Result<Principal, AppError> {
     let now = now_ms();
+    let key = sha256_hex(secret);
+    if let Some(principal) = app.credentials.get(&key, now) {
+        return Ok(principal);
+    }
     let mut conn = app.store.conn().await?;
     let (session, owner) =
-        sessions::with_owner_by_secret_hash(&mut conn, &sha256_hex(secret)).await?.ok_or(AppError::Unauthenticated)?;
+        sessions::with_owner_by_secret_hash(&mut conn, &key).await?.ok_or(AppError::Unauthenticated)?;
     if session.expires_at <= now || owner.disabled {
         return Err(AppError::Unauthenticated);
     }
@@ -191,7 +237,11 @@ pub async fn session_principal(app: &App, secret: &str) -> Result<Principal, App
         sessions::touch(&mut conn, &session.id, now, now + idle, 60_000).await?;
     }
     let roles = owner.roles.clone();
-    principal_of(&owner, roles, Credential::Session { session_id: session.id, csrf_token: session.csrf_token })
+    let expires_at = session.expires_at;
+    let principal =
+        principal_of(&owner, roles, Credential::Session { session_id: session.id, csrf_token: session.csrf_token })?;
+    app.credentials.put(key, &principal, now, Some(expires_at));
+    Ok(principal)
 }
 
 /// Resolves a bearer token to its principal: the token's roles, narrowed to those its user still holds.
@@ -200,9 +250,12 @@ pub async fn token_principal(app: &App, secret: &str) -> Result<Principal, AppEr
         return Err(AppError::Unauthenticated);
     }
     let now = now_ms();
+    let key = sha256_hex(secret);
+    if let Some(principal) = app.credentials.get(&key, now) {
+        return Ok(principal);
+    }
     let mut conn = app.store.conn().await?;
-    let (token, owner) =
-        tokens::with_owner_by_secret_hash(&mut conn, &sha256_hex(secret)).await?.ok_or(AppError::Unauthenticated)?;
+    let (token, owner) = tokens::with_owner_by_secret_hash(&mut conn, &key).await?.ok_or(AppError::Unauthenticated)?;
     if token.revoked_at.is_some() || token.expires_at.is_some_and(|at| at <= now) || owner.disabled {
         return Err(AppError::Unauthenticated);
     }
@@ -213,7 +266,9 @@ pub async fn token_principal(app: &App, secret: &str) -> Result<Principal, AppEr
     if roles.is_empty() {
         return Err(AppError::Unauthenticated);
     }
-    principal_of(&owner, roles, Credential::Token { token_id: token.id })
+    let principal = principal_of(&owner, roles, Credential::Token { token_id: token.id })?;
+    app.credentials.put(key, &principal, now, token.expires_at);
+    Ok(principal)
 }
 
 #[cfg(test)]

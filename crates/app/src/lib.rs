@@ -36,6 +36,9 @@ pub struct AppConfig {
     pub throttle_window_minutes: i64,
     /// Idle lifetime of a console session.
     pub session_idle_minutes: i64,
+    /// How long a node may reuse a resolved token or session before reading it again (0: never).
+    /// A revocation made on this node applies at once; one made on another node within this time.
+    pub credential_cache_ms: i64,
 }
 
 impl Default for AppConfig {
@@ -46,6 +49,7 @@ impl Default for AppConfig {
             throttle_failures: 20,
             throttle_window_minutes: 15,
             session_idle_minutes: 12 * 60,
+            credential_cache_ms: 2_000,
         }
     }
 }
@@ -55,11 +59,13 @@ impl Default for AppConfig {
 pub struct App {
     pub store: Store,
     pub config: Arc<AppConfig>,
+    pub credentials: Arc<auth::CredentialCache>,
 }
 
 impl App {
     pub fn new(store: Store, config: AppConfig) -> Self {
-        Self { store, config: Arc::new(config) }
+        let credentials = Arc::new(auth::CredentialCache::new(config.credential_cache_ms));
+        Self { store, config: Arc::new(config), credentials }
     }
 }
 

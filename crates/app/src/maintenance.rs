@@ -17,6 +17,7 @@ pub async fn sweep(app: &App) -> Result<Swept, AppError> {
     let now = now_ms();
     let mut conn = app.store.conn().await?;
     let sessions = sessions::delete_expired(&mut conn, now).await?;
+    app.credentials.forget_all();
     let window = app.config.throttle_window_minutes * 60_000;
     let login_failures = users::prune_address_failures(&mut conn, now - window).await?;
     Ok(Swept { sessions, login_failures })

@@ -125,6 +125,7 @@ pub async fn revoke(app: &App, actor: &Actor, id: &str) -> Result<TokenRow, AppE
     }
     let at = now_ms();
     tokens::revoke(&mut tx, id, at).await?;
+    app.credentials.forget_all();
     let changes = serde_json::json!({ "revoked_at": at });
     audit::append(&mut tx, actor.event("token.revoke", "api_token", id, token.agency_code.as_deref(), changes)).await?;
     tx.commit().await?;

@@ -230,6 +230,7 @@ pub async fn update(app: &App, actor: &Actor, id: &str, update: UserUpdate) -> R
     let agency_code = agency.as_ref().map(|a| a.to_string());
     let disabled = update.disabled.unwrap_or(current.disabled);
     users::update_access(&mut tx, id, &display_name, &roles, agency_code.as_deref(), disabled).await?;
+    app.credentials.forget_all();
     if disabled && !current.disabled {
         sessions::delete_for_user(&mut tx, id).await?;
     }
@@ -257,7 +258,13 @@ pub async fn change_own_password(app: &App, actor: &Actor, current: &str, new: &
     let new_hash = hash_password(new.to_string()).await?;
     let mut tx = app.store.write().await?;
     users::set_password(&mut tx, &user.id, &new_hash).await?;
-    let changes = serde_json::json!({ "password": "changed" });
+    let current_session = match &principal.via {
+        custody_domain::authz::Credential::Session { session_id, .. } => Some(session_id.as_str()),
+        custody_domain::authz::Credential::Token { .. } => None,
+    };
+    let ended = sessions::delete_others(&mut tx, &user.id, current_session).await?;
+    app.credentials.forget_all();
+    let changes = serde_json::json!({ "password": "changed", "other_sessions_ended": ended });
     audit::append(&mut tx, actor.event("user.password_change", "user", &user.id, user.agency_code.as_deref(), changes))
         .await?;
     tx.commit().await?;
@@ -272,7 +279,9 @@ pub async fn set_password(app: &App, actor: &Actor, id: &str, password: &str) ->
     let user = users::get(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     authorize_on(actor, Action::UserWrite, &user)?;
     users::set_password(&mut tx, id, &hash).await?;
-    let changes = serde_json::json!({ "password": "set" });
+    let ended = sessions::delete_others(&mut tx, id, None).await?;
+    app.credentials.forget_all();
+    let changes = serde_json::json!({ "password": "set", "sessions_ended": ended });
     audit::append(&mut tx, actor.event("user.password_set", "user", id, user.agency_code.as_deref(), changes)).await?;
     tx.commit().await?;
     Ok(())

@@ -52,6 +52,8 @@ pub struct AuthConfig {
     pub throttle_failures: i64,
     pub throttle_window_minutes: i64,
     pub session_idle_minutes: i64,
+    /// How long a node reuses a resolved token or session (0 disables the reuse).
+    pub credential_cache_ms: i64,
 }
 
 impl Default for Config {
@@ -91,6 +93,7 @@ impl Default for AuthConfig {
             throttle_failures: app.throttle_failures,
             throttle_window_minutes: app.throttle_window_minutes,
             session_idle_minutes: app.session_idle_minutes,
+            credential_cache_ms: app.credential_cache_ms,
         }
     }
 }
@@ -136,6 +139,7 @@ impl Config {
             throttle_failures: self.auth.throttle_failures,
             throttle_window_minutes: self.auth.throttle_window_minutes,
             session_idle_minutes: self.auth.session_idle_minutes,
+            credential_cache_ms: self.auth.credential_cache_ms,
         }
     }
 

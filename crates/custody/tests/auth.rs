@@ -187,3 +187,54 @@ async fn revoked_tokens_and_disabled_users_are_refused() {
         .await;
     assert_eq!(common::fields(&problem(own, StatusCode::UNPROCESSABLE_ENTITY).await), ["disabled"]);
 }
+
+#[tokio::test]
+async fn another_node_honours_a_revocation_within_the_credential_cache_time() {
+    let db = TestDb::sqlite().await;
+    let node_a = TestApp::spawn_with(db, |c| c.auth.credential_cache_ms = 400).await;
+    let mut config_b = node_a.config.clone();
+    config_b.auth.credential_cache_ms = 400;
+    let app_b = custody_app::App::new(node_a.app().store.clone(), config_b.app_config());
+    let node_b = custody::Server::start(&config_b, app_b, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (_, admin) = node_a.user_with_token("admin@x.example", Role::Admin, None).await;
+    let created: Value = node_a
+        .send_json(Method::POST, "/api/v1/tokens", Some(&admin), &json!({"name": "shared"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    let me_on_b = || node_a.client.get(format!("{}/api/v1/me", node_b.url())).bearer_auth(&secret).send();
+    assert_eq!(me_on_b().await.unwrap().status(), StatusCode::OK, "node B resolves and keeps the token");
+    let id = created["token"]["id"].as_str().unwrap();
+    let revoked = node_a.request(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(&admin)).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(node_a.get("/api/v1/me", &secret).await.status(), StatusCode::UNAUTHORIZED, "at once on node A");
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert_eq!(me_on_b().await.unwrap().status(), StatusCode::UNAUTHORIZED, "on node B once its cache time passed");
+    node_b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_the_other_sessions() {
+    let app = TestApp::spawn().await;
+    app.user_with_token("hal@x.example", Role::Auditor, None).await;
+    let (first, _) = app.sign_in("hal@x.example", PASSWORD).await;
+    let (second, csrf) = app.sign_in("hal@x.example", PASSWORD).await;
+    let me = |cookie: &str| {
+        app.request(Method::GET, "/api/v1/me", None).header("cookie", format!("custody_session={cookie}")).send()
+    };
+    let changed = app
+        .request(Method::PUT, "/api/v1/me/password", None)
+        .header("cookie", format!("custody_session={second}"))
+        .header("x-csrf-token", csrf)
+        .json(&json!({"current_password": PASSWORD, "new_password": "another long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(me(&first).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&second).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(sign_in_status(&app, "hal@x.example", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(sign_in_status(&app, "hal@x.example", "another long passphrase").await.status(), StatusCode::CREATED);
+}

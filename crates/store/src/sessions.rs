@@ -104,6 +104,16 @@ pub async fn delete_for_user(conn: &mut Conn, user_id: &str) -> Result<u64, SqlE
     Ok(done.rows_affected())
 }
 
+/// Ends every session of `user_id` but `keep` (after a password change).
+pub async fn delete_others(conn: &mut Conn, user_id: &str, keep: Option<&str>) -> Result<u64, SqlError> {
+    let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+        .bind(user_id)
+        .bind(keep.unwrap_or(""))
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 pub async fn delete_expired(conn: &mut Conn, now: i64) -> Result<u64, SqlError> {
     let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(now).execute(&mut *conn).await?;
     Ok(done.rows_affected())
