@@ -126,11 +126,11 @@ def people_load(people, runs, duration, connections, database_url=None):
         status, body = get(port, "/api/v1/people", auth)
         assert status == 200, body
         # Warm up, then measure.
-        subprocess.run(["wrk", "-t2", f"-c{connections}", "-d5s", "-H", f"Authorization: Bearer {token}",
+        subprocess.run(["wrk", "-t1", f"-c{connections}", "-d5s", "-H", f"Authorization: Bearer {token}",
                         f"http://127.0.0.1:{port}/api/v1/people"], check=True, capture_output=True)
         results = []
         for _ in range(runs):
-            out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-H",
+            out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H",
                                   f"Authorization: Bearer {token}", f"http://127.0.0.1:{port}/api/v1/people"],
                                  check=True, capture_output=True, text=True).stdout
             results.append(parse_wrk(out))
@@ -188,9 +188,9 @@ def main():
         f.write(f"- cold start runs (ms): {', '.join(f'{t:.0f}' for t in times)}; idle RSS runs (MB): "
                 f"{', '.join(f'{m:.1f}' for m in memory)}\n")
         f.write("\n".join(detail) + "\n")
-        f.write(f"\nLoad: `wrk -t2 -c{args.connections} -d{args.duration}s --latency` with an auditor's API token, "
-                f"first page (50 people) of the list, after a 5 s warm-up; the server runs on the same 2 cores "
-                f"as wrk.\n")
+        f.write(f"\nLoad: `wrk -t1 -c{args.connections} -d{args.duration}s --latency` with an auditor's API token, "
+                f"first page (50 people) of the list, after a 5 s warm-up; the server shares the 2 cores "
+                f"with wrk (one load thread, so that the load generator takes one core at most).\n")
 
 
 if __name__ == "__main__":
