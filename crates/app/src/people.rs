@@ -21,6 +21,8 @@ pub struct PeopleQuery {
     pub agency: Option<String>,
     pub status: Option<String>,
     pub q: Option<String>,
+    /// `name` (A to Z, the default) or `-name` (Z to A).
+    pub sort: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
@@ -29,6 +31,14 @@ pub async fn list(app: &App, actor: &Actor, query: PeopleQuery) -> Result<Page<P
     let mut errors = FieldErrors::new();
     let agency = query.agency.as_deref().and_then(|a| errors.check("agency", AgencyCode::parse(a)));
     let status = query.status.as_deref().and_then(|s| errors.check("status", s.parse::<EmploymentStatus>()));
+    let descending = match query.sort.as_deref() {
+        None | Some("") | Some("name") => false,
+        Some("-name") => true,
+        Some(_) => {
+            errors.push("sort", "must be name or -name");
+            false
+        }
+    };
     if !errors.is_empty() {
         return Err(errors.into());
     }
@@ -53,6 +63,7 @@ pub async fn list(app: &App, actor: &Actor, query: PeopleQuery) -> Result<Page<P
         agency: agency.map(|a| a.to_string()).or_else(|| actor.agency_filter()),
         status,
         q: query.q.filter(|q| !q.trim().is_empty()).map(|q| q.trim().to_string()),
+        descending,
     };
     let mut conn = app.store.conn().await?;
     let rows = people::list(&mut conn, &filter, after.as_ref(), limit + 1).await?;

@@ -72,6 +72,13 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
             Target::Foreign => 404,
         },
         "GET /api/v1/agencies" => 200,
+        "GET /api/v1/dashboard" => {
+            if hidden {
+                404
+            } else {
+                200
+            }
+        }
         "POST /api/v1/agencies" => admin_only(201),
         "GET /api/v1/agencies/{code}" => allow(&Role::ALL, 200),
         "PATCH /api/v1/agencies/{code}" => allow(&[Role::Admin], 200),
@@ -149,7 +156,7 @@ async fn call_for(
             Target::Foreign => fixture.others_token_ids.pop().expect("enough foreign tokens"),
         };
         path.replace("{id}", &id)
-    } else if (path == "/api/v1/people" || path == "/api/v1/users") && method == "GET" {
+    } else if (path == "/api/v1/people" || path == "/api/v1/users" || path == "/api/v1/dashboard") && method == "GET" {
         format!("{path}?agency={agency}")
     } else {
         path.to_string()

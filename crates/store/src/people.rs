@@ -41,6 +41,8 @@ pub struct PersonFilter {
     pub status: Option<EmploymentStatus>,
     /// Case-insensitive substring of name, e-mail, employee id, unit or title.
     pub q: Option<String>,
+    /// Z to A instead of A to Z.
+    pub descending: bool,
 }
 
 const COLUMNS: &str =
@@ -209,13 +211,19 @@ pub async fn list(
     }
     if after.is_some() {
         let (a, b, c) = (next(), next(), next());
-        sql.push_str(&format!(" AND (family_name, given_name, id) > (${a}, ${b}, ${c})"));
+        let op = if filter.descending { "<" } else { ">" };
+        sql.push_str(&format!(" AND (family_name, given_name, id) {op} (${a}, ${b}, ${c})"));
     }
+    let order = if filter.descending {
+        "family_name DESC, given_name DESC, id DESC"
+    } else {
+        "family_name, given_name, id"
+    };
     // The limit is an integer checked by the caller, written into the SQL: SQLite re-prepares a
     // statement whose plan depends on a bound LIMIT every time the value changes.
-    sql.push_str(&format!(" ORDER BY family_name, given_name, id LIMIT {}", limit.max(0)));
+    sql.push_str(&format!(" ORDER BY {order} LIMIT {}", limit.max(0)));
     let columns: Vec<&str> = COLUMNS.split(", ").collect();
-    let sql = crate::page_as_json(conn, &sql, &columns, "family_name, given_name, id");
+    let sql = crate::page_as_json(conn, &sql, &columns, order);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     if let Some(agency) = &filter.agency {
         query = query.bind(agency.clone());
@@ -231,8 +239,10 @@ pub async fn list(
     }
     let page: String = query.fetch_one(&mut *conn).await?.try_get("page")?;
     let rows: Vec<PageRow> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    let descending = filter.descending;
     let rows = crate::Page::sorted_for(conn, rows, |a, b| {
-        (&a.family_name, &a.given_name, &a.id).cmp(&(&b.family_name, &b.given_name, &b.id))
+        let ordering = (&a.family_name, &a.given_name, &a.id).cmp(&(&b.family_name, &b.given_name, &b.id));
+        if descending { ordering.reverse() } else { ordering }
     });
     Ok(rows.into_iter().map(PageRow::into_row).collect())
 }
@@ -326,4 +336,22 @@ pub async fn insert_many(conn: &mut Conn, rows: &[(String, String, PersonDetails
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// People per agency, in agency order; `agency` narrows to one.
+pub async fn count_by_agency(conn: &mut Conn, agency: Option<&str>) -> Result<Vec<(String, i64)>, SqlError> {
+    let rows = match agency {
+        Some(agency) => {
+            sqlx::query("SELECT agency_code, COUNT(*) AS n FROM people WHERE agency_code = $1 GROUP BY agency_code")
+                .bind(agency)
+                .fetch_all(&mut *conn)
+                .await?
+        }
+        None => {
+            sqlx::query("SELECT agency_code, COUNT(*) AS n FROM people GROUP BY agency_code ORDER BY agency_code")
+                .fetch_all(&mut *conn)
+                .await?
+        }
+    };
+    rows.iter().map(|r| Ok((r.try_get("agency_code")?, r.try_get("n")?))).collect()
 }

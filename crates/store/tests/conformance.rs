@@ -106,6 +106,19 @@ async fn people_page_by_name_with_filters_and_search() {
         }
         assert_eq!(seen, ["Ben Adams", "Ed Adams", "Di Moss", "Ana Ruiz", "Cy Ruiz"], "{}", db.label);
 
+        let backwards = PersonFilter { descending: true, ..Default::default() };
+        let mut reversed = Vec::new();
+        let mut after = None;
+        loop {
+            let page = people::list(&mut conn, &backwards, after.as_ref(), 2).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|p| p.key());
+            reversed.extend(page.into_iter().map(|p| format!("{} {}", p.details.given_name, p.details.family_name)));
+        }
+        assert_eq!(reversed, ["Cy Ruiz", "Ana Ruiz", "Di Moss", "Ed Adams", "Ben Adams"], "{}", db.label);
+
         let doh = PersonFilter { agency: Some("DOH".into()), ..Default::default() };
         assert_eq!(people::list(&mut conn, &doh, None, 10).await.unwrap().len(), 3);
         let search = PersonFilter { q: Some("RUIZ".into()), ..Default::default() };

@@ -5,6 +5,8 @@
 //! `custody-app` and their results into JSON or problem documents; they hold no business rules.
 
 pub mod api;
+pub mod charts;
+pub mod console;
 pub mod extract;
 pub mod ops;
 pub mod problem;
@@ -43,10 +45,30 @@ pub fn router(app: App, config: WebConfig) -> Router {
     Router::new()
         .merge(api)
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi))
-        .fallback(|| async { Problem::not_found() })
+        .merge(console::router())
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
         .layer(axum::middleware::from_fn(ops::observe))
         .with_state(state)
+}
+
+/// Unknown paths: a problem document for the API and machines, the 404 page for browsers.
+async fn not_found(state: axum::extract::State<AppState>, request: axum::extract::Request) -> axum::response::Response {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    let wants_html = request
+        .headers()
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if request.uri().path().starts_with("/api/") || !wants_html {
+        return Problem::not_found().into_response();
+    }
+    let (mut parts, _) = request.into_parts();
+    match console::Viewer::from_request_parts(&mut parts, &state).await {
+        Ok(viewer) => console::not_found(&viewer),
+        Err(_) => console::not_found_public(),
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains open requests.

@@ -4,6 +4,7 @@
 
 pub mod agencies;
 pub mod audit;
+pub mod dashboard;
 pub mod people;
 pub mod session;
 pub mod tokens;
@@ -48,6 +49,7 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         (name = "users", description = "Console users, roles and agency scope"),
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit log"),
+        (name = "dashboard", description = "Figures for the dashboard"),
         (name = "operations", description = "Health, readiness and metrics")
     )
 )]
@@ -82,6 +84,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
+        .routes(routes!(dashboard::get))
         .routes(routes!(crate::ops::healthz))
         .routes(routes!(crate::ops::readyz))
         .routes(routes!(crate::ops::metrics))

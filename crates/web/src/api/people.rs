@@ -66,6 +66,8 @@ pub struct PersonQuery {
     pub status: Option<String>,
     /// Case-insensitive part of the name, e-mail, employee id, unit or title.
     pub q: Option<String>,
+    /// `name` (A to Z, default) or `-name` (Z to A).
+    pub sort: Option<String>,
     pub cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
     pub limit: Option<i64>,
@@ -85,6 +87,7 @@ pub async fn list(
         agency: query.agency,
         status: query.status,
         q: query.q,
+        sort: query.sort,
         cursor: query.cursor,
         limit: query.limit,
     };

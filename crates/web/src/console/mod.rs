@@ -1,0 +1,228 @@
+//! The web console: server-rendered HTML pages over the same use cases as the API. Forms post
+//! `application/x-www-form-urlencoded` with the session's CSRF token in a hidden field; every
+//! page works without JavaScript.
+
+mod agencies;
+mod dashboard;
+mod people;
+mod session;
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use custody_app::{Actor, AppError, auth};
+use custody_domain::authz::{Action, Credential, Principal, Scope, authorize};
+
+use crate::AppState;
+use crate::extract::{RequestMeta, SESSION_COOKIE, cookie};
+
+/// The cookie remembering which agency a central user is looking at.
+pub const VIEW_COOKIE: &str = "custody_view";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(dashboard::show))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/view-agency", get(session::view_agency))
+        .route("/agencies", get(agencies::list))
+        .route("/agencies.csv", get(agencies::export))
+        .route("/agencies/{code}", get(agencies::show))
+        .route("/people", get(people::list).post(people::create))
+        .route("/people.csv", get(people::export))
+        .route("/people/new", get(people::new_form))
+        .route("/people/{id}", get(people::show).post(people::update))
+        .route("/people/{id}/edit", get(people::edit_form))
+        .route("/static/custody.css", get(stylesheet))
+}
+
+async fn stylesheet() -> Response {
+    let css = include_str!("../../static/custody.css");
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], css)
+        .into_response()
+}
+
+/// One entry of the main navigation.
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+/// What every console page shows around its content.
+pub struct Layout {
+    pub nav: Vec<NavItem>,
+    pub user_label: String,
+    pub csrf_token: String,
+    pub path: String,
+    /// Agencies a central user can switch to; empty for agency users.
+    pub agency_choices: Vec<String>,
+    /// The agency a central user chose to look at.
+    pub viewing: Option<String>,
+    pub own_agency: Option<String>,
+}
+
+/// The navigation a principal may use, decided by the same rule as every action.
+pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
+    let entries: [(&'static str, &'static str, Option<Action>); 3] = [
+        ("/", "Dashboard", None),
+        ("/agencies", "Agencies", Some(Action::AgencyRead)),
+        ("/people", "People", Some(Action::PersonRead)),
+    ];
+    entries
+        .into_iter()
+        .filter(|(_, _, action)| action.is_none_or(|a| authorize(principal, a, Scope::Global).is_ok()))
+        .map(|(href, label, _)| NavItem {
+            href,
+            label,
+            current: if href == "/" { path == "/" } else { path == href || path.starts_with(&format!("{href}/")) },
+        })
+        .collect()
+}
+
+/// A signed-in console user: the actor for use cases and the page layout.
+pub struct Viewer {
+    pub actor: Actor,
+    pub layout: Layout,
+}
+
+impl Viewer {
+    pub fn principal(&self) -> &Principal {
+        self.actor.principal.as_ref().expect("console viewers are signed in")
+    }
+
+    /// The agency lists are narrowed to: the own agency, or the one a central user chose.
+    pub fn agency(&self) -> Option<String> {
+        self.actor.agency_filter().or_else(|| self.layout.viewing.clone())
+    }
+
+    pub fn may(&self, action: Action) -> bool {
+        authorize(self.principal(), action, Scope::Global).is_ok()
+    }
+
+    /// Checks a form's CSRF token against the session's.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), Response> {
+        match &self.principal().via {
+            Credential::Session { csrf_token, .. } if !sent.is_empty() && sent == csrf_token => Ok(()),
+            _ => Err((StatusCode::FORBIDDEN, "The form has expired: reload the page and try again.").into_response()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map(|u| u.0.path().to_string())
+            .unwrap_or_else(|| parts.uri.path().to_string());
+        let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| path.clone());
+        let to_login = || Redirect::to(&format!("/login?next={}", urlencode(&path_and_query))).into_response();
+        let Some(secret) = cookie(parts, SESSION_COOKIE) else { return Err(to_login()) };
+        let principal = match auth::session_principal(&state.app, secret).await {
+            Ok(principal) => principal,
+            Err(AppError::Unauthenticated) => return Err(to_login()),
+            Err(error) => return Err(crate::problem::Problem::from_app(error).into_response()),
+        };
+        let meta = RequestMeta::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        let csrf_token = match &principal.via {
+            Credential::Session { csrf_token, .. } => csrf_token.clone(),
+            Credential::Token { .. } => String::new(),
+        };
+        let own_agency = principal.agency.as_ref().map(|a| a.to_string());
+        let (agency_choices, viewing) = if principal.is_central() {
+            let mut conn = state.app.store.conn().await.map_err(|e| internal(e.into()))?;
+            let codes = custody_store::agencies::codes(&mut conn).await.map_err(|e| internal(e.into()))?;
+            let viewing = cookie(parts, VIEW_COOKIE).filter(|c| codes.iter().any(|code| code == c)).map(str::to_string);
+            (codes, viewing)
+        } else {
+            (Vec::new(), None)
+        };
+        let layout = Layout {
+            nav: navigation(&principal, &path),
+            user_label: principal.label.clone(),
+            csrf_token,
+            path: path_and_query,
+            agency_choices,
+            viewing,
+            own_agency,
+        };
+        Ok(Viewer { actor: Actor::principal(principal, meta.request_id, Some(meta.source_addr)), layout })
+    }
+}
+
+fn internal(error: AppError) -> Response {
+    crate::problem::Problem::from_app(error).into_response()
+}
+
+/// Renders a template as an HTML response with `status`.
+pub fn render(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = (status, Html(html)).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => internal(AppError::Unexpected(anyhow::anyhow!("rendering a page: {error}"))),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "not_found.html")]
+struct NotFoundPage<'a> {
+    layout: &'a Layout,
+}
+
+#[derive(Template)]
+#[template(path = "not_found_public.html")]
+struct PublicNotFoundPage;
+
+/// The 404 page: the same for a missing object and another agency's.
+pub fn not_found(viewer: &Viewer) -> Response {
+    render(StatusCode::NOT_FOUND, &NotFoundPage { layout: &viewer.layout })
+}
+
+/// The 404 page for someone not signed in.
+pub fn not_found_public() -> Response {
+    render(StatusCode::NOT_FOUND, &PublicNotFoundPage)
+}
+
+/// Turns a use case's error into a page: 404 page, 403 text, or the problem for the rest.
+pub fn error_page(viewer: &Viewer, error: AppError) -> Response {
+    match error {
+        AppError::NotFound => not_found(viewer),
+        AppError::Forbidden => (StatusCode::FORBIDDEN, "Your roles do not allow this.").into_response(),
+        other => internal(other),
+    }
+}
+
+/// Percent-encodes a query-string value.
+pub fn urlencode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Parses a form body into field → value (the last value wins).
+pub fn form_fields(body: &[u8]) -> HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// A local path to return to after signing in (never another host).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// Formats unix milliseconds for people: `2026-11-22 14:05 UTC`.
+pub fn when(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+}
