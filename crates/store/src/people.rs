@@ -214,11 +214,8 @@ pub async fn list(
         let op = if filter.descending { "<" } else { ">" };
         sql.push_str(&format!(" AND (family_name, given_name, id) {op} (${a}, ${b}, ${c})"));
     }
-    let order = if filter.descending {
-        "family_name DESC, given_name DESC, id DESC"
-    } else {
-        "family_name, given_name, id"
-    };
+    let order =
+        if filter.descending { "family_name DESC, given_name DESC, id DESC" } else { "family_name, given_name, id" };
     // The limit is an integer checked by the caller, written into the SQL: SQLite re-prepares a
     // statement whose plan depends on a bound LIMIT every time the value changes.
     sql.push_str(&format!(" ORDER BY {order} LIMIT {}", limit.max(0)));

@@ -45,6 +45,10 @@ pub async fn get(
     Ok(Json(DashboardDto {
         agency: figures.agency,
         people_total: figures.people_total,
-        people_by_agency: figures.people_by_agency.into_iter().map(|(agency, count)| AgencyCount { agency, count }).collect(),
+        people_by_agency: figures
+            .people_by_agency
+            .into_iter()
+            .map(|(agency, count)| AgencyCount { agency, count })
+            .collect(),
     }))
 }

@@ -106,12 +106,10 @@ impl Viewer {
         authorize(self.principal(), action, Scope::Global).is_ok()
     }
 
-    /// Checks a form's CSRF token against the session's.
-    pub fn check_csrf(&self, sent: &str) -> Result<(), Response> {
-        match &self.principal().via {
-            Credential::Session { csrf_token, .. } if !sent.is_empty() && sent == csrf_token => Ok(()),
-            _ => Err((StatusCode::FORBIDDEN, "The form has expired: reload the page and try again.").into_response()),
-        }
+    /// True when a form's CSRF token is the session's.
+    pub fn csrf_ok(&self, form: &HashMap<String, String>) -> bool {
+        let sent = form.get("csrf_token").map(String::as_str).unwrap_or("");
+        matches!(&self.principal().via, Credential::Session { csrf_token, .. } if !sent.is_empty() && sent == csrf_token)
     }
 }
 
@@ -202,6 +200,11 @@ pub fn error_page(viewer: &Viewer, error: AppError) -> Response {
         AppError::Forbidden => (StatusCode::FORBIDDEN, "Your roles do not allow this.").into_response(),
         other => internal(other),
     }
+}
+
+/// The answer to a form whose CSRF token is missing or wrong.
+pub fn csrf_refused() -> Response {
+    (StatusCode::FORBIDDEN, "The form has expired: reload the page and try again.").into_response()
 }
 
 /// Percent-encodes a query-string value.

@@ -151,7 +151,8 @@ pub async fn export(State(state): State<AppState>, viewer: Viewer, Query(query):
     let app = state.app.clone();
     let actor = viewer.actor.clone();
     let base = query.people_query(&viewer, 500);
-    let header = ["id", "agency", "family_name", "given_name", "email", "employee_id", "unit", "title", "phone", "status"];
+    let header =
+        ["id", "agency", "family_name", "given_name", "email", "employee_id", "unit", "title", "phone", "status"];
     csv_response(
         "people.csv",
         &header,
@@ -282,11 +283,8 @@ fn form_page<'a>(
             required: *required,
         })
         .collect();
-    let agency_choices = if with_agency && viewer.principal().is_central() {
-        viewer.layout.agency_choices.clone()
-    } else {
-        Vec::new()
-    };
+    let agency_choices =
+        if with_agency && viewer.principal().is_central() { viewer.layout.agency_choices.clone() } else { Vec::new() };
     let agency = values.get("agency").cloned().or_else(|| viewer.agency()).unwrap_or_default();
     PersonForm {
         layout: &viewer.layout,
@@ -328,14 +326,15 @@ pub async fn new_form(viewer: Viewer) -> Response {
         return error_page(&viewer, AppError::Forbidden);
     }
     let values = HashMap::from([("status".to_string(), "active".to_string())]);
-    let page = form_page(&viewer, "Add a person".into(), "/people".into(), "/people".into(), &values, HashMap::new(), true);
+    let page =
+        form_page(&viewer, "Add a person".into(), "/people".into(), "/people".into(), &values, HashMap::new(), true);
     render(StatusCode::OK, &page)
 }
 
 pub async fn create(State(state): State<AppState>, viewer: Viewer, body: Bytes) -> Response {
     let form = form_fields(&body);
-    if let Err(refused) = viewer.check_csrf(form.get("csrf_token").map(String::as_str).unwrap_or("")) {
-        return refused;
+    if !viewer.csrf_ok(&form) {
+        return super::csrf_refused();
     }
     let agency = form.get("agency").cloned().filter(|a| !a.is_empty()).or_else(|| viewer.agency());
     match people::create(&state.app, &viewer.actor, agency.as_deref(), input_from(&form)).await {
@@ -382,8 +381,8 @@ pub async fn edit_form(State(state): State<AppState>, viewer: Viewer, Path(id): 
 
 pub async fn update(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>, body: Bytes) -> Response {
     let form = form_fields(&body);
-    if let Err(refused) = viewer.check_csrf(form.get("csrf_token").map(String::as_str).unwrap_or("")) {
-        return refused;
+    if !viewer.csrf_ok(&form) {
+        return super::csrf_refused();
     }
     match people::update(&state.app, &viewer.actor, &id, input_from(&form)).await {
         Ok(_) => Redirect::to(&format!("/people/{id}?saved=1")).into_response(),

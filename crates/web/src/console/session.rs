@@ -46,7 +46,9 @@ pub async fn login(State(state): State<AppState>, meta: RequestMeta, body: Bytes
     match auth::sign_in(&state.app, &email, &password, &meta.source_addr, meta.request_id).await {
         Ok(session) => {
             let mut response = Redirect::to(&next).into_response();
-            response.headers_mut().insert(header::SET_COOKIE, session_cookie(&session.secret, state.config.secure_cookies, false));
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&session.secret, state.config.secure_cookies, false));
             response
         }
         Err(error) => {
@@ -74,8 +76,8 @@ pub async fn login(State(state): State<AppState>, meta: RequestMeta, body: Bytes
 
 pub async fn logout(State(state): State<AppState>, viewer: Viewer, body: Bytes) -> Response {
     let form = form_fields(&body);
-    if let Err(refused) = viewer.check_csrf(form.get("csrf_token").map(String::as_str).unwrap_or("")) {
-        return refused;
+    if !viewer.csrf_ok(&form) {
+        return super::csrf_refused();
     }
     if let Err(error) = auth::sign_out(&state.app, &viewer.actor).await {
         return super::error_page(&viewer, error);

@@ -1,0 +1,337 @@
+//! End-to-end tests of the console in Debian's Chromium driven through chromedriver. Each test
+//! starts the real server on a free port with a temporary database, saves a screenshot of every
+//! page it visits under `target/browser-screenshots/`, and checks that no page refers to another
+//! host.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{PASSWORD, TestApp};
+use custody_domain::role::Role;
+use serde_json::Value;
+use thirtyfour::prelude::*;
+
+const OWN: &str = "AAA";
+const OTHER: &str = "BBB";
+
+/// A chromedriver process; killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn chromedriver() -> Driver {
+    let port = free_port();
+    let child = Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{url}/status")).await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Driver { child, url }
+}
+
+/// A browser on the app, recording every page it visits.
+struct Browser {
+    web: WebDriver,
+    base: String,
+    name: &'static str,
+    shots: usize,
+    _driver: Driver,
+}
+
+impl Browser {
+    async fn open(app: &TestApp, name: &'static str) -> Self {
+        let driver = chromedriver().await;
+        let mut caps = DesiredCapabilities::chrome();
+        caps.set_binary("/usr/bin/chromium").unwrap();
+        for arg in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--window-size=1280,900",
+        ] {
+            caps.add_arg(arg).unwrap();
+        }
+        let web = WebDriver::new(&driver.url, caps).await.expect("a Chromium session");
+        Self { web, base: app.base.clone(), name, shots: 0, _driver: driver }
+    }
+
+    /// Visits `path`, saves a screenshot, and checks the page refers to no other host.
+    async fn visit(&mut self, path: &str) {
+        self.web.goto(format!("{}{}", self.base, path)).await.unwrap();
+        self.record().await;
+    }
+
+    /// Screenshot and foreign-host scan of the page now shown.
+    async fn record(&mut self) {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../browser-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        self.shots += 1;
+        self.web.screenshot(&dir.join(format!("{}-{:02}.png", self.name, self.shots))).await.unwrap();
+        let refs: Value = self
+            .web
+            .execute(
+                "return Array.from(document.querySelectorAll('[src],[href],[action]'))\
+                 .map(e => e.getAttribute('src') || e.getAttribute('href') || e.getAttribute('action'));",
+                Vec::<Value>::new(),
+            )
+            .await
+            .unwrap()
+            .json()
+            .clone();
+        let url = self.web.current_url().await.unwrap();
+        for reference in refs.as_array().unwrap().iter().filter_map(Value::as_str) {
+            let resolved = url.join(reference).unwrap();
+            let own = resolved.host_str() == url.host_str() && resolved.port() == url.port();
+            assert!(
+                own || resolved.scheme() == "data" || resolved.scheme() == "about",
+                "{} refers to another host: {reference}",
+                url
+            );
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.web.find(By::Css(css)).await.unwrap().text().await.unwrap()
+    }
+
+    async fn fill(&self, id: &str, value: &str) {
+        let input = self.web.find(By::Id(id)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&mut self, css: &str) {
+        self.web.find(By::Css(css)).await.unwrap().click().await.unwrap();
+        self.record().await;
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) {
+        self.visit("/login").await;
+        self.fill("email", email).await;
+        self.fill("password", password).await;
+        self.click("#sign-in").await;
+    }
+
+    async fn sign_out(&mut self) {
+        self.click("header.top form[action='/logout'] button").await;
+    }
+
+    async fn nav(&self) -> Vec<String> {
+        let mut labels = Vec::new();
+        for link in self.web.find_all(By::Css("nav.main a")).await.unwrap() {
+            labels.push(link.text().await.unwrap());
+        }
+        labels
+    }
+
+    async fn path(&self) -> String {
+        self.web.current_url().await.unwrap().path().to_string()
+    }
+
+    async fn quit(self) {
+        self.web.quit().await.unwrap();
+    }
+}
+
+fn email_for(role: Role) -> String {
+    format!("{}@browser.example", role.as_str().replace('_', "."))
+}
+
+/// Two agencies, a few people in each, and a user for every role (agency roles in AAA).
+async fn setup() -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    app.agency(OWN, "Alpha Agency").await;
+    app.agency(OTHER, "Beta Agency").await;
+    for (given, family) in [("Ana", "Ruiz"), ("Ben", "Adams"), ("Cy", "Moss")] {
+        app.person(OWN, given, family).await;
+    }
+    let foreign = app.person(OTHER, "Otto", "Other").await;
+    for role in Role::ALL {
+        let agency = (!role.is_central()).then_some(OWN);
+        app.user_with_token(&email_for(role), role, agency).await;
+    }
+    (app, foreign)
+}
+
+/// What the navigation must show to each role: exactly what the role may use.
+fn expected_nav(role: Role) -> Vec<&'static str> {
+    match role {
+        Role::DeviceHolder => vec!["Dashboard", "Agencies"],
+        _ => vec!["Dashboard", "Agencies", "People"],
+    }
+}
+
+#[tokio::test]
+async fn every_role_sees_exactly_its_navigation() {
+    let (app, _) = setup().await;
+    let mut browser = Browser::open(&app, "nav").await;
+    for role in Role::ALL {
+        browser.sign_in(&email_for(role), PASSWORD).await;
+        assert_eq!(browser.path().await, "/", "{role} lands on the dashboard");
+        assert_eq!(browser.nav().await, expected_nav(role), "navigation of {role}");
+        let switcher = browser.web.find_all(By::Id("view-agency")).await.unwrap();
+        assert_eq!(switcher.len(), usize::from(role.is_central()), "{role}: agency switcher only for central IT");
+        if !role.is_central() {
+            let html = browser.web.source().await.unwrap();
+            assert!(!html.contains(OTHER) && !html.contains("Beta Agency"), "{role} sees another agency exist");
+            browser.visit("/agencies").await;
+            let html = browser.web.source().await.unwrap();
+            assert!(!html.contains(OTHER), "{role}: the agency list shows only the own agency");
+        }
+        browser.sign_out().await;
+        assert_eq!(browser.path().await, "/login");
+    }
+    // Pages the role may not use answer as not there.
+    browser.sign_in(&email_for(Role::DeviceHolder), PASSWORD).await;
+    browser.visit("/people").await;
+    assert!(browser.web.source().await.unwrap().contains("not allow"));
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn a_person_is_created_through_the_form_after_a_field_error() {
+    let (app, _) = setup().await;
+    let mut browser = Browser::open(&app, "person-form").await;
+    browser.sign_in(&email_for(Role::AgencyRequester), PASSWORD).await;
+    browser.visit("/people").await;
+    browser.click("#new-person").await;
+    browser.fill("given_name", "Dana").await;
+    browser.fill("family_name", "Quist").await;
+    browser.fill("email", "dana.quist@").await;
+    browser.fill("unit", "Inspections").await;
+    browser.click("#save").await;
+    assert!(browser.text("#email-error").await.contains("e-mail address"), "the e-mail field's error shows");
+    let invalid = browser.web.find(By::Id("email")).await.unwrap().attr("aria-invalid").await.unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    assert_eq!(browser.web.find(By::Id("unit")).await.unwrap().value().await.unwrap().as_deref(), Some("Inspections"));
+    browser.fill("email", "dana.quist@alpha.example").await;
+    browser.click("#save").await;
+    assert!(browser.path().await.starts_with("/people/"), "the saved person's page");
+    browser.visit("/people?q=quist").await;
+    let rows = browser.web.find_all(By::Css("tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].text().await.unwrap().contains("Quist, Dana"));
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn another_agencys_person_is_the_404_page() {
+    let (app, foreign) = setup().await;
+    let mut browser = Browser::open(&app, "not-found").await;
+    browser.sign_in(&email_for(Role::AgencyViewer), PASSWORD).await;
+    browser.visit(&format!("/people/{foreign}")).await;
+    let foreign_page = browser.text("main").await;
+    assert!(browser.text("#not-found").await.contains("no such page"));
+    browser.visit("/people/no-such-person").await;
+    assert_eq!(browser.text("main").await, foreign_page, "a foreign person looks exactly like a missing one");
+    browser.visit("/no/such/page").await;
+    assert!(browser.text("#not-found").await.contains("no such page"));
+    browser.visit(&format!("/agencies/{OTHER}")).await;
+    assert!(browser.text("#not-found").await.contains("no such page"));
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn a_filtered_list_exports_as_csv() {
+    let (app, _) = setup().await;
+    let mut browser = Browser::open(&app, "csv").await;
+    browser.sign_in(&email_for(Role::ServiceDesk), PASSWORD).await;
+    browser.visit("/people?q=ruiz").await;
+    let href = browser.web.find(By::Id("export-csv")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert!(href.contains("q=ruiz"), "{href}");
+    let csv_text: Value = browser
+        .web
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.text()).then(done);",
+            vec![Value::String(href)],
+        )
+        .await
+        .unwrap()
+        .json()
+        .clone();
+    let mut reader = csv::Reader::from_reader(csv_text.as_str().unwrap().as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[2], "family_name");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "only the filtered rows");
+    assert_eq!((&rows[0][1], &rows[0][2], &rows[0][3]), (OWN, "Ruiz", "Ana"));
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_then_the_lockout_are_explained() {
+    let (app, _) = setup().await;
+    let mut browser = Browser::open(&app, "login").await;
+    browser.sign_in(&email_for(Role::Auditor), "not the password").await;
+    assert_eq!(browser.path().await, "/login");
+    assert!(browser.text("#login-error").await.contains("not right"));
+    for _ in 0..4 {
+        browser.sign_in(&email_for(Role::Auditor), "not the password").await;
+    }
+    assert!(browser.text("#login-error").await.contains("locked"));
+    browser.sign_in(&email_for(Role::Auditor), PASSWORD).await;
+    assert!(browser.text("#login-error").await.contains("locked"), "even the right password, while locked");
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_chart_shows_the_database_counts() {
+    let (app, _) = setup().await;
+    let mut browser = Browser::open(&app, "dashboard").await;
+    browser.sign_in(&email_for(Role::Admin), PASSWORD).await;
+    let bars: Value = browser
+        .web
+        .execute(
+            "return Array.from(document.querySelectorAll('#people-by-agency g'))\
+             .map(g => [g.dataset.label, Number(g.dataset.value)]);",
+            Vec::<Value>::new(),
+        )
+        .await
+        .unwrap()
+        .json()
+        .clone();
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT agency_code, COUNT(*) AS n FROM people GROUP BY agency_code ORDER BY agency_code")
+        .fetch_all(app.app().store.pool())
+        .await
+        .unwrap();
+    let counts: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::json!([r.try_get::<String, _>("agency_code").unwrap(), r.try_get::<i64, _>("n").unwrap()]))
+        .collect();
+    assert_eq!(bars, Value::Array(counts.clone()));
+    assert_eq!(counts.len(), 2);
+    let total: i64 = counts.iter().map(|c| c[1].as_i64().unwrap()).sum();
+    assert_eq!(browser.text("#people-total").await, total.to_string());
+    // The central user switches to one agency: the dashboard narrows to it.
+    browser.visit(&format!("/view-agency?code={OTHER}&next=/")).await;
+    assert_eq!(browser.text("#people-total").await, "1");
+    browser.quit().await;
+}
