@@ -183,6 +183,7 @@ async fn setup() -> (TestApp, String) {
 /// What the navigation must show to each role: exactly what the role may use.
 fn expected_nav(role: Role) -> Vec<&'static str> {
     match role {
+        Role::Admin | Role::Auditor => vec!["Dashboard", "Agencies", "People", "Users and roles", "Audit log"],
         Role::DeviceHolder => vec!["Dashboard", "Agencies"],
         _ => vec!["Dashboard", "Agencies", "People"],
     }
@@ -333,5 +334,47 @@ async fn the_dashboard_chart_shows_the_database_counts() {
     // The central user switches to one agency: the dashboard narrows to it.
     browser.visit(&format!("/view-agency?code={OTHER}&next=/")).await;
     assert_eq!(browser.text("#people-total").await, "1");
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn users_audit_log_and_own_account_pages() {
+    let (app, _) = setup().await;
+    let mut browser = Browser::open(&app, "admin").await;
+    browser.sign_in(&email_for(Role::Auditor), PASSWORD).await;
+    browser.visit("/users?q=legal").await;
+    let rows = browser.web.find_all(By::Css("tbody tr")).await.unwrap();
+    assert!(rows[0].text().await.unwrap().contains("agency.legal@browser.example"));
+    browser.visit("/audit").await;
+    browser.fill("object_type", "person").await;
+    browser.click("form[role=search] button[type=submit]").await;
+    let actions: Vec<String> = {
+        let mut v = Vec::new();
+        for row in browser.web.find_all(By::Css("tbody tr td:nth-child(4)")).await.unwrap() {
+            v.push(row.text().await.unwrap());
+        }
+        v
+    };
+    assert_eq!(actions, vec!["person.create"; 4], "only person events, newest first");
+    browser.visit("/audit?from=not-a-date").await;
+    assert!(browser.text("[role=alert]").await.contains("not a date"));
+
+    browser.visit("/account").await;
+    browser.fill("token_name", "laptop script").await;
+    browser.click("#create-token").await;
+    let secret = browser.text("#new-token").await;
+    assert!(secret.starts_with("cst_"));
+    let me = app.get("/api/v1/me", &secret).await;
+    assert_eq!(me.status(), reqwest::StatusCode::OK, "the token shown works");
+    browser.click("tbody form button").await;
+    assert_eq!(app.get("/api/v1/me", &secret).await.status(), reqwest::StatusCode::UNAUTHORIZED, "revoked");
+
+    browser.fill("current_password", PASSWORD).await;
+    browser.fill("new_password", "a brand new passphrase").await;
+    browser.click("#change-password").await;
+    assert!(browser.text("#account-message").await.contains("changed"));
+    browser.sign_out().await;
+    browser.sign_in(&email_for(Role::Auditor), "a brand new passphrase").await;
+    assert_eq!(browser.path().await, "/");
     browser.quit().await;
 }

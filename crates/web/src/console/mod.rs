@@ -2,6 +2,8 @@
 //! `application/x-www-form-urlencoded` with the session's CSRF token in a hidden field; every
 //! page works without JavaScript.
 
+mod account;
+mod admin;
 mod agencies;
 mod dashboard;
 mod people;
@@ -39,6 +41,14 @@ pub fn router() -> Router<AppState> {
         .route("/people/new", get(people::new_form))
         .route("/people/{id}", get(people::show).post(people::update))
         .route("/people/{id}/edit", get(people::edit_form))
+        .route("/users", get(admin::users))
+        .route("/users.csv", get(admin::users_csv))
+        .route("/audit", get(admin::audit))
+        .route("/audit.csv", get(admin::audit_csv))
+        .route("/account", get(account::show))
+        .route("/account/password", post(account::change_password))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .route("/static/custody.css", get(stylesheet))
 }
 
@@ -70,10 +80,12 @@ pub struct Layout {
 
 /// The navigation a principal may use, decided by the same rule as every action.
 pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
-    let entries: [(&'static str, &'static str, Option<Action>); 3] = [
+    let entries: [(&'static str, &'static str, Option<Action>); 5] = [
         ("/", "Dashboard", None),
         ("/agencies", "Agencies", Some(Action::AgencyRead)),
         ("/people", "People", Some(Action::PersonRead)),
+        ("/users", "Users and roles", Some(Action::UserRead)),
+        ("/audit", "Audit log", Some(Action::AuditRead)),
     ];
     entries
         .into_iter()
