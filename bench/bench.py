@@ -135,10 +135,44 @@ def people_load(people, runs, duration, connections, database_url=None):
                                  check=True, capture_output=True, text=True).stdout
             results.append(parse_wrk(out))
         loaded_rss = rss_mb(process.pid)
+        pages = page_times(port, runs, duration)
     finally:
         stop(process)
         shutil.rmtree(data_dir)
-    return results, seed_s, loaded_rss
+    return results, seed_s, loaded_rss, pages
+
+
+def sign_in(port, email, password):
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = json.dumps({"email": email, "password": password})
+    conn.request("POST", "/api/v1/session", body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 201, response.status
+    cookie = response.getheader("Set-Cookie").split(";")[0]
+    conn.close()
+    return cookie
+
+
+def page_times(port, runs, duration, connections=10):
+    """p95 of console pages for the demo admin (all agencies) at a few concurrent users."""
+    cookie = sign_in(port, "admin@its.state.example", "custody-demo-2026")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "p95.lua")
+    out = {}
+    for path in ("/", "/people"):
+        status, _ = get(port, path, {"Cookie": cookie})
+        assert status == 200, (path, status)
+        p95s, errors = [], 0
+        for _ in range(runs):
+            text = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(5, duration // 2)}s", "-s", script,
+                                   "-H", f"Cookie: {cookie}", f"http://127.0.0.1:{port}{path}"],
+                                  check=True, capture_output=True, text=True).stdout
+            p95s.append(float(re.search(r"P95_MS ([\d.]+)", text).group(1)))
+            errors += int(re.search(r"ERRORS (\d+)", text).group(1))
+        out[path] = (statistics.median(p95s), errors, connections)
+    return out
 
 
 def main():
@@ -163,7 +197,7 @@ def main():
     targets = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
     detail = []
     for label, url in targets:
-        results, seed_s, loaded_rss = people_load(args.people, max(3, args.runs // 2 + 1), args.duration,
+        results, seed_s, loaded_rss, pages = people_load(args.people, max(3, args.runs // 2 + 1), args.duration,
                                                   args.connections, url)
         p50 = statistics.median(r[0]["50"] for r in results)
         p99 = statistics.median(r[0]["99"] for r in results)
@@ -171,6 +205,11 @@ def main():
         errors = sum(r[2] for r in results)
         rows.append((f"`GET /api/v1/people` p99, {args.connections} connections ({label})",
                      f"{args.people:,} people", f"{p99:.2f} ms", "target 20 ms", p99 / 20))
+        for path, (p95, page_errors, conns) in pages.items():
+            name = "dashboard `/`" if path == "/" else "people list `/people`"
+            rows.append((f"Console {name} p95, {conns} connections ({label})", f"{args.people:,} people",
+                         f"{p95:.2f} ms", "target 50 ms", p95 / 50))
+            detail.append(f"- {label} console {path}: p95 {p95:.2f} ms at {conns} connections, {page_errors} errors")
         detail.append(f"- {label}: p50 {p50:.2f} ms, p99 {p99:.2f} ms, {rps:,.0f} requests/s, {errors} errors "
                       f"over {len(results)} runs of {args.duration} s; RSS under load {loaded_rss:.1f} MB; "
                       f"seeding {args.people:,} people took {seed_s:.1f} s")

@@ -378,3 +378,48 @@ async fn users_audit_log_and_own_account_pages() {
     assert_eq!(browser.path().await, "/");
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn pages_fit_a_tablet_width_without_sideways_scrolling() {
+    let (app, _) = setup().await;
+    let mut browser = Browser::open(&app, "tablet").await;
+    browser.web.set_window_rect(0, 0, 768, 1024).await.unwrap();
+    browser.sign_in(&email_for(Role::Admin), PASSWORD).await;
+    for path in ["/", "/people", "/people/new", "/agencies", "/users", "/audit", "/account"] {
+        browser.visit(path).await;
+        let fits: Value = browser
+            .web
+            .execute("return document.documentElement.scrollWidth <= window.innerWidth + 1;", Vec::<Value>::new())
+            .await
+            .unwrap()
+            .json()
+            .clone();
+        assert_eq!(fits, Value::Bool(true), "{path} scrolls sideways at tablet width");
+        let headings: Value = browser
+            .web
+            .execute(
+                "return Array.from(document.querySelectorAll('h1,h2,h3')).map(h => Number(h.tagName[1]));",
+                Vec::<Value>::new(),
+            )
+            .await
+            .unwrap()
+            .json()
+            .clone();
+        let levels: Vec<i64> = headings.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        assert_eq!(levels.first(), Some(&1), "{path} starts with one h1");
+        assert!(levels.windows(2).all(|w| w[1] <= w[0] + 1), "{path}: headings in order {levels:?}");
+        let unlabelled: Value = browser
+            .web
+            .execute(
+                "return Array.from(document.querySelectorAll('input:not([type=hidden]),select'))\
+                 .filter(i => !(i.id && document.querySelector('label[for=\"' + i.id + '\"]'))).map(i => i.name);",
+                Vec::<Value>::new(),
+            )
+            .await
+            .unwrap()
+            .json()
+            .clone();
+        assert_eq!(unlabelled, Value::Array(vec![]), "{path}: every input has a label");
+    }
+    browser.quit().await;
+}
