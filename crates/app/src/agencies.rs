@@ -3,7 +3,7 @@
 use custody_domain::FieldErrors;
 use custody_domain::agency::{AgencyCode, AgencyDetails, AgencyDetailsInput};
 use custody_domain::authz::{Action, Scope};
-use custody_store::agencies::{self, AgencyRow};
+use custody_store::agencies::{self, AgencyOrder, AgencyRow};
 use custody_store::{audit, is_unique_violation};
 
 use crate::paging::{self, Page};
@@ -13,20 +13,34 @@ fn snapshot(details: &AgencyDetails) -> serde_json::Value {
     serde_json::to_value(details).expect("agency details serialize")
 }
 
+/// Parses a list order: `code` (default), `-code`, `name` or `-name`.
+pub fn parse_order(sort: Option<&str>) -> Result<AgencyOrder, AppError> {
+    match sort.unwrap_or("") {
+        "" | "code" => Ok(AgencyOrder { by_name: false, descending: false }),
+        "-code" => Ok(AgencyOrder { by_name: false, descending: true }),
+        "name" => Ok(AgencyOrder { by_name: true, descending: false }),
+        "-name" => Ok(AgencyOrder { by_name: true, descending: true }),
+        _ => Err(AppError::invalid("sort", "must be code, -code, name or -name")),
+    }
+}
+
 pub async fn list(
     app: &App,
     actor: &Actor,
     q: Option<&str>,
+    sort: Option<&str>,
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> Result<Page<AgencyRow>, AppError> {
     actor.authorize(Action::AgencyRead, Scope::Global)?;
     let limit = paging::limit(limit)?;
-    let after = cursor.map(|c| paging::decode(c, 1)).transpose()?.map(|mut p| p.remove(0));
+    let order = parse_order(sort)?;
+    let after = cursor.map(|c| paging::decode(c, 2)).transpose()?;
+    let after = after.as_ref().map(|p| (p[0].as_str(), p[1].as_str()));
     let only = actor.agency_filter();
     let mut conn = app.store.conn().await?;
-    let rows = agencies::list(&mut conn, only.as_deref(), q, after.as_deref(), limit + 1).await?;
-    Ok(paging::page(rows, limit, |r| paging::encode(&[&r.code]), |r| r))
+    let rows = agencies::list(&mut conn, only.as_deref(), q, after, order, limit + 1).await?;
+    Ok(paging::page(rows, limit, |r| paging::encode(&[order.key(r), &r.code]), |r| r))
 }
 
 pub async fn get(app: &App, actor: &Actor, code: &str) -> Result<AgencyRow, AppError> {

@@ -68,9 +68,15 @@ pub async fn list(
     actor: &Actor,
     agency: Option<&str>,
     q: Option<&str>,
+    sort: Option<&str>,
     cursor: Option<&str>,
     limit: Option<i64>,
 ) -> Result<Page<UserRow>, AppError> {
+    let descending = match sort.unwrap_or("") {
+        "" | "name" => false,
+        "-name" => true,
+        _ => return Err(AppError::invalid("sort", "must be name or -name")),
+    };
     let agency = agency.map(AgencyCode::parse).transpose().map_err(|m| AppError::invalid("agency", m))?;
     match &agency {
         Some(agency) => actor.authorize(Action::UserRead, Scope::Agency(agency))?,
@@ -81,7 +87,7 @@ pub async fn list(
     let after = after.as_ref().map(|p| (p[0].as_str(), p[1].as_str()));
     let filter = agency.map(|a| a.to_string()).or_else(|| actor.agency_filter());
     let mut conn = app.store.conn().await?;
-    let rows = users::list(&mut conn, filter.as_deref(), q, after, limit + 1).await?;
+    let rows = users::list(&mut conn, filter.as_deref(), q, after, descending, limit + 1).await?;
     Ok(paging::page(rows, limit, |r| paging::encode(&[&r.display_name, &r.id]), |r| r))
 }
 

@@ -102,7 +102,12 @@ async fn migrate_applies_once() {
     let run = || custody().args(["migrate", "--data-dir"]).arg(dir.path()).output().unwrap();
     let first = run();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert!(String::from_utf8_lossy(&first.stdout).starts_with("1 migration(s) applied"));
+    let expected = format!("{} migration(s) applied", custody_store::migrate::latest_version());
+    assert!(
+        String::from_utf8_lossy(&first.stdout).starts_with(&expected),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
     assert!(dir.path().join("custody.db").exists());
     let second = run();
     assert!(String::from_utf8_lossy(&second.stdout).starts_with("0 migration(s) applied"));

@@ -84,16 +84,39 @@ pub async fn name_taken(conn: &mut Conn, name: &str, except_code: Option<&str>) 
     Ok(row.is_some())
 }
 
-/// Agencies ordered by code, after `after` (a code), at most `limit`; `only` narrows to one agency.
+/// The order of an agency list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgencyOrder {
+    /// By name instead of by code.
+    pub by_name: bool,
+    pub descending: bool,
+}
+
+impl AgencyOrder {
+    /// The value of the ordering column for `row` (the first part of its cursor).
+    pub fn key<'a>(&self, row: &'a AgencyRow) -> &'a str {
+        if self.by_name { &row.details.name } else { &row.code }
+    }
+}
+
+/// Agencies in `order`, after `after` (the last row's order key and code), at most `limit`;
+/// `only` narrows to one agency.
 pub async fn list(
     conn: &mut Conn,
     only: Option<&str>,
     q: Option<&str>,
-    after: Option<&str>,
+    after: Option<(&str, &str)>,
+    order: AgencyOrder,
     limit: i64,
 ) -> Result<Vec<AgencyRow>, SqlError> {
-    let mut sql = format!("SELECT {COLUMNS} FROM agencies WHERE code > $1");
-    let mut n = 1;
+    let key = if order.by_name { "name" } else { "code" };
+    let (op, dir) = if order.descending { ("<", " DESC") } else { (">", "") };
+    let mut sql = format!("SELECT {COLUMNS} FROM agencies WHERE 1 = 1");
+    let mut n = 0;
+    if after.is_some() {
+        sql.push_str(&format!(" AND ({key}, code) {op} ($1, $2)"));
+        n = 2;
+    }
     if only.is_some() {
         n += 1;
         sql.push_str(&format!(" AND code = ${n}"));
@@ -102,16 +125,18 @@ pub async fn list(
         n += 1;
         sql.push_str(&format!(" AND (LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(code) LIKE ${n} ESCAPE '\\')"));
     }
-    n += 1;
-    sql.push_str(&format!(" ORDER BY code LIMIT ${n}"));
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after.unwrap_or(""));
+    sql.push_str(&format!(" ORDER BY {key}{dir}, code{dir} LIMIT {}", limit.max(0)));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if let Some((last_key, last_code)) = after {
+        query = query.bind(last_key).bind(last_code);
+    }
     if let Some(only) = only {
         query = query.bind(only);
     }
     if let Some(q) = q {
         query = query.bind(crate::like_pattern(&q.to_lowercase()));
     }
-    let rows = query.bind(limit).fetch_all(&mut *conn).await?;
+    let rows = query.fetch_all(&mut *conn).await?;
     rows.iter().map(from_row).collect()
 }
 

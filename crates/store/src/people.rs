@@ -124,7 +124,7 @@ pub async fn insert_at(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    crate::counts::add(conn, agency_code, crate::counts::PEOPLE, 1).await
 }
 
 pub async fn update(conn: &mut Conn, id: &str, details: &PersonDetails) -> Result<(), SqlError> {
@@ -332,23 +332,18 @@ pub async fn insert_many(conn: &mut Conn, rows: &[(String, String, PersonDetails
         }
         query.execute(&mut *conn).await?;
     }
+    let mut per_agency: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for (_, agency, _) in rows {
+        *per_agency.entry(agency.as_str()).or_default() += 1;
+    }
+    for (agency, n) in per_agency {
+        crate::counts::add(conn, agency, crate::counts::PEOPLE, n).await?;
+    }
     Ok(())
 }
 
-/// People per agency, in agency order; `agency` narrows to one.
+/// People per agency, in agency order; `agency` narrows to one. Read from the counters kept
+/// with every insert, not by counting rows.
 pub async fn count_by_agency(conn: &mut Conn, agency: Option<&str>) -> Result<Vec<(String, i64)>, SqlError> {
-    let rows = match agency {
-        Some(agency) => {
-            sqlx::query("SELECT agency_code, COUNT(*) AS n FROM people WHERE agency_code = $1 GROUP BY agency_code")
-                .bind(agency)
-                .fetch_all(&mut *conn)
-                .await?
-        }
-        None => {
-            sqlx::query("SELECT agency_code, COUNT(*) AS n FROM people GROUP BY agency_code ORDER BY agency_code")
-                .fetch_all(&mut *conn)
-                .await?
-        }
-    };
-    rows.iter().map(|r| Ok((r.try_get("agency_code")?, r.try_get("n")?))).collect()
+    crate::counts::by_agency(conn, crate::counts::PEOPLE, agency).await
 }

@@ -97,6 +97,7 @@ pub async fn list(
     agency: Option<&str>,
     q: Option<&str>,
     after: Option<(&str, &str)>,
+    descending: bool,
     limit: i64,
 ) -> Result<Vec<UserRow>, SqlError> {
     let mut sql = format!("SELECT {COLUMNS} FROM users WHERE 1 = 1");
@@ -116,9 +117,11 @@ pub async fn list(
     }
     if after.is_some() {
         let (a, b) = (next(), next());
-        sql.push_str(&format!(" AND (display_name, id) > (${a}, ${b})"));
+        let op = if descending { "<" } else { ">" };
+        sql.push_str(&format!(" AND (display_name, id) {op} (${a}, ${b})"));
     }
-    sql.push_str(&format!(" ORDER BY display_name, id LIMIT ${}", next()));
+    let dir = if descending { " DESC" } else { "" };
+    sql.push_str(&format!(" ORDER BY display_name{dir}, id{dir} LIMIT {}", limit.max(0)));
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     if let Some(agency) = agency {
         query = query.bind(agency);
@@ -129,7 +132,7 @@ pub async fn list(
     if let Some((name, id)) = after {
         query = query.bind(name).bind(id);
     }
-    let rows = query.bind(limit).fetch_all(&mut *conn).await?;
+    let rows = query.fetch_all(&mut *conn).await?;
     rows.iter().map(from_row).collect()
 }
 

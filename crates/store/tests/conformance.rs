@@ -7,6 +7,7 @@ use custody_domain::email::Email;
 use custody_domain::person::{EmploymentStatus, PersonDetails};
 use custody_domain::role::{Role, RoleSet};
 use custody_domain::user::UserKind;
+use custody_store::agencies::AgencyOrder;
 use custody_store::audit::{AuditFilter, NewEvent, Verification};
 use custody_store::people::PersonFilter;
 use custody_store::testing::TestDb;
@@ -64,14 +65,22 @@ async fn agencies_round_trip_list_in_code_order_and_refuse_duplicates() {
         }
         let duplicate = agencies::insert(&mut conn, &AgencyCode::parse("DOH").unwrap(), &details("Other")).await;
         assert!(custody_store::is_unique_violation(&duplicate.unwrap_err()), "{}", db.label);
-        let all = agencies::list(&mut conn, None, None, None, 10).await.unwrap();
+        let by_code = AgencyOrder::default();
+        let all = agencies::list(&mut conn, None, None, None, by_code, 10).await.unwrap();
         let codes: Vec<_> = all.iter().map(|a| a.code.as_str()).collect();
         assert_eq!(codes, ["DMV", "DOH", "DOT"], "{}", db.label);
-        let page = agencies::list(&mut conn, None, None, Some("DMV"), 1).await.unwrap();
+        let page = agencies::list(&mut conn, None, None, Some(("DMV", "DMV")), by_code, 1).await.unwrap();
         assert_eq!(page[0].code, "DOH");
-        let searched = agencies::list(&mut conn, None, Some("motor"), None, 10).await.unwrap();
+        let by_name_desc = AgencyOrder { by_name: true, descending: true };
+        let all = agencies::list(&mut conn, None, None, None, by_name_desc, 10).await.unwrap();
+        let names: Vec<_> = all.iter().map(|a| a.details.name.as_str()).collect();
+        assert_eq!(names, ["Transportation", "Motor Vehicles", "Health"], "{}", db.label);
+        let after =
+            agencies::list(&mut conn, None, None, Some(("Motor Vehicles", "DMV")), by_name_desc, 10).await.unwrap();
+        assert_eq!(after.iter().map(|a| a.code.as_str()).collect::<Vec<_>>(), ["DOH"]);
+        let searched = agencies::list(&mut conn, None, Some("motor"), None, by_code, 10).await.unwrap();
         assert_eq!(searched.len(), 1);
-        let only = agencies::list(&mut conn, Some("DOT"), None, None, 10).await.unwrap();
+        let only = agencies::list(&mut conn, Some("DOT"), None, None, by_code, 10).await.unwrap();
         assert_eq!(only.len(), 1);
         assert!(agencies::name_taken(&mut conn, "Health", None).await.unwrap());
         assert!(!agencies::name_taken(&mut conn, "Health", Some("DOH")).await.unwrap());
@@ -126,6 +135,13 @@ async fn people_page_by_name_with_filters_and_search() {
         let wildcard = PersonFilter { q: Some("%".into()), ..Default::default() };
         assert_eq!(people::list(&mut conn, &wildcard, None, 10).await.unwrap().len(), 0, "{}: % is literal", db.label);
         assert_eq!(people::count(&mut conn, Some("DMV")).await.unwrap(), 2);
+        let counted = people::count_by_agency(&mut conn, None).await.unwrap();
+        assert_eq!(counted, [("DMV".to_string(), 2), ("DOH".to_string(), 3)], "{}: counters follow inserts", db.label);
+        let batch: Vec<_> = (0..4)
+            .map(|i| (custody_store::new_id(), "DMV".to_string(), person("Bulk", &format!("B{i}"), None)))
+            .collect();
+        people::insert_many(&mut conn, &batch, now_ms()).await.unwrap();
+        assert_eq!(people::count_by_agency(&mut conn, Some("DMV")).await.unwrap(), [("DMV".to_string(), 6)]);
 
         let clash = person("Zed", "Zee", Some("ana@x.gov"));
         assert_eq!(people::conflicting_field(&mut conn, "DOH", &clash, None).await.unwrap(), Some("email"));

@@ -56,6 +56,8 @@ pub struct AgencyList {
 pub struct AgencyQuery {
     /// Case-insensitive part of the code or name.
     pub q: Option<String>,
+    /// `code` (default), `-code`, `name` or `-name`.
+    pub sort: Option<String>,
     pub cursor: Option<String>,
     /// Page size, 1 to 500 (default 50).
     pub limit: Option<i64>,
@@ -70,7 +72,15 @@ pub async fn list(
     Auth(actor): Auth,
     ApiQuery(query): ApiQuery<AgencyQuery>,
 ) -> ApiResult<Json<AgencyList>> {
-    let page = agencies::list(&state.app, &actor, query.q.as_deref(), query.cursor.as_deref(), query.limit).await?;
+    let page = agencies::list(
+        &state.app,
+        &actor,
+        query.q.as_deref(),
+        query.sort.as_deref(),
+        query.cursor.as_deref(),
+        query.limit,
+    )
+    .await?;
     Ok(Json(AgencyList { items: page.items.into_iter().map(Into::into).collect(), next: page.next }))
 }
 

@@ -60,6 +60,8 @@ pub struct UserQuery {
     pub agency: Option<String>,
     /// Case-insensitive part of the name or e-mail.
     pub q: Option<String>,
+    /// `name` (default) or `-name`.
+    pub sort: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
@@ -78,6 +80,7 @@ pub async fn list(
         &actor,
         query.agency.as_deref(),
         query.q.as_deref(),
+        query.sort.as_deref(),
         query.cursor.as_deref(),
         query.limit,
     )

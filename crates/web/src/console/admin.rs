@@ -20,6 +20,7 @@ struct UsersPage<'a> {
     layout: &'a Layout,
     users: Vec<UserRow>,
     q: String,
+    sort: String,
     next: Option<String>,
     /// (name, scope, description)
     roles: Vec<(&'static str, &'static str, &'static str)>,
@@ -28,6 +29,7 @@ struct UsersPage<'a> {
 #[derive(Deserialize)]
 pub struct UsersQuery {
     q: Option<String>,
+    sort: Option<String>,
     cursor: Option<String>,
 }
 
@@ -35,13 +37,18 @@ pub async fn users(State(state): State<AppState>, viewer: Viewer, Query(query): 
     let q = query.q.unwrap_or_default();
     let filter = (!q.trim().is_empty()).then_some(q.trim());
     let agency = viewer.agency();
-    match users::list(&state.app, &viewer.actor, agency.as_deref(), filter, query.cursor.as_deref(), Some(50)).await {
+    let sort = query.sort.clone().unwrap_or_else(|| "name".into());
+    let cursor = query.cursor.as_deref();
+    match users::list(&state.app, &viewer.actor, agency.as_deref(), filter, Some(&sort), cursor, Some(50)).await {
         Ok(page) => {
             let roles = Role::ALL
                 .iter()
                 .map(|r| (r.as_str(), if r.is_central() { "central IT" } else { "agency" }, r.describe()))
                 .collect();
-            render(StatusCode::OK, &UsersPage { layout: &viewer.layout, users: page.items, q, next: page.next, roles })
+            render(
+                StatusCode::OK,
+                &UsersPage { layout: &viewer.layout, users: page.items, q, sort, next: page.next, roles },
+            )
         }
         Err(error) => error_page(&viewer, error),
     }
@@ -50,16 +57,16 @@ pub async fn users(State(state): State<AppState>, viewer: Viewer, Query(query): 
 pub async fn users_csv(State(state): State<AppState>, viewer: Viewer, Query(query): Query<UsersQuery>) -> Response {
     let q = query.q.unwrap_or_default();
     let filter = (!q.trim().is_empty()).then_some(q.trim().to_string());
-    let (app, actor, agency) = (state.app.clone(), viewer.actor.clone(), viewer.agency());
+    let (app, actor, agency, sort) = (state.app.clone(), viewer.actor.clone(), viewer.agency(), query.sort.clone());
     csv_response(
         "users.csv",
         &["id", "display_name", "email", "roles", "agency", "kind", "disabled"],
         move |cursor| {
-            let (app, actor, agency, filter) = (app.clone(), actor.clone(), agency.clone(), filter.clone());
+            let (app, actor, agency, filter, sort) =
+                (app.clone(), actor.clone(), agency.clone(), filter.clone(), sort.clone());
             async move {
-                let page =
-                    users::list(&app, &actor, agency.as_deref(), filter.as_deref(), cursor.as_deref(), Some(500))
-                        .await?;
+                let (agency, filter, sort) = (agency.as_deref(), filter.as_deref(), sort.as_deref());
+                let page = users::list(&app, &actor, agency, filter, sort, cursor.as_deref(), Some(500)).await?;
                 let rows = page
                     .items
                     .into_iter()

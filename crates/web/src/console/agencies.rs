@@ -18,22 +18,25 @@ struct AgenciesPage<'a> {
     layout: &'a Layout,
     agencies: Vec<AgencyRow>,
     q: String,
+    sort: String,
     next: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct ListQuery {
     q: Option<String>,
+    sort: Option<String>,
     cursor: Option<String>,
 }
 
 pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(query): Query<ListQuery>) -> Response {
     let q = query.q.unwrap_or_default();
     let filter = (!q.trim().is_empty()).then_some(q.trim());
-    match agencies::list(&state.app, &viewer.actor, filter, query.cursor.as_deref(), Some(50)).await {
+    let sort = query.sort.clone().unwrap_or_else(|| "code".into());
+    match agencies::list(&state.app, &viewer.actor, filter, Some(&sort), query.cursor.as_deref(), Some(50)).await {
         Ok(page) => render(
             StatusCode::OK,
-            &AgenciesPage { layout: &viewer.layout, agencies: page.items, q: q.clone(), next: page.next },
+            &AgenciesPage { layout: &viewer.layout, agencies: page.items, q: q.clone(), sort, next: page.next },
         ),
         Err(error) => error_page(&viewer, error),
     }
@@ -42,15 +45,18 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(query): Q
 pub async fn export(State(state): State<AppState>, viewer: Viewer, Query(query): Query<ListQuery>) -> Response {
     let q = query.q.unwrap_or_default();
     let filter = (!q.trim().is_empty()).then_some(q.trim().to_string());
+    let sort = query.sort.clone();
     let app = state.app.clone();
     let actor = viewer.actor.clone();
     super::people::csv_response(
         "agencies.csv",
         &["code", "name", "billing_account", "fund_code", "relationship_manager", "legal_contact", "shipping_address"],
         move |cursor| {
-            let (app, actor, filter) = (app.clone(), actor.clone(), filter.clone());
+            let (app, actor, filter, sort) = (app.clone(), actor.clone(), filter.clone(), sort.clone());
             async move {
-                let page = agencies::list(&app, &actor, filter.as_deref(), cursor.as_deref(), Some(500)).await?;
+                let page =
+                    agencies::list(&app, &actor, filter.as_deref(), sort.as_deref(), cursor.as_deref(), Some(500))
+                        .await?;
                 let rows = page
                     .items
                     .into_iter()
