@@ -8,6 +8,7 @@
 pub mod agency;
 pub mod audit;
 pub mod authz;
+pub mod catalog;
 pub mod email;
 pub mod person;
 pub mod role;
