@@ -7,6 +7,7 @@
 pub mod agencies;
 pub mod audit_log;
 pub mod auth;
+pub mod catalog;
 pub mod dashboard;
 pub mod demo;
 pub mod error;

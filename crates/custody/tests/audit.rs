@@ -39,6 +39,34 @@ async fn successful_call(
         }
         "PATCH /api/v1/users/{id}" => (format!("/api/v1/users/{user}"), Some(json!({"disabled": true})), false),
         "POST /api/v1/tokens" => ("/api/v1/tokens".into(), Some(json!({"name": "ci"})), false),
+        "POST /api/v1/device-models" => (
+            "/api/v1/device-models".into(),
+            Some(json!({"device_type": "mifi", "platform": "other", "maker": "Inseego", "model": "MiFi X"})),
+            false,
+        ),
+        "PATCH /api/v1/device-models/{id}" => {
+            let input = custody_domain::catalog::ModelInput {
+                device_type: Some("aircard".into()),
+                platform: Some("other".into()),
+                maker: Some("Sierra".into()),
+                model: Some("AirCard 1".into()),
+                ..Default::default()
+            };
+            let actor = custody_app::Actor::system("test");
+            let id = custody_app::catalog::create_model(app.app(), &actor, input).await.unwrap().id;
+            (format!("/api/v1/device-models/{id}"), Some(json!({"active": false})), false)
+        }
+        "POST /api/v1/service-codes" => (
+            "/api/v1/service-codes".into(),
+            Some(json!({"code": "INTL-DATA", "name": "International data", "billing_unit": "line_month",
+                        "amount": "25.00", "effective_from": "2026-01-01"})),
+            false,
+        ),
+        "POST /api/v1/service-codes/{code}/rates" => (
+            "/api/v1/service-codes/A8154121/rates".into(),
+            Some(json!({"amount": "15.50", "effective_from": "2027-07-01"})),
+            false,
+        ),
         "DELETE /api/v1/tokens/{id}" => {
             let token = app.token_for(admin_id, Role::Admin, None).await;
             let list: Value = app.get("/api/v1/tokens", &token).await.json().await.unwrap();

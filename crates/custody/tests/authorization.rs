@@ -29,6 +29,7 @@ struct Fixture {
     foreign_user: String,
     /// A token of someone else, revocable only by an admin.
     others_token_ids: Vec<String>,
+    device_model: String,
 }
 
 const READERS_OF_PEOPLE: &[Role] = &[
@@ -72,6 +73,15 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
             Target::Foreign => 404,
         },
         "GET /api/v1/agencies" => 200,
+        "GET /api/v1/device-types"
+        | "GET /api/v1/device-models"
+        | "GET /api/v1/device-models/{id}"
+        | "GET /api/v1/service-codes"
+        | "GET /api/v1/service-codes/{code}" => 200,
+        "POST /api/v1/device-models" | "POST /api/v1/service-codes" | "POST /api/v1/service-codes/{code}/rates" => {
+            admin_only(201)
+        }
+        "PATCH /api/v1/device-models/{id}" => admin_only(200),
         "GET /api/v1/dashboard" => {
             if hidden {
                 404
@@ -140,7 +150,11 @@ async fn call_for(
     let (method, path) = key.split_once(' ').unwrap();
     let agency = agency_of(target);
     let n = unique();
-    let concrete = if path.contains("/agencies/{code}") {
+    let concrete = if path.starts_with("/api/v1/service-codes/") {
+        path.replace("{code}", "A8154121")
+    } else if path.starts_with("/api/v1/device-models/") {
+        path.replace("{id}", &fixture.device_model)
+    } else if path.contains("/agencies/{code}") {
         path.replace("{code}", agency)
     } else if path.starts_with("/api/v1/people/") {
         path.replace("{id}", if target == Target::Own { &fixture.own_person } else { &fixture.foreign_person })
@@ -172,6 +186,17 @@ async fn call_for(
         "PATCH /api/v1/users/{id}" => Some(json!({"display_name": format!("Renamed {n}")})),
         "POST /api/v1/tokens" => Some(json!({"name": format!("t{n}")})),
         "PUT /api/v1/me/password" => Some(json!({"current_password": PASSWORD, "new_password": PASSWORD})),
+        "POST /api/v1/device-models" => Some(json!({
+            "device_type": "smartphone", "platform": "ios", "maker": "Apple", "model": format!("iPhone {n}")
+        })),
+        "PATCH /api/v1/device-models/{id}" => Some(json!({"quote_price": format!("{n}.00")})),
+        "POST /api/v1/service-codes" => Some(json!({
+            "code": format!("SC{n}"), "name": "A service", "billing_unit": "device_month",
+            "amount": "1.00", "effective_from": "2024-01-01"
+        })),
+        "POST /api/v1/service-codes/{code}/rates" => {
+            Some(json!({"amount": "16.00", "effective_from": format!("{}-01-01", 2100 + n)}))
+        }
         _ if method != "GET" && method != "DELETE" => Some(json!({})),
         _ => None,
     };
@@ -201,6 +226,16 @@ async fn every_endpoint_for_every_role_in_own_and_other_agency() {
         own_user,
         foreign_user,
         others_token_ids,
+        device_model: {
+            let input = custody_domain::catalog::ModelInput {
+                device_type: Some("tablet".into()),
+                platform: Some("ipados".into()),
+                maker: Some("Apple".into()),
+                model: Some("iPad (fixture)".into()),
+                ..Default::default()
+            };
+            custody_app::catalog::create_model(app.app(), &custody_app::Actor::system("test"), input).await.unwrap().id
+        },
     };
 
     let principals: Vec<(Role, String, String)> = {

@@ -51,6 +51,10 @@ pub enum Action {
     UserRead,
     UserWrite,
     AuditRead,
+    /// Read the service catalog: device types and models, service codes and rates.
+    CatalogRead,
+    /// Change the catalog and rates.
+    CatalogWrite,
     /// Manage one's own API tokens and account.
     OwnAccount,
 }
@@ -75,8 +79,8 @@ pub enum Denial {
 pub fn roles_for(action: Action) -> &'static [Role] {
     use Role::*;
     match action {
-        Action::AgencyRead | Action::OwnAccount => &Role::ALL,
-        Action::AgencyWrite | Action::UserWrite => &[Admin],
+        Action::AgencyRead | Action::OwnAccount | Action::CatalogRead => &Role::ALL,
+        Action::AgencyWrite | Action::UserWrite | Action::CatalogWrite => &[Admin],
         Action::PersonRead => &[
             Admin,
             Infosec,

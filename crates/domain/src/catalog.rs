@@ -195,12 +195,8 @@ impl ModelInput {
                 }),
             }
         }
-        let device_type = required(
-            errors,
-            "device_type",
-            self.device_type.map(|s| s.parse()),
-            current.map(|c| c.device_type),
-        );
+        let device_type =
+            required(errors, "device_type", self.device_type.map(|s| s.parse()), current.map(|c| c.device_type));
         let platform = required(errors, "platform", self.platform.map(|s| s.parse()), current.map(|c| c.platform));
         let maker = required(errors, "maker", self.maker.map(|s| text(&s, 1, 100)), current.map(|c| c.maker.clone()));
         let model = required(errors, "model", self.model.map(|s| text(&s, 1, 100)), current.map(|c| c.model.clone()));

@@ -9,6 +9,7 @@
 
 pub mod agencies;
 pub mod audit;
+pub mod catalog;
 pub mod counts;
 pub mod migrate;
 pub mod people;

@@ -27,6 +27,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_agency_counts.sql"),
         postgres: include_str!("../migrations/postgres/0002_agency_counts.sql"),
     },
+    Migration {
+        version: 3,
+        name: "catalog",
+        sqlite: include_str!("../migrations/sqlite/0003_catalog.sql"),
+        postgres: include_str!("../migrations/postgres/0003_catalog.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

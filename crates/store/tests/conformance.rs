@@ -275,3 +275,56 @@ async fn concurrent_appends_keep_one_unbroken_chain() {
         assert_ne!(GENESIS, "");
     }
 }
+
+#[tokio::test]
+async fn the_catalog_keeps_models_codes_and_rate_history() {
+    use custody_domain::catalog::{Cents, DeviceType, ModelDetails, Platform, Proration, Rate};
+    use custody_store::catalog;
+    for db in TestDb::all().await {
+        let mut conn = db.store.conn().await.unwrap();
+        let seeded = catalog::get_service_code(&mut conn, "A8154121").await.unwrap().expect("seeded");
+        assert_eq!(seeded.rates.len(), 1, "{}", db.label);
+        assert_eq!(seeded.rates[0].amount, Cents(1500));
+        let model = |model: &str, device_type| ModelDetails {
+            device_type,
+            platform: Platform::Android,
+            maker: "Samsung".into(),
+            model: model.into(),
+            standard: false,
+            quote_price: Some(Cents(49_999)),
+            active: true,
+        };
+        catalog::insert_model(&mut conn, "m1", &model("Galaxy Tab", DeviceType::Tablet)).await.unwrap();
+        catalog::insert_model(&mut conn, "m2", &model("Galaxy S", DeviceType::Smartphone)).await.unwrap();
+        let duplicate = catalog::insert_model(&mut conn, "m3", &model("Galaxy S", DeviceType::Smartphone)).await;
+        assert!(custody_store::is_unique_violation(&duplicate.unwrap_err()), "{}", db.label);
+        let tablets = catalog::list_models(&mut conn, Some(DeviceType::Tablet)).await.unwrap();
+        assert_eq!(tablets.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1"]);
+        assert_eq!(
+            catalog::get_model(&mut conn, "m2").await.unwrap().unwrap().details,
+            model("Galaxy S", DeviceType::Smartphone)
+        );
+
+        catalog::insert_service_code(&mut conn, "LINE", "Line plan", "line_month", Proration::Daily).await.unwrap();
+        for (id, device_type, cents, from) in [
+            ("r2", None, 3000, "2025-01-01"),
+            ("r1", None, 2500, "2024-01-01"),
+            ("r3", Some(DeviceType::Mifi), 4000, "2024-01-01"),
+        ] {
+            let rate = Rate { id: id.into(), device_type, amount: Cents(cents), effective_from: from.into() };
+            catalog::insert_rate(&mut conn, "LINE", &rate).await.unwrap();
+        }
+        let twice = Rate { id: "r4".into(), device_type: None, amount: Cents(1), effective_from: "2025-01-01".into() };
+        assert!(custody_store::is_unique_violation(
+            &catalog::insert_rate(&mut conn, "LINE", &twice).await.unwrap_err()
+        ));
+        let line = catalog::get_service_code(&mut conn, "LINE").await.unwrap().unwrap();
+        assert_eq!(line.proration, Proration::Daily);
+        assert_eq!(line.rates.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r1", "r3", "r2"], "{}", db.label);
+        let all = catalog::list_service_codes(&mut conn).await.unwrap();
+        assert_eq!(
+            all.iter().map(|c| (c.code.as_str(), c.rates.len())).collect::<Vec<_>>(),
+            [("A8154121", 1), ("LINE", 3)]
+        );
+    }
+}

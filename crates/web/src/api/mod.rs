@@ -4,6 +4,7 @@
 
 pub mod agencies;
 pub mod audit;
+pub mod catalog;
 pub mod dashboard;
 pub mod people;
 pub mod session;
@@ -50,6 +51,7 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit log"),
         (name = "dashboard", description = "Figures for the dashboard"),
+        (name = "catalog", description = "Device types and models, service codes and rates"),
         (name = "operations", description = "Health, readiness and metrics")
     )
 )]
@@ -85,6 +87,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
         .routes(routes!(dashboard::get))
+        .routes(routes!(catalog::device_types))
+        .routes(routes!(catalog::list_models, catalog::create_model))
+        .routes(routes!(catalog::get_model, catalog::update_model))
+        .routes(routes!(catalog::list_codes, catalog::create_code))
+        .routes(routes!(catalog::get_code))
+        .routes(routes!(catalog::add_rate))
         .routes(routes!(crate::ops::healthz))
         .routes(routes!(crate::ops::readyz))
         .routes(routes!(crate::ops::metrics))
