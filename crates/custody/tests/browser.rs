@@ -183,9 +183,11 @@ async fn setup() -> (TestApp, String) {
 /// What the navigation must show to each role: exactly what the role may use.
 fn expected_nav(role: Role) -> Vec<&'static str> {
     match role {
-        Role::Admin | Role::Auditor => vec!["Dashboard", "Agencies", "People", "Users and roles", "Audit log"],
-        Role::DeviceHolder => vec!["Dashboard", "Agencies"],
-        _ => vec!["Dashboard", "Agencies", "People"],
+        Role::Admin | Role::Auditor => {
+            vec!["Dashboard", "Agencies", "People", "Catalog", "Users and roles", "Audit log"]
+        }
+        Role::DeviceHolder => vec!["Dashboard", "Agencies", "Catalog"],
+        _ => vec!["Dashboard", "Agencies", "People", "Catalog"],
     }
 }
 
@@ -385,7 +387,7 @@ async fn pages_fit_a_tablet_width_without_sideways_scrolling() {
     let mut browser = Browser::open(&app, "tablet").await;
     browser.web.set_window_rect(0, 0, 768, 1024).await.unwrap();
     browser.sign_in(&email_for(Role::Admin), PASSWORD).await;
-    for path in ["/", "/people", "/people/new", "/agencies", "/users", "/audit", "/account"] {
+    for path in ["/", "/people", "/people/new", "/agencies", "/catalog", "/users", "/audit", "/account"] {
         browser.visit(path).await;
         let fits: Value = browser
             .web
@@ -421,5 +423,41 @@ async fn pages_fit_a_tablet_width_without_sideways_scrolling() {
             .clone();
         assert_eq!(unlabelled, Value::Array(vec![]), "{path}: every input has a label");
     }
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn an_admin_adds_a_model_and_changes_a_rate_in_the_console() {
+    let (app, _) = setup().await;
+    let mut browser = Browser::open(&app, "catalog").await;
+    browser.sign_in(&email_for(Role::Admin), PASSWORD).await;
+    browser.visit("/catalog").await;
+    browser.fill("maker", "Apple").await;
+    browser.fill("model", "iPhone 17").await;
+    browser.fill("quote_price", "799").await;
+    browser.click("#add-model").await;
+    assert!(browser.text("#catalog-message").await.contains("iPhone 17"));
+    assert!(browser.text("#models").await.contains("$799.00"));
+    browser.fill("amount-A8154121", "16.00").await;
+    browser
+        .web
+        .execute("document.getElementById('from-A8154121').value = '2030-01-01';", Vec::<Value>::new())
+        .await
+        .unwrap();
+    browser.click("form[action='/catalog/codes/A8154121/rates'] button").await;
+    assert!(browser.text("#catalog-message").await.contains("A8154121"));
+    let code: Value = app
+        .get("/api/v1/service-codes/A8154121", &app.token_for_email(&email_for(Role::Admin)).await)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(code["rates"][1]["amount"], "16.00");
+    assert_eq!(code["rates"][0]["effective_to"], "2030-01-01");
+    browser.sign_out().await;
+    // Others read the catalog but see no forms.
+    browser.sign_in(&email_for(Role::AgencyViewer), PASSWORD).await;
+    browser.visit("/catalog").await;
+    assert!(browser.web.find_all(By::Id("add-model")).await.unwrap().is_empty());
     browser.quit().await;
 }

@@ -100,6 +100,22 @@ impl TestApp {
         issued.secret
     }
 
+    /// A new API token for the user with this e-mail, holding all the user's roles.
+    pub async fn token_for_email(&self, email: &str) -> String {
+        let user = {
+            let mut conn = self.app().store.conn().await.unwrap();
+            custody_store::users::by_email(&mut conn, email).await.unwrap().expect("user exists")
+        };
+        let actor = Actor::system("test");
+        let mut tx = self.app().store.write().await.unwrap();
+        let agency = user.agency_code.as_deref().map(|a| AgencyCode::parse(a).unwrap());
+        let issued = custody_app::tokens::issue(&mut tx, &actor, &user.id, "test", &user.roles, agency.as_ref(), None)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        issued.secret
+    }
+
     /// Signs in through the API; returns (session cookie value, CSRF token).
     pub async fn sign_in(&self, email: &str, password: &str) -> (String, String) {
         let response =

@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod agencies;
+mod catalog;
 mod dashboard;
 mod people;
 mod session;
@@ -41,6 +42,9 @@ pub fn router() -> Router<AppState> {
         .route("/people/new", get(people::new_form))
         .route("/people/{id}", get(people::show).post(people::update))
         .route("/people/{id}/edit", get(people::edit_form))
+        .route("/catalog", get(catalog::show))
+        .route("/catalog/models", post(catalog::add_model))
+        .route("/catalog/codes/{code}/rates", post(catalog::add_rate))
         .route("/users", get(admin::users))
         .route("/users.csv", get(admin::users_csv))
         .route("/audit", get(admin::audit))
@@ -80,10 +84,11 @@ pub struct Layout {
 
 /// The navigation a principal may use, decided by the same rule as every action.
 pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
-    let entries: [(&'static str, &'static str, Option<Action>); 5] = [
+    let entries: [(&'static str, &'static str, Option<Action>); 6] = [
         ("/", "Dashboard", None),
         ("/agencies", "Agencies", Some(Action::AgencyRead)),
         ("/people", "People", Some(Action::PersonRead)),
+        ("/catalog", "Catalog", Some(Action::CatalogRead)),
         ("/users", "Users and roles", Some(Action::UserRead)),
         ("/audit", "Audit log", Some(Action::AuditRead)),
     ];
