@@ -248,6 +248,7 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
         )
         .await?;
     }
+    seed_catalog(&mut tx).await?;
     tx.commit().await?;
 
     let progress = ProgressBar::new(options.people);
@@ -306,6 +307,52 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
     audit::append(&mut tx, actor.event("demo.seed", "demo", "demo", None, changes)).await?;
     tx.commit().await?;
     Ok(DemoSummary { seeded: true, agencies: AGENCIES.len(), people: options.people, accounts: accounts() })
+}
+
+/// Device models (standard and non-standard) and a line plan service code with per-type rates.
+async fn seed_catalog(tx: &mut custody_store::Conn) -> Result<(), AppError> {
+    use custody_domain::catalog::{Cents, DeviceType, ModelDetails, Platform, Proration, Rate};
+    use custody_store::catalog;
+    let models = [
+        (DeviceType::Smartphone, Platform::Ios, "Apple", "iPhone 16e", true, 59_900),
+        (DeviceType::Smartphone, Platform::Android, "Samsung", "Galaxy S25", true, 79_999),
+        (DeviceType::Smartphone, Platform::Ios, "Apple", "iPhone 16 Pro Max", false, 119_900),
+        (DeviceType::CellPhone, Platform::Other, "Kyocera", "DuraXV Extreme", true, 24_999),
+        (DeviceType::Tablet, Platform::Ipados, "Apple", "iPad (A16)", true, 34_900),
+        (DeviceType::Tablet, Platform::Android, "Samsung", "Galaxy Tab Active5", false, 52_999),
+        (DeviceType::Mifi, Platform::Other, "Inseego", "MiFi X PRO 5G", true, 29_999),
+        (DeviceType::Aircard, Platform::Other, "Franklin", "USB Aircard U772", true, 9_999),
+    ];
+    for (i, (device_type, platform, maker, model, standard, cents)) in models.into_iter().enumerate() {
+        let details = ModelDetails {
+            device_type,
+            platform,
+            maker: maker.into(),
+            model: model.into(),
+            standard,
+            quote_price: Some(Cents(cents)),
+            active: true,
+        };
+        catalog::insert_model(tx, &format!("00000000-0000-7000-8000-0000000000{i:02}"), &details).await?;
+    }
+    catalog::insert_service_code(tx, "LINE-PLAN", "Carrier line plan", "line_month", Proration::Daily).await?;
+    let rates = [
+        (DeviceType::CellPhone, 1_999),
+        (DeviceType::Smartphone, 3_999),
+        (DeviceType::Tablet, 2_999),
+        (DeviceType::Mifi, 3_499),
+        (DeviceType::Aircard, 2_499),
+    ];
+    for (i, (device_type, cents)) in rates.into_iter().enumerate() {
+        let rate = Rate {
+            id: format!("00000000-0000-7000-8000-0000000001{i:02}"),
+            device_type: Some(device_type),
+            amount: Cents(cents),
+            effective_from: "2024-07-01".into(),
+        };
+        catalog::insert_rate(tx, "LINE-PLAN", &rate).await?;
+    }
+    Ok(())
 }
 
 async fn write_batch(app: &App, batch: &[(String, String, PersonDetails)], now: i64) -> Result<(), AppError> {
