@@ -11,6 +11,7 @@ pub mod authz;
 pub mod catalog;
 pub mod email;
 pub mod person;
+pub mod plan;
 pub mod role;
 pub mod user;
 pub mod validate;
