@@ -178,7 +178,7 @@ pub fn is_unique_violation(error: &SqlError) -> bool {
 ///
 /// Order: PostgreSQL orders the array by `order` in its collation, the one that chose the page.
 /// SQLite builds the array without a sorter, so the caller must sort the decoded page by the same
-/// keys in byte order, which is SQLite's `BINARY` collation (see [`Page::sorted_for`]).
+/// keys in byte order, which is SQLite's `BINARY` collation (see [`sort_page`]).
 pub fn page_as_json(conn: &Conn, inner: &str, columns: &[&str], order: &str) -> String {
     let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', {c}")).collect();
     let pairs = pairs.join(", ");
@@ -197,18 +197,13 @@ pub fn is_postgres(conn: &Conn) -> bool {
     conn.backend_name().eq_ignore_ascii_case("postgresql")
 }
 
-/// A page decoded from [`page_as_json`].
-pub struct Page;
-
-impl Page {
-    /// Puts SQLite's page in key order (byte order, as `BINARY` collation sorts); PostgreSQL's is
-    /// already ordered by the database's collation and is left as it is.
-    pub fn sorted_for<T>(conn: &Conn, mut rows: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
-        if !is_postgres(conn) {
-            rows.sort_by(cmp);
-        }
-        rows
+/// Puts a page decoded from [`page_as_json`] in key order on SQLite (byte order, as `BINARY`
+/// collation sorts); PostgreSQL's is already ordered by the database's collation.
+pub fn sort_page<T>(conn: &Conn, mut rows: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    if !is_postgres(conn) {
+        rows.sort_by(cmp);
     }
+    rows
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.

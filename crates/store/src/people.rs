@@ -237,7 +237,7 @@ pub async fn list(
     let page: String = query.fetch_one(&mut *conn).await?.try_get("page")?;
     let rows: Vec<PageRow> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
     let descending = filter.descending;
-    let rows = crate::Page::sorted_for(conn, rows, |a, b| {
+    let rows = crate::sort_page(conn, rows, |a, b| {
         let ordering = (&a.family_name, &a.given_name, &a.id).cmp(&(&b.family_name, &b.given_name, &b.id));
         if descending { ordering.reverse() } else { ordering }
     });

@@ -80,8 +80,6 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     request.extensions_mut().insert(RequestId(request_id.clone()));
     let span = tracing::info_span!("request", id = %request_id, %method, route = %route);
-    let _enter = span.enter();
-    drop(_enter);
     let mut response = next.run(request).await;
     let status = response.status();
     if is_problem(&response) {
