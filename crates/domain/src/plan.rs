@@ -5,13 +5,13 @@
 //! certified version stays in force until the new one is certified. [`check_request`] answers
 //! whether a device request fits the plan in force, with every finding named.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::DeviceType;
 use crate::role::Role;
 
 /// Where a plan version is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanStatus {
     Draft,
@@ -67,8 +67,25 @@ pub fn certifies(role: Role) -> bool {
     role == Role::AgencyCertifier
 }
 
+impl PlanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Draft => "draft",
+            PlanStatus::Submitted => "submitted",
+            PlanStatus::Certified => "certified",
+            PlanStatus::Superseded => "superseded",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<PlanStatus> {
+        [PlanStatus::Draft, PlanStatus::Submitted, PlanStatus::Certified, PlanStatus::Superseded]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
 /// Why a role, unit or person needs a device (NYS Appendix C).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Justification {
     /// 20%+ of work mobile or travelling, 3+ locations in 30 days, field data capture, fixed lines impractical.
@@ -80,28 +97,44 @@ pub enum Justification {
 }
 
 /// A role or unit approved for a device type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitEntry {
     /// The unit or working title, matched case-insensitively against the person's unit and title.
     pub unit: String,
     pub device_type: DeviceType,
     pub justification: Justification,
+    /// Free text beside the category.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
-/// A named person approved for a device type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A named person approved for a device type, with the justification of need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamedEntry {
     pub person_id: String,
     pub device_type: DeviceType,
+    #[serde(default)]
+    pub justification: String,
+}
+
+/// A person allowed more than one data plan, with the justification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPlanException {
+    pub person_id: String,
+    #[serde(default)]
+    pub justification: String,
 }
 
 /// The content of one plan version.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanContent {
+    #[serde(default)]
     pub units: Vec<UnitEntry>,
+    #[serde(default)]
     pub named: Vec<NamedEntry>,
     /// People allowed more than one data plan.
-    pub data_plan_exceptions: Vec<String>,
+    #[serde(default)]
+    pub data_plan_exceptions: Vec<DataPlanException>,
 }
 
 /// Who a request is for, as the plan check needs them.
@@ -115,7 +148,7 @@ pub struct Subject<'a> {
 }
 
 /// One finding of a plan check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Finding {
     /// The agency has no certified plan in force.
@@ -126,25 +159,64 @@ pub enum Finding {
     SecondDataPlan,
     /// A tablet with its own data plan for someone who already has a smartphone (Appendix B).
     TabletWithSmartphone,
+    /// A non-standard device without the agency's financial authorization and a justification.
+    NonStandardUnauthorized,
 }
 
 impl Finding {
-    /// Whether an approver may override the finding with a recorded reason.
+    /// Whether an approver may override the finding with a recorded reason. A missing plan,
+    /// an ineligible person and a tablet beside a smartphone are judgement calls; a second data
+    /// plan needs a plan exception and a non-standard device its financial authorization.
     pub fn overridable(&self) -> bool {
-        matches!(self, Finding::NotEligible { .. } | Finding::TabletWithSmartphone)
+        matches!(self, Finding::NoCertifiedPlan | Finding::NotEligible { .. } | Finding::TabletWithSmartphone)
     }
+
+    /// Why the check failed, in words for the request page.
+    pub fn describe(&self) -> String {
+        match self {
+            Finding::NoCertifiedPlan => "The agency has no certified Mobile Device Plan in force.".into(),
+            Finding::NotEligible { device_type } => format!(
+                "Neither the person nor their unit or title is eligible for a {} under the certified plan.",
+                device_type.as_str().replace('_', " ")
+            ),
+            Finding::SecondDataPlan => {
+                "The person already has a data plan and the plan lists no exception to the one-data-plan rule for them."
+                    .into()
+            }
+            Finding::TabletWithSmartphone => {
+                "A tablet with a data plan for someone who already has a smartphone (Appendix B: tether instead)."
+                    .into()
+            }
+            Finding::NonStandardUnauthorized => {
+                "A non-standard device needs the agency's financial authorization and a justification (agency-funded)."
+                    .into()
+            }
+        }
+    }
+}
+
+/// What a device request asks for, as the plan check needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub device_type: DeviceType,
+    pub data_plan: bool,
+    pub standard: bool,
+    /// Both a financial authorization and a justification were given.
+    pub financially_authorized: bool,
 }
 
 /// Checks a request for `device_type` (with a data plan or not) for `subject` against `plan`,
 /// the certified version in force. An empty answer means the request fits the plan.
-pub fn check_request(
-    plan: Option<&PlanContent>,
-    subject: &Subject<'_>,
-    device_type: DeviceType,
-    data_plan: bool,
-) -> Vec<Finding> {
-    let Some(plan) = plan else { return vec![Finding::NoCertifiedPlan] };
+pub fn check_request(plan: Option<&PlanContent>, subject: &Subject<'_>, wanted: Wanted) -> Vec<Finding> {
+    let Wanted { device_type, data_plan, .. } = wanted;
     let mut findings = Vec::new();
+    if !wanted.standard && !wanted.financially_authorized {
+        findings.push(Finding::NonStandardUnauthorized);
+    }
+    let Some(plan) = plan else {
+        findings.insert(0, Finding::NoCertifiedPlan);
+        return findings;
+    };
     let matches_unit = |entry: &UnitEntry| {
         let wanted = entry.unit.trim().to_lowercase();
         [subject.unit, subject.title].into_iter().flatten().any(|v| v.trim().to_lowercase() == wanted)
@@ -155,7 +227,10 @@ pub fn check_request(
         findings.push(Finding::NotEligible { device_type });
     }
     let existing_data_plans = subject.holdings.iter().filter(|(_, data)| *data).count();
-    if data_plan && existing_data_plans >= 1 && !plan.data_plan_exceptions.iter().any(|p| p == subject.person_id) {
+    if data_plan
+        && existing_data_plans >= 1
+        && !plan.data_plan_exceptions.iter().any(|p| p.person_id == subject.person_id)
+    {
         findings.push(Finding::SecondDataPlan);
     }
     if device_type == DeviceType::Tablet
@@ -212,10 +287,34 @@ mod tests {
                 unit: "Field Operations".into(),
                 device_type: DeviceType::Smartphone,
                 justification: Justification::MobileUser,
+                note: None,
             }],
-            named: vec![NamedEntry { person_id: "p-tablet".into(), device_type: DeviceType::Tablet }],
-            data_plan_exceptions: vec!["p-two".into()],
+            named: vec![NamedEntry {
+                person_id: "p-tablet".into(),
+                device_type: DeviceType::Tablet,
+                justification: "field inspections".into(),
+            }],
+            data_plan_exceptions: vec![DataPlanException {
+                person_id: "p-two".into(),
+                justification: "on call".into(),
+            }],
         }
+    }
+
+    fn want(device_type: DeviceType, data_plan: bool) -> Wanted {
+        Wanted { device_type, data_plan, standard: true, financially_authorized: false }
+    }
+
+    #[test]
+    fn non_standard_devices_need_a_financial_authorization() {
+        let plan = plan();
+        let who = subject("p1", Some("Field Operations"), &[]);
+        let mut wanted = want(DeviceType::Smartphone, true);
+        wanted.standard = false;
+        assert_eq!(check_request(Some(&plan), &who, wanted), [Finding::NonStandardUnauthorized]);
+        assert!(!Finding::NonStandardUnauthorized.overridable());
+        wanted.financially_authorized = true;
+        assert_eq!(check_request(Some(&plan), &who, wanted), []);
     }
 
     fn subject<'a>(id: &'a str, unit: Option<&'a str>, holdings: &'a [(DeviceType, bool)]) -> Subject<'a> {
@@ -226,16 +325,20 @@ mod tests {
     fn eligibility_by_unit_or_name() {
         let plan = plan();
         assert_eq!(
-            check_request(Some(&plan), &subject("p1", Some("field operations"), &[]), DeviceType::Smartphone, true),
+            check_request(
+                Some(&plan),
+                &subject("p1", Some("field operations"), &[]),
+                want(DeviceType::Smartphone, true)
+            ),
             []
         );
         assert_eq!(
-            check_request(Some(&plan), &subject("p1", Some("Finance"), &[]), DeviceType::Smartphone, true),
+            check_request(Some(&plan), &subject("p1", Some("Finance"), &[]), want(DeviceType::Smartphone, true)),
             [Finding::NotEligible { device_type: DeviceType::Smartphone }]
         );
-        assert_eq!(check_request(Some(&plan), &subject("p-tablet", None, &[]), DeviceType::Tablet, false), []);
+        assert_eq!(check_request(Some(&plan), &subject("p-tablet", None, &[]), want(DeviceType::Tablet, false)), []);
         assert_eq!(
-            check_request(None, &subject("p1", None, &[]), DeviceType::Smartphone, true),
+            check_request(None, &subject("p1", None, &[]), want(DeviceType::Smartphone, true)),
             [Finding::NoCertifiedPlan]
         );
     }
@@ -244,16 +347,15 @@ mod tests {
     fn second_data_plans_and_tablets_beside_smartphones_are_flagged() {
         let plan = plan();
         let phone = [(DeviceType::Smartphone, true)];
-        let findings = check_request(Some(&plan), &subject("p-tablet", None, &phone), DeviceType::Tablet, true);
+        let findings = check_request(Some(&plan), &subject("p-tablet", None, &phone), want(DeviceType::Tablet, true));
         assert_eq!(findings, [Finding::SecondDataPlan, Finding::TabletWithSmartphone]);
         let excepted = check_request(
             Some(&plan),
             &subject("p-two", Some("Field Operations"), &phone),
-            DeviceType::Smartphone,
-            true,
+            want(DeviceType::Smartphone, true),
         );
         assert_eq!(excepted, [], "a plan exception allows the second data plan");
-        let wifi_only = check_request(Some(&plan), &subject("p-tablet", None, &phone), DeviceType::Tablet, false);
+        let wifi_only = check_request(Some(&plan), &subject("p-tablet", None, &phone), want(DeviceType::Tablet, false));
         assert_eq!(wifi_only, [], "a tablet without a data plan is fine");
         assert!(Finding::TabletWithSmartphone.overridable() && !Finding::SecondDataPlan.overridable());
     }
