@@ -12,8 +12,11 @@ pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod maintenance;
+pub mod notifications;
 pub mod paging;
 pub mod people;
+pub mod plans;
+pub mod requests;
 pub mod tokens;
 pub mod users;
 
@@ -41,6 +44,14 @@ pub struct AppConfig {
     /// How long a node may reuse a resolved token or session before reading it again (0: never).
     /// A revocation made on this node applies at once; one made on another node within this time.
     pub credential_cache_ms: i64,
+    /// The base URL people reach the console at, for links in e-mails.
+    pub public_url: String,
+    /// The Mobile Device Plan policy's issuance date (NYS ITS-P18-007: 2020-07-15).
+    pub plan_policy_issued_on: String,
+    /// Days after issuance by which the first plan is due (90).
+    pub plan_due_days: i64,
+    /// Outgoing e-mail; `None` keeps notifications in the console inbox only.
+    pub mail: Option<notifications::MailConfig>,
 }
 
 impl Default for AppConfig {
@@ -52,6 +63,10 @@ impl Default for AppConfig {
             throttle_window_minutes: 15,
             session_idle_minutes: 12 * 60,
             credential_cache_ms: 2_000,
+            public_url: "http://127.0.0.1:8080".into(),
+            plan_policy_issued_on: "2020-07-15".into(),
+            plan_due_days: 90,
+            mail: None,
         }
     }
 }

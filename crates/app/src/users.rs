@@ -31,6 +31,8 @@ pub struct UserUpdate {
     /// `Some(None)` moves the user to central IT; `None` leaves the agency as it is.
     pub agency: Option<Option<String>>,
     pub disabled: Option<bool>,
+    /// Designates an agency approver as the agency's business/financial executive.
+    pub financial_executive: Option<bool>,
 }
 
 pub fn snapshot(user: &UserRow) -> serde_json::Value {
@@ -40,6 +42,7 @@ pub fn snapshot(user: &UserRow) -> serde_json::Value {
         "roles": user.roles.names(),
         "agency": user.agency_code,
         "disabled": user.disabled,
+        "financial_executive": user.financial_executive,
         "kind": user.kind.as_str(),
     })
 }
@@ -226,6 +229,13 @@ pub async fn update(app: &App, actor: &Actor, id: &str, update: UserUpdate) -> R
     {
         errors.push("disabled", "you cannot disable your own account");
     }
+    let financial_executive = update.financial_executive.unwrap_or(current.financial_executive);
+    if financial_executive
+        && let Some(roles) = &roles
+        && !roles.contains(custody_domain::role::Role::AgencyApprover)
+    {
+        errors.push("financial_executive", "only an agency approver is designated the financial executive");
+    }
     if !errors.is_empty() {
         return Err(errors.into());
     }
@@ -235,7 +245,8 @@ pub async fn update(app: &App, actor: &Actor, id: &str, update: UserUpdate) -> R
     check_agency(&mut tx, agency.as_ref()).await?;
     let agency_code = agency.as_ref().map(|a| a.to_string());
     let disabled = update.disabled.unwrap_or(current.disabled);
-    users::update_access(&mut tx, id, &display_name, &roles, agency_code.as_deref(), disabled).await?;
+    users::update_access(&mut tx, id, &display_name, &roles, agency_code.as_deref(), disabled, financial_executive)
+        .await?;
     app.credentials.forget_all();
     if disabled && !current.disabled {
         sessions::delete_for_user(&mut tx, id).await?;

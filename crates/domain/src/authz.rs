@@ -55,8 +55,22 @@ pub enum Action {
     CatalogRead,
     /// Change the catalog and rates.
     CatalogWrite,
-    /// Manage one's own API tokens and account.
+    /// Manage one's own API tokens and account, and read one's own notifications.
     OwnAccount,
+    /// Read an agency's Mobile Device Plan and the plan compliance list.
+    PlanRead,
+    /// Edit the plan's draft version and submit it.
+    PlanWrite,
+    /// Certify a submitted plan (the Commissioner or Executive Deputy Commissioner).
+    PlanCertify,
+    /// Read service requests and the service levels.
+    RequestRead,
+    /// Create, submit, cancel and comment on requests.
+    RequestWrite,
+    /// Approve or reject requests (which stage, the workflow decides).
+    RequestDecide,
+    /// Start and complete the fulfillment of approved requests.
+    RequestFulfill,
 }
 
 /// The object's place: global (a list, a create without agency) or inside an agency.
@@ -81,7 +95,7 @@ pub fn roles_for(action: Action) -> &'static [Role] {
     match action {
         Action::AgencyRead | Action::OwnAccount | Action::CatalogRead => &Role::ALL,
         Action::AgencyWrite | Action::UserWrite | Action::CatalogWrite => &[Admin],
-        Action::PersonRead => &[
+        Action::PersonRead | Action::PlanRead | Action::RequestRead => &[
             Admin,
             Infosec,
             Euc,
@@ -96,6 +110,11 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         ],
         Action::PersonWrite => &[Admin, ServiceDesk, AgencyRequester],
         Action::UserRead | Action::AuditRead => &[Admin, Auditor],
+        Action::PlanWrite => &[Admin, AgencyApprover, AgencyCertifier],
+        Action::PlanCertify => &[AgencyCertifier],
+        Action::RequestWrite => &[Admin, ServiceDesk, Euc, AgencyRequester, AgencyApprover, AgencyLegal],
+        Action::RequestDecide => &[Admin, ServiceDesk, Euc, AgencyApprover, AgencyLegal],
+        Action::RequestFulfill => &[Admin, ServiceDesk, Euc],
     }
 }
 

@@ -33,6 +33,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_catalog.sql"),
         postgres: include_str!("../migrations/postgres/0003_catalog.sql"),
     },
+    Migration {
+        version: 4,
+        name: "plans_requests",
+        sqlite: include_str!("../migrations/sqlite/0004_plans_requests.sql"),
+        postgres: include_str!("../migrations/postgres/0004_plans_requests.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -17,6 +17,8 @@ pub struct UserRow {
     pub agency_code: Option<String>,
     pub password_hash: Option<String>,
     pub disabled: bool,
+    /// An agency approver designated as the agency's business/financial executive.
+    pub financial_executive: bool,
     pub failed_logins: i64,
     pub locked_until: Option<i64>,
     pub last_login_at: Option<i64>,
@@ -36,8 +38,8 @@ pub struct NewUser<'a> {
     pub password_hash: Option<&'a str>,
 }
 
-const COLUMNS: &str = "id, kind, email, display_name, roles, agency_code, password_hash, disabled, failed_logins, \
-                       locked_until, last_login_at, created_at, updated_at";
+const COLUMNS: &str = "id, kind, email, display_name, roles, agency_code, password_hash, disabled, \
+                       financial_executive, failed_logins, locked_until, last_login_at, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> Result<UserRow, SqlError> {
     let kind: String = row.try_get("kind")?;
@@ -52,6 +54,7 @@ fn from_row(row: &AnyRow) -> Result<UserRow, SqlError> {
         agency_code: row.try_get("agency_code")?,
         password_hash: row.try_get("password_hash")?,
         disabled: disabled != 0,
+        financial_executive: row.try_get::<i64, _>("financial_executive")? != 0,
         failed_logins: row.try_get("failed_logins")?,
         locked_until: row.try_get("locked_until")?,
         last_login_at: row.try_get("last_login_at")?,
@@ -143,9 +146,11 @@ pub async fn update_access(
     roles: &RoleSet,
     agency_code: Option<&str>,
     disabled: bool,
+    financial_executive: bool,
 ) -> Result<(), SqlError> {
     sqlx::query(
-        "UPDATE users SET display_name = $2, roles = $3, agency_code = $4, disabled = $5, updated_at = $6 WHERE id = $1",
+        "UPDATE users SET display_name = $2, roles = $3, agency_code = $4, disabled = $5, updated_at = $6, \
+         financial_executive = $7 WHERE id = $1",
     )
     .bind(id)
     .bind(display_name)
@@ -153,6 +158,7 @@ pub async fn update_access(
     .bind(agency_code)
     .bind(i64::from(disabled))
     .bind(now_ms())
+    .bind(i64::from(financial_executive))
     .execute(&mut *conn)
     .await?;
     Ok(())

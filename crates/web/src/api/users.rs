@@ -23,6 +23,9 @@ pub struct UserDto {
     /// `null` for central IT.
     pub agency: Option<String>,
     pub disabled: bool,
+    /// An agency approver designated as the agency's business/financial executive: approves
+    /// international service and non-standard devices.
+    pub financial_executive: bool,
     pub locked_until: Option<String>,
     pub last_login_at: Option<String>,
     pub created_at: String,
@@ -39,6 +42,7 @@ impl From<UserRow> for UserDto {
             roles: row.roles.names(),
             agency: row.agency_code,
             disabled: row.disabled,
+            financial_executive: row.financial_executive,
             locked_until: row.locked_until.filter(|t| *t > custody_store::now_ms()).map(super::timestamp),
             last_login_at: row.last_login_at.map(super::timestamp),
             created_at: super::timestamp(row.created_at),
@@ -145,9 +149,11 @@ pub struct UserUpdateBody {
     #[schema(value_type = Option<String>)]
     pub agency: Option<Option<String>>,
     pub disabled: Option<bool>,
+    /// Designate (or stop designating) an agency approver as the financial executive.
+    pub financial_executive: Option<bool>,
 }
 
-/// Change a user's name, roles, agency or disabled flag (`admin`).
+/// Change a user's name, roles, agency, disabled flag or financial-executive designation (`admin`).
 #[utoipa::path(operation_id = "update_user", patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     request_body = UserUpdateBody,
     responses((status = 200, body = UserDto), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -159,7 +165,12 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UserUpdateBody>,
 ) -> ApiResult<Json<UserDto>> {
-    let update =
-        UserUpdate { display_name: body.display_name, roles: body.roles, agency: body.agency, disabled: body.disabled };
+    let update = UserUpdate {
+        display_name: body.display_name,
+        roles: body.roles,
+        agency: body.agency,
+        disabled: body.disabled,
+        financial_executive: body.financial_executive,
+    };
     Ok(Json(users::update(&state.app, &actor, &id, update).await?.into()))
 }
