@@ -45,6 +45,17 @@ impl Default for MailConfig {
     }
 }
 
+impl MailConfig {
+    /// Checks the settings the types cannot: the TLS mode and the sender address.
+    pub fn check(&self) -> Result<(), String> {
+        if !["none", "starttls", "tls"].contains(&self.tls.as_str()) {
+            return Err(format!("tls must be none, starttls or tls, not {:?}", self.tls));
+        }
+        self.from.parse::<Mailbox>().map_err(|e| format!("from {:?}: {e}", self.from))?;
+        Ok(())
+    }
+}
+
 /// Someone to tell.
 #[derive(Debug, Clone)]
 pub struct Recipient {
@@ -201,14 +212,20 @@ pub async fn unread(app: &App, actor: &Actor) -> Result<i64, AppError> {
     Ok(notifications::unread_count(&mut conn, &principal.user_id).await?)
 }
 
-/// Marks one notification (or all) of the actor's read. Reading one's inbox is not audited.
+/// Marks one notification (or all) of the actor's read.
 pub async fn mark_read(app: &App, actor: &Actor, id: Option<&str>) -> Result<u64, AppError> {
     actor.authorize(Action::OwnAccount, Scope::Global)?;
     let principal = actor.principal.as_ref().ok_or(AppError::Forbidden)?;
-    let mut conn = app.store.conn().await?;
-    let changed = notifications::mark_read(&mut conn, &principal.user_id, id, custody_store::now_ms()).await?;
-    if id.is_some() && changed == 0 {
+    let mut tx = app.store.write().await?;
+    if let Some(id) = id
+        && !notifications::belongs_to(&mut tx, &principal.user_id, id).await?
+    {
         return Err(AppError::NotFound);
     }
+    let changed = notifications::mark_read(&mut tx, &principal.user_id, id, custody_store::now_ms()).await?;
+    let changes = serde_json::json!({ "notification": id, "marked_read": changed });
+    let event = actor.event("notification.read", "user", &principal.user_id, actor.agency_filter().as_deref(), changes);
+    custody_store::audit::append(&mut tx, event).await?;
+    tx.commit().await?;
     Ok(changed)
 }

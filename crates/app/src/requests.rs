@@ -239,14 +239,17 @@ pub async fn create(app: &App, actor: &Actor, input: NewRequest) -> Result<Reque
     };
     let agency = match (&principal.agency, input.agency.as_deref().filter(|a| !a.trim().is_empty())) {
         (Some(own), None) => Some(own.clone()),
-        (Some(own), Some(given)) => match AgencyCode::parse(given) {
-            Ok(code) if &code == own => Some(code),
-            _ => {
-                errors.push("agency", "agency users file requests in their own agency");
+        (_, Some(given)) => match AgencyCode::parse(given) {
+            Ok(code) => {
+                // Another agency's code is answered as if it did not exist.
+                actor.authorize(Action::RequestWrite, Scope::Agency(&code))?;
+                Some(code)
+            }
+            Err(message) => {
+                errors.push("agency", message);
                 None
             }
         },
-        (None, Some(given)) => errors.check("agency", AgencyCode::parse(given)),
         (None, None) => {
             errors.push("agency", "is required for central IT");
             None
@@ -604,10 +607,13 @@ pub async fn list(app: &App, actor: &Actor, query: RequestQuery) -> Result<Page<
     let status = query.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| errors.check("status", s.parse()));
     let request_type =
         query.request_type.as_deref().filter(|s| !s.is_empty()).and_then(|s| errors.check("type", s.parse()));
-    let agency = match (actor.agency_filter(), query.agency.filter(|a| !a.is_empty())) {
-        (Some(own), Some(asked)) if !own.eq_ignore_ascii_case(&asked) => return Ok(Page { items: vec![], next: None }),
-        (Some(own), _) => Some(own),
-        (None, asked) => asked.map(|a| a.to_ascii_uppercase()),
+    let agency = match query.agency.as_deref().filter(|a| !a.is_empty()) {
+        Some(asked) => {
+            let code = AgencyCode::parse(asked).map_err(|m| AppError::invalid("agency", m))?;
+            actor.authorize(Action::RequestRead, Scope::Agency(&code))?;
+            Some(code.to_string())
+        }
+        None => actor.agency_filter(),
     };
     let before = match &query.cursor {
         Some(cursor) => {

@@ -27,6 +27,25 @@ pub struct Config {
     pub log: LogConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    pub plan: PlanConfig,
+    /// Outgoing e-mail for notifications; without it they stay in the console inbox.
+    pub mail: Option<custody_app::notifications::MailConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlanConfig {
+    /// The Mobile Device Plan policy's issuance date (NYS ITS-P18-007 was issued 2020-07-15).
+    pub policy_issued_on: String,
+    /// Days after issuance by which agencies must have a certified plan.
+    pub due_days: i64,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        let app = custody_app::AppConfig::default();
+        Self { policy_issued_on: app.plan_policy_issued_on, due_days: app.plan_due_days }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +87,8 @@ impl Default for Config {
             log: LogConfig::default(),
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
+            plan: PlanConfig::default(),
+            mail: None,
         }
     }
 }
@@ -121,7 +142,9 @@ impl Config {
         figment = figment
             .merge(Env::prefixed("CUSTODY_").split("__").ignore(&["config", "test_postgres"]))
             .merge(Serialized::defaults(overrides));
-        figment.extract().context("reading the configuration")
+        let config: Config = figment.extract().context("reading the configuration")?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// The database URL in force.
@@ -140,7 +163,22 @@ impl Config {
             throttle_window_minutes: self.auth.throttle_window_minutes,
             session_idle_minutes: self.auth.session_idle_minutes,
             credential_cache_ms: self.auth.credential_cache_ms,
+            public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)),
+            plan_policy_issued_on: self.plan.policy_issued_on.clone(),
+            plan_due_days: self.plan.due_days,
+            mail: self.mail.clone(),
         }
+    }
+
+    /// Checks what the types cannot: dates and choices inside strings.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        custody_domain::catalog::parse_date(&self.plan.policy_issued_on)
+            .map_err(|e| anyhow::anyhow!("plan.policy_issued_on {e}"))?;
+        anyhow::ensure!(self.plan.due_days >= 0, "plan.due_days must not be negative");
+        if let Some(mail) = &self.mail {
+            mail.check().map_err(|e| anyhow::anyhow!("mail.{e}"))?;
+        }
+        Ok(())
     }
 
     pub fn web_config(&self) -> custody_web::WebConfig {

@@ -41,6 +41,7 @@ pub struct Server {
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::JoinHandle<()>,
+    mailer: tokio::task::JoinHandle<()>,
 }
 
 /// Removes expired sessions and old sign-in failures every ten minutes.
@@ -51,6 +52,20 @@ async fn sweep_periodically(app: App) {
         match custody_app::maintenance::sweep(&app).await {
             Ok(swept) => tracing::debug!(sessions = swept.sessions, login_failures = swept.login_failures, "swept"),
             Err(error) => tracing::warn!(error = %error, "sweep failed"),
+        }
+    }
+}
+
+/// Sends due notification e-mails every `mail.poll_seconds` (when mail is configured).
+async fn send_mail_periodically(app: App) {
+    let Some(mail) = app.config.mail.clone() else { return };
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(mail.poll_seconds.max(1)));
+    loop {
+        interval.tick().await;
+        match custody_app::notifications::send_due(&app).await {
+            Ok(sent) if sent.sent + sent.failed > 0 => tracing::info!(sent = sent.sent, failed = sent.failed, "mail"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "mail pass failed"),
         }
     }
 }
@@ -66,7 +81,8 @@ impl Server {
             let _ = rx.await;
         }));
         let sweeper = tokio::spawn(sweep_periodically(app.clone()));
-        Ok(Self { addr, app, shutdown: Some(tx), task, sweeper })
+        let mailer = tokio::spawn(send_mail_periodically(app.clone()));
+        Ok(Self { addr, app, shutdown: Some(tx), task, sweeper, mailer })
     }
 
     pub fn url(&self) -> String {
@@ -79,6 +95,7 @@ impl Server {
             let _ = tx.send(());
         }
         self.sweeper.abort();
+        self.mailer.abort();
         (&mut self.task).await??;
         self.app.store.close().await;
         Ok(())

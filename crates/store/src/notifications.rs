@@ -76,6 +76,16 @@ pub async fn unread_count(conn: &mut Conn, user_id: &str) -> Result<i64, SqlErro
     row.try_get("n")
 }
 
+/// Whether notification `id` is the user's.
+pub async fn belongs_to(conn: &mut Conn, user_id: &str, id: &str) -> Result<bool, SqlError> {
+    let row = sqlx::query("SELECT id FROM notifications WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Marks the user's notifications read (one, or all when `id` is `None`); returns how many.
 pub async fn mark_read(conn: &mut Conn, user_id: &str, id: Option<&str>, at: i64) -> Result<u64, SqlError> {
     let result = sqlx::query(

@@ -2,6 +2,8 @@
 //! talk to it.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use custody::{Config, Server};
 use custody_app::{Actor, App};
 use custody_domain::agency::AgencyCode;

@@ -6,7 +6,10 @@ pub mod agencies;
 pub mod audit;
 pub mod catalog;
 pub mod dashboard;
+pub mod notifications;
 pub mod people;
+pub mod plans;
+pub mod requests;
 pub mod session;
 pub mod tokens;
 pub mod users;
@@ -52,6 +55,9 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         (name = "audit", description = "The audit log"),
         (name = "dashboard", description = "Figures for the dashboard"),
         (name = "catalog", description = "Device types and models, service codes and rates"),
+        (name = "plans", description = "Mobile Device Plans: versions, certification, compliance"),
+        (name = "requests", description = "Service requests, approvals and service levels"),
+        (name = "notifications", description = "The signed-in user's inbox"),
         (name = "operations", description = "Health, readiness and metrics")
     )
 )]
@@ -93,6 +99,26 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::list_codes, catalog::create_code))
         .routes(routes!(catalog::get_code))
         .routes(routes!(catalog::add_rate))
+        .routes(routes!(plans::get))
+        .routes(routes!(plans::save_draft))
+        .routes(routes!(plans::get_version))
+        .routes(routes!(plans::submit))
+        .routes(routes!(plans::return_to_draft))
+        .routes(routes!(plans::certify))
+        .routes(routes!(plans::compliance))
+        .routes(routes!(requests::list, requests::create))
+        .routes(routes!(requests::get))
+        .routes(routes!(requests::submit))
+        .routes(routes!(requests::approve))
+        .routes(routes!(requests::reject))
+        .routes(routes!(requests::cancel))
+        .routes(routes!(requests::start_fulfillment))
+        .routes(routes!(requests::fulfill))
+        .routes(routes!(requests::comment))
+        .routes(routes!(requests::types))
+        .routes(routes!(requests::service_levels))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::read))
         .routes(routes!(crate::ops::healthz))
         .routes(routes!(crate::ops::readyz))
         .routes(routes!(crate::ops::metrics))
