@@ -228,6 +228,10 @@ fn snapshot(request: &RequestRow) -> serde_json::Value {
 /// Creates a request (a draft, or submitted at once with `submit`).
 pub async fn create(app: &App, actor: &Actor, input: NewRequest) -> Result<RequestRow, AppError> {
     let principal = actor.principal.as_ref().ok_or(AppError::Forbidden)?;
+    if let Some(code) = input.agency.as_deref().and_then(|a| AgencyCode::parse(a).ok()) {
+        // Another agency's code is answered as if it did not exist.
+        actor.authorize(Action::RequestWrite, Scope::Agency(&code))?;
+    }
     actor.authorize(Action::RequestWrite, Scope::Global)?;
     let mut errors = FieldErrors::new();
     let kind = match input.request_type.as_deref() {
@@ -240,11 +244,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewRequest) -> Result<Reque
     let agency = match (&principal.agency, input.agency.as_deref().filter(|a| !a.trim().is_empty())) {
         (Some(own), None) => Some(own.clone()),
         (_, Some(given)) => match AgencyCode::parse(given) {
-            Ok(code) => {
-                // Another agency's code is answered as if it did not exist.
-                actor.authorize(Action::RequestWrite, Scope::Agency(&code))?;
-                Some(code)
-            }
+            Ok(code) => Some(code),
             Err(message) => {
                 errors.push("agency", message);
                 None
@@ -601,8 +601,6 @@ pub struct RequestQuery {
 }
 
 pub async fn list(app: &App, actor: &Actor, query: RequestQuery) -> Result<Page<RequestRow>, AppError> {
-    actor.authorize(Action::RequestRead, Scope::Global)?;
-    let limit = paging::limit(query.limit)?;
     let mut errors = FieldErrors::new();
     let status = query.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| errors.check("status", s.parse()));
     let request_type =
@@ -613,8 +611,12 @@ pub async fn list(app: &App, actor: &Actor, query: RequestQuery) -> Result<Page<
             actor.authorize(Action::RequestRead, Scope::Agency(&code))?;
             Some(code.to_string())
         }
-        None => actor.agency_filter(),
+        None => {
+            actor.authorize(Action::RequestRead, Scope::Global)?;
+            actor.agency_filter()
+        }
     };
+    let limit = paging::limit(query.limit)?;
     let before = match &query.cursor {
         Some(cursor) => {
             let parts = paging::decode(cursor, 1)?;

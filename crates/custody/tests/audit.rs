@@ -8,8 +8,124 @@ use custody_domain::role::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// A successful call of `key` by an admin: (path, body, session-authenticated?).
+/// Files a request of `kind` as `token` (submitted unless `draft`); returns its id.
+async fn filed(app: &TestApp, token: &str, kind: &str, draft: bool) -> String {
+    let details = match kind {
+        "lost_stolen" => json!({"device_serial": "DNPX0042", "loss": "lost", "occurred_on": "2026-11-02",
+                                "circumstances": "left in a taxi"}),
+        _ => json!({"device_serial": "DNPX0043", "problem": "does not charge"}),
+    };
+    let body = json!({"type": kind, "agency": "AAA", "details": details, "submit": !draft});
+    let response = app.send_json(Method::POST, "/api/v1/requests", Some(token), &body).await;
+    let created: Value = response.json().await.unwrap();
+    created["id"].as_str().unwrap_or_else(|| panic!("filed: {created}")).to_string()
+}
+
+/// An open plan version of AAA in `state`; returns its number.
+async fn plan_version(app: &TestApp, state: custody_domain::plan::PlanStatus) -> i64 {
+    use custody_domain::plan::{PlanContent, PlanEvent, PlanStatus};
+    let system = custody_app::Actor::system("test");
+    let open = match custody_app::plans::overview(app.app(), &system, "AAA").await.unwrap().open {
+        Some(open) => open,
+        None => custody_app::plans::save_draft(app.app(), &system, "AAA", PlanContent::default()).await.unwrap(),
+    };
+    if open.status != state {
+        let event = if state == PlanStatus::Submitted { PlanEvent::Submit } else { PlanEvent::Return };
+        custody_app::plans::act(app.app(), &system, "AAA", open.version, event).await.unwrap();
+    }
+    open.version
+}
+
+/// Tokens of people other than the admin, for calls the admin may not make.
+struct Others {
+    /// Service desk: files the requests the admin then decides (nobody decides their own).
+    filer: String,
+    certifier: String,
+}
+
+/// A successful call of `key` by an admin (or another token): (path, body, session-authenticated?, token).
 async fn successful_call(
+    app: &TestApp,
+    key: &str,
+    admin_id: &str,
+    person: &str,
+    user: &str,
+    others: &Others,
+) -> (String, Option<Value>, bool, Option<String>) {
+    use custody_domain::plan::PlanStatus;
+    let request_path = |id: String, verb: &str| format!("/api/v1/requests/{id}/{verb}");
+    let (path, body, session) = match key {
+        "PUT /api/v1/agencies/{code}/plan/draft" => {
+            plan_version(app, PlanStatus::Draft).await;
+            let unit =
+                json!({"unit": "Field", "device_type": "tablet", "justification": "other", "note": "inspections"});
+            ("/api/v1/agencies/AAA/plan/draft".into(), Some(json!({"units": [unit]})), false)
+        }
+        "POST /api/v1/agencies/{code}/plan/versions/{version}/submit" => {
+            let v = plan_version(app, PlanStatus::Draft).await;
+            (format!("/api/v1/agencies/AAA/plan/versions/{v}/submit"), None, false)
+        }
+        "POST /api/v1/agencies/{code}/plan/versions/{version}/return" => {
+            let v = plan_version(app, PlanStatus::Submitted).await;
+            (format!("/api/v1/agencies/AAA/plan/versions/{v}/return"), None, false)
+        }
+        "POST /api/v1/agencies/{code}/plan/versions/{version}/certify" => {
+            let v = plan_version(app, PlanStatus::Submitted).await;
+            let path = format!("/api/v1/agencies/AAA/plan/versions/{v}/certify");
+            return (path, None, false, Some(others.certifier.clone()));
+        }
+        "POST /api/v1/requests" => (
+            "/api/v1/requests".into(),
+            Some(json!({"type": "repair_replace", "agency": "AAA", "submit": false,
+                        "details": {"device_serial": "DNPX0044", "problem": "battery swells"}})),
+            false,
+        ),
+        "POST /api/v1/requests/{id}/submit" => {
+            (request_path(filed(app, &others.filer, "repair_replace", true).await, "submit"), None, false)
+        }
+        "POST /api/v1/requests/{id}/approve" => {
+            (request_path(filed(app, &others.filer, "repair_replace", false).await, "approve"), Some(json!({})), false)
+        }
+        "POST /api/v1/requests/{id}/reject" => (
+            request_path(filed(app, &others.filer, "repair_replace", false).await, "reject"),
+            Some(json!({"reason": "under warranty: vendor repair"})),
+            false,
+        ),
+        "POST /api/v1/requests/{id}/cancel" => {
+            (request_path(filed(app, &others.filer, "repair_replace", false).await, "cancel"), None, false)
+        }
+        "POST /api/v1/requests/{id}/start-fulfillment" => {
+            (request_path(filed(app, &others.filer, "lost_stolen", false).await, "start-fulfillment"), None, false)
+        }
+        "POST /api/v1/requests/{id}/fulfill" => {
+            let id = filed(app, &others.filer, "lost_stolen", false).await;
+            let started = app
+                .send_json(
+                    Method::POST,
+                    &request_path(id.clone(), "start-fulfillment"),
+                    Some(&others.filer),
+                    &json!({}),
+                )
+                .await;
+            assert!(started.status().is_success());
+            (request_path(id, "fulfill"), None, false)
+        }
+        "POST /api/v1/requests/{id}/comments" => (
+            request_path(filed(app, &others.filer, "repair_replace", false).await, "comments"),
+            Some(json!({"body": "courier booked for Tuesday"})),
+            false,
+        ),
+        "POST /api/v1/notifications/read" => ("/api/v1/notifications/read".into(), Some(json!({})), false),
+        _ => {
+            let (path, body, session) = first_step_call(app, key, admin_id, person, user).await;
+            (path, body, session)
+        }
+    };
+    (path, body, session, None)
+}
+
+/// The calls of step 1 and 2 endpoints.
+async fn first_step_call(
     app: &TestApp,
     key: &str,
     admin_id: &str,
@@ -83,6 +199,10 @@ async fn every_mutating_endpoint_writes_exactly_one_audit_event() {
     let person = app.person("AAA", "Ada", "Audit").await;
     let (admin_id, token) = app.user_with_token("admin@audit.example", Role::Admin, None).await;
     let (user, _) = app.user_with_token("someone@audit.example", Role::AgencyViewer, Some("AAA")).await;
+    let others = Others {
+        filer: app.user_with_token("filer@audit.example", Role::ServiceDesk, None).await.1,
+        certifier: app.user_with_token("commissioner@audit.example", Role::AgencyCertifier, Some("AAA")).await.1,
+    };
 
     let document = serde_json::to_value(custody_web::openapi_document()).unwrap();
     let mut mutating = Vec::new();
@@ -96,13 +216,14 @@ async fn every_mutating_endpoint_writes_exactly_one_audit_event() {
     assert!(mutating.len() >= 11, "{mutating:?}");
     for key in &mutating {
         let (method, _) = key.split_once(' ').unwrap();
-        let (path, body, by_session) = successful_call(&app, key, &admin_id, &person, &user).await;
+        let (path, body, by_session, other_token) =
+            successful_call(&app, key, &admin_id, &person, &user, &others).await;
         let mut request = app.request(method.parse::<Method>().unwrap(), &path, None);
         if by_session {
             let (cookie, csrf) = app.sign_in("admin@audit.example", PASSWORD).await;
             request = request.header("cookie", format!("custody_session={cookie}")).header("x-csrf-token", csrf);
         } else if key != "POST /api/v1/session" {
-            request = request.bearer_auth(&token);
+            request = request.bearer_auth(other_token.as_deref().unwrap_or(&token));
         }
         if let Some(body) = &body {
             request = request.json(body);

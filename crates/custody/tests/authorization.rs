@@ -30,6 +30,10 @@ struct Fixture {
     /// A token of someone else, revocable only by an admin.
     others_token_ids: Vec<String>,
     device_model: String,
+    /// A requester's token per agency, to file the requests the calls act on.
+    requesters: std::collections::HashMap<&'static str, String>,
+    /// A service desk token.
+    central: String,
 }
 
 const READERS_OF_PEOPLE: &[Role] = &[
@@ -47,6 +51,11 @@ const READERS_OF_PEOPLE: &[Role] = &[
 ];
 const WRITERS_OF_PEOPLE: &[Role] = &[Role::Admin, Role::ServiceDesk, Role::AgencyRequester];
 const USER_READERS: &[Role] = &[Role::Admin, Role::Auditor];
+const PLAN_WRITERS: &[Role] = &[Role::Admin, Role::AgencyApprover, Role::AgencyCertifier];
+const REQUEST_WRITERS: &[Role] =
+    &[Role::Admin, Role::ServiceDesk, Role::Euc, Role::AgencyRequester, Role::AgencyApprover, Role::AgencyLegal];
+const REQUEST_DECIDERS: &[Role] = &[Role::Admin, Role::ServiceDesk, Role::Euc, Role::AgencyApprover, Role::AgencyLegal];
+const FULFILLERS: &[Role] = &[Role::Admin, Role::ServiceDesk, Role::Euc];
 
 /// The status an authenticated call must answer. `None`: nobody wrote down what to expect.
 fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
@@ -121,6 +130,54 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
                 403
             }
         }
+        "GET /api/v1/notifications" | "POST /api/v1/notifications/read" | "GET /api/v1/request-types" => 200,
+        "GET /api/v1/plan-compliance" | "GET /api/v1/service-levels" => {
+            if READERS_OF_PEOPLE.contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
+        "GET /api/v1/agencies/{code}/plan" | "GET /api/v1/agencies/{code}/plan/versions/{version}" => {
+            allow(READERS_OF_PEOPLE, 200)
+        }
+        "PUT /api/v1/agencies/{code}/plan/draft"
+        | "POST /api/v1/agencies/{code}/plan/versions/{version}/submit"
+        | "POST /api/v1/agencies/{code}/plan/versions/{version}/return" => {
+            if hidden || !READERS_OF_PEOPLE.contains(&role) { allow(&[], 0) } else { allow(PLAN_WRITERS, 200) }
+        }
+        "POST /api/v1/agencies/{code}/plan/versions/{version}/certify" => {
+            if hidden || !READERS_OF_PEOPLE.contains(&role) {
+                allow(&[], 0)
+            } else {
+                allow(&[Role::AgencyCertifier], 200)
+            }
+        }
+        "GET /api/v1/requests" | "GET /api/v1/requests/{id}" => allow(READERS_OF_PEOPLE, 200),
+        "POST /api/v1/requests" => allow(REQUEST_WRITERS, 201),
+        "POST /api/v1/requests/{id}/comments" => allow(REQUEST_WRITERS, 201),
+        // A draft filed by the agency's requester: central IT submits it for them; other agency
+        // users may write requests but not submit someone else's draft.
+        "POST /api/v1/requests/{id}/submit" | "POST /api/v1/requests/{id}/cancel" => {
+            if hidden || !REQUEST_WRITERS.contains(&role) {
+                allow(REQUEST_WRITERS, 0)
+            } else if FULFILLERS.contains(&role) {
+                200
+            } else {
+                409
+            }
+        }
+        // A suspend_service request waiting for the agency approver.
+        "POST /api/v1/requests/{id}/approve" | "POST /api/v1/requests/{id}/reject" => {
+            if hidden || !REQUEST_DECIDERS.contains(&role) {
+                allow(REQUEST_DECIDERS, 0)
+            } else if role == Role::AgencyApprover {
+                200
+            } else {
+                409
+            }
+        }
+        "POST /api/v1/requests/{id}/start-fulfillment" | "POST /api/v1/requests/{id}/fulfill" => allow(FULFILLERS, 200),
         _ => return None,
     })
 }
@@ -150,7 +207,24 @@ async fn call_for(
     let (method, path) = key.split_once(' ').unwrap();
     let agency = agency_of(target);
     let n = unique();
-    let concrete = if path.starts_with("/api/v1/service-codes/") {
+    let concrete = if path.contains("/plan") && path.contains("/agencies/") {
+        let state = match path.rsplit('/').next().unwrap() {
+            "submit" | "draft" => "draft",
+            _ => "submitted",
+        };
+        let version = plan_in_state(app, agency, state).await;
+        path.replace("{code}", agency).replace("{version}", &version.to_string())
+    } else if path.starts_with("/api/v1/requests/") {
+        let state = match path.rsplit('/').next().unwrap() {
+            "submit" => "draft",
+            "cancel" | "approve" | "reject" => "awaiting_agency",
+            "start-fulfillment" => "approved",
+            "fulfill" => "in_fulfillment",
+            _ => "any",
+        };
+        let id = request_in_state(app, fixture, agency, state).await;
+        path.replace("{id}", &id)
+    } else if path.starts_with("/api/v1/service-codes/") {
         path.replace("{code}", "A8154121")
     } else if path.starts_with("/api/v1/device-models/") {
         path.replace("{id}", &fixture.device_model)
@@ -170,7 +244,12 @@ async fn call_for(
             Target::Foreign => fixture.others_token_ids.pop().expect("enough foreign tokens"),
         };
         path.replace("{id}", &id)
-    } else if (path == "/api/v1/people" || path == "/api/v1/users" || path == "/api/v1/dashboard") && method == "GET" {
+    } else if (path == "/api/v1/people"
+        || path == "/api/v1/users"
+        || path == "/api/v1/dashboard"
+        || path == "/api/v1/requests")
+        && method == "GET"
+    {
         format!("{path}?agency={agency}")
     } else {
         path.to_string()
@@ -197,10 +276,62 @@ async fn call_for(
         "POST /api/v1/service-codes/{code}/rates" => {
             Some(json!({"amount": "16.00", "effective_from": format!("{}-01-01", 2100 + n)}))
         }
+        "PUT /api/v1/agencies/{code}/plan/draft" => Some(json!({
+            "units": [{"unit": format!("Unit {n}"), "device_type": "smartphone", "justification": "on_call_user"}]
+        })),
+        "POST /api/v1/requests" => Some(json!({
+            "type": "suspend_service", "agency": agency,
+            "details": {"phone_number": "+15185550100", "from": "2026-12-01", "reason": "leave"}
+        })),
+        "POST /api/v1/requests/{id}/reject" => Some(json!({"reason": "not needed"})),
+        "POST /api/v1/requests/{id}/comments" => Some(json!({"body": format!("comment {n}")})),
         _ if method != "GET" && method != "DELETE" => Some(json!({})),
         _ => None,
     };
     (concrete, body)
+}
+
+/// Puts the agency's open plan version in `state` (`draft` or `submitted`), creating a version
+/// when none is open; returns its number.
+async fn plan_in_state(app: &TestApp, agency: &str, state: &str) -> i64 {
+    use custody_domain::plan::{PlanContent, PlanEvent};
+    let system = custody_app::Actor::system("test");
+    let overview = custody_app::plans::overview(app.app(), &system, agency).await.unwrap();
+    let open = match overview.open {
+        Some(open) => open,
+        None => custody_app::plans::save_draft(app.app(), &system, agency, PlanContent::default()).await.unwrap(),
+    };
+    let status = open.status.as_str();
+    if status != state {
+        let event = if state == "submitted" { PlanEvent::Submit } else { PlanEvent::Return };
+        custody_app::plans::act(app.app(), &system, agency, open.version, event).await.unwrap();
+    }
+    open.version
+}
+
+/// A new `suspend_service` request of `agency` (or a `lost_stolen` one for the fulfillment
+/// states), filed by the agency's requester and moved to `state` by central IT.
+async fn request_in_state(app: &TestApp, fixture: &Fixture, agency: &str, state: &str) -> String {
+    let requester = &fixture.requesters[agency];
+    let (kind, details) = if ["approved", "in_fulfillment"].contains(&state) {
+        (
+            "lost_stolen",
+            json!({"device_serial": "DNPX0001", "loss": "lost", "occurred_on": "2026-11-01",
+                               "circumstances": "left on a train"}),
+        )
+    } else {
+        ("suspend_service", json!({"phone_number": "+15185550100", "from": "2026-12-01", "reason": "leave"}))
+    };
+    let body = json!({"type": kind, "details": details, "submit": state != "draft"});
+    let created: Value =
+        app.send_json(Method::POST, "/api/v1/requests", Some(requester), &body).await.json().await.unwrap();
+    let id = created["id"].as_str().expect("request created").to_string();
+    if state == "in_fulfillment" {
+        let path = format!("/api/v1/requests/{id}/start-fulfillment");
+        let response = app.send_json(Method::POST, &path, Some(&fixture.central), &json!({})).await;
+        assert!(response.status().is_success());
+    }
+    id
 }
 
 #[tokio::test]
@@ -236,6 +367,13 @@ async fn every_endpoint_for_every_role_in_own_and_other_agency() {
             };
             custody_app::catalog::create_model(app.app(), &custody_app::Actor::system("test"), input).await.unwrap().id
         },
+        requesters: [
+            (OWN, app.user_with_token("filer@aaa.example", Role::AgencyRequester, Some(OWN)).await.1),
+            (OTHER, app.user_with_token("filer@bbb.example", Role::AgencyRequester, Some(OTHER)).await.1),
+        ]
+        .into_iter()
+        .collect(),
+        central: app.user_with_token("desk@fixture.example", Role::ServiceDesk, None).await.1,
     };
 
     let principals: Vec<(Role, String, String)> = {
