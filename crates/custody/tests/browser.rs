@@ -184,10 +184,10 @@ async fn setup() -> (TestApp, String) {
 fn expected_nav(role: Role) -> Vec<&'static str> {
     match role {
         Role::Admin | Role::Auditor => {
-            vec!["Dashboard", "Agencies", "People", "Catalog", "Users and roles", "Audit log"]
+            vec!["Dashboard", "Requests", "Agencies", "People", "Plans", "Catalog", "Users and roles", "Audit log"]
         }
         Role::DeviceHolder => vec!["Dashboard", "Agencies", "Catalog"],
-        _ => vec!["Dashboard", "Agencies", "People", "Catalog"],
+        _ => vec!["Dashboard", "Requests", "Agencies", "People", "Plans", "Catalog"],
     }
 }
 
@@ -459,5 +459,102 @@ async fn an_admin_adds_a_model_and_changes_a_rate_in_the_console() {
     browser.sign_in(&email_for(Role::AgencyViewer), PASSWORD).await;
     browser.visit("/catalog").await;
     assert!(browser.web.find_all(By::Id("add-model")).await.unwrap().is_empty());
+    browser.quit().await;
+}
+
+/// Sets a `<select>` (or any input) by id through the page, as a user picking an option would.
+async fn choose(browser: &Browser, id: &str, value: &str) {
+    let script = format!("document.getElementById('{id}').value = '{value}';");
+    browser.web.execute(&script, Vec::<Value>::new()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_goes_from_submission_through_both_approvals_in_the_console() {
+    let (app, _) = setup().await;
+    let system = custody_app::Actor::system("test");
+    let model = custody_domain::catalog::ModelInput {
+        device_type: Some("smartphone".into()),
+        platform: Some("ios".into()),
+        maker: Some("Apple".into()),
+        model: Some("iPhone 16".into()),
+        ..Default::default()
+    };
+    let model = custody_app::catalog::create_model(app.app(), &system, model).await.unwrap().id;
+    let person = custody_domain::person::PersonInput {
+        given_name: Some("Fiona".into()),
+        family_name: Some("Field".into()),
+        email: Some("fiona.field@aaa.example".into()),
+        unit: Some("Field Operations".into()),
+        ..Default::default()
+    };
+    custody_app::people::create(app.app(), &system, Some(OWN), person).await.unwrap();
+    let mut browser = Browser::open(&app, "request").await;
+
+    // The approver writes and submits the plan; the certifier certifies it.
+    browser.sign_in(&email_for(Role::AgencyApprover), PASSWORD).await;
+    browser.visit(&format!("/agencies/{OWN}/plan")).await;
+    browser.web.find(By::Name("unit_0_unit")).await.unwrap().send_keys("Field Operations").await.unwrap();
+    let pick = "document.getElementsByName('unit_0_type')[0].value = 'smartphone';";
+    browser.web.execute(pick, Vec::<Value>::new()).await.unwrap();
+    browser.click("#save-plan").await;
+    assert!(browser.text("#plan-message").await.contains("Draft version 1"));
+    browser.click("#submit-plan").await;
+    assert_eq!(browser.text("#open-status").await, "submitted");
+    assert!(browser.web.find_all(By::Id("certify-plan")).await.unwrap().is_empty(), "an approver cannot certify");
+    browser.sign_out().await;
+    browser.sign_in(&email_for(Role::AgencyCertifier), PASSWORD).await;
+    browser.visit(&format!("/agencies/{OWN}/plan")).await;
+    browser.click("#certify-plan").await;
+    assert!(browser.text("#in-force").await.contains("version 1"), "{}", browser.text("#in-force").await);
+    browser.sign_out().await;
+
+    // The requester files a smartphone for Fiona.
+    browser.sign_in(&email_for(Role::AgencyRequester), PASSWORD).await;
+    browser.visit("/requests/new").await;
+    browser.click("#choose-new_device").await;
+    browser.fill("subject", "fiona.field@aaa.example").await;
+    choose(&browser, "device_model_id", &model).await;
+    choose(&browser, "line_plan", "voice_data").await;
+    browser.click("#submit-request").await;
+    assert!(browser.text("#request-message").await.contains("filed"));
+    assert_eq!(browser.text("#request-status").await, "Awaiting agency approval");
+    assert!(browser.web.find_all(By::Id("checks-passed")).await.unwrap().len() == 1, "the plan check passes");
+    assert!(browser.web.find_all(By::Id("approve")).await.unwrap().is_empty(), "no approving one's own request");
+    let request_path = browser.path().await;
+    browser.sign_out().await;
+
+    // The agency approver finds it waiting on the dashboard and approves.
+    browser.sign_in(&email_for(Role::AgencyApprover), PASSWORD).await;
+    assert_eq!(browser.text("#waiting-for-me").await, "1");
+    browser.click("#waiting-for-me").await;
+    browser.click("#request-list tbody a").await;
+    assert_eq!(browser.path().await, request_path);
+    browser.click("#approve").await;
+    assert_eq!(browser.text("#request-status").await, "Awaiting central IT approval");
+    browser.sign_out().await;
+
+    // Central IT approves.
+    browser.sign_in(&email_for(Role::ServiceDesk), PASSWORD).await;
+    browser.visit("/requests?view=waiting").await;
+    assert_eq!(browser.text("#waiting-count").await, "1");
+    browser.click("#request-list tbody a").await;
+    browser.fill("approve-reason", "in stock").await;
+    browser.click("#approve").await;
+    assert_eq!(browser.text("#request-status").await, "Approved");
+    let approvals = browser.text("#approvals").await;
+    assert!(approvals.contains("the agency's approver") && approvals.contains("in stock"), "{approvals}");
+    let timeline = browser.web.find_all(By::Css("#timeline li")).await.unwrap();
+    assert_eq!(timeline.len(), 5, "created, submitted, routed, two approvals");
+    browser.visit("/service-levels").await;
+    assert!(browser.text("#service-levels").await.contains("awaiting agency"));
+    browser.sign_out().await;
+
+    // The requester was told, in the console inbox.
+    browser.sign_in(&email_for(Role::AgencyRequester), PASSWORD).await;
+    assert!(browser.text("#unread-count").await.parse::<i64>().unwrap() >= 2);
+    browser.click("#inbox-link").await;
+    assert!(browser.text("#inbox").await.contains("approved"), "{}", browser.text("#inbox").await);
+    browser.click("#mark-read").await;
+    assert!(browser.web.find_all(By::Id("unread-count")).await.unwrap().is_empty());
     browser.quit().await;
 }

@@ -12,7 +12,8 @@ pub fn bar_chart(title: &str, bars: &[(String, i64)], id: &str) -> String {
         return "<p class=\"hint\">Nothing to show yet.</p>".to_string();
     }
     let max = bars.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
-    let (label_w, bar_w, row_h) = (90.0, 260.0, 26.0);
+    let longest = bars.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0) as f64;
+    let (label_w, bar_w, row_h) = ((longest * 7.0 + 10.0).max(90.0), 260.0, 26.0);
     let height = row_h * bars.len() as f64 + 8.0;
     let width = label_w + bar_w + 70.0;
     let mut svg = format!(

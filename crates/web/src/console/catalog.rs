@@ -6,12 +6,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use custody_app::{AppError, catalog};
+use custody_app::catalog;
 use custody_domain::authz::Action;
 use custody_domain::catalog::{DeviceType, ModelInput, effective_to};
 use custody_store::catalog::ModelRow;
 
-use super::{Layout, Viewer, csrf_refused, error_page, form_fields, render};
+use super::{Layout, Viewer, csrf_refused, error_page, form_fields, problems, render};
 use crate::AppState;
 
 struct CodeView {
@@ -82,16 +82,6 @@ async fn page(
 
 pub async fn show(State(state): State<AppState>, viewer: Viewer) -> Response {
     page(&state, &viewer, StatusCode::OK, None, Vec::new()).await
-}
-
-fn problems(error: AppError) -> Result<Vec<String>, AppError> {
-    match error {
-        AppError::Validation(errors) => {
-            Ok(errors.0.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect())
-        }
-        AppError::Conflict { field, message } => Ok(vec![format!("{field}: {message}")]),
-        other => Err(other),
-    }
 }
 
 pub async fn add_model(State(state): State<AppState>, viewer: Viewer, body: Bytes) -> Response {

@@ -19,6 +19,8 @@ struct DashboardPage<'a> {
     people_chart: String,
     /// (when, who, action, object)
     activity: Vec<(String, String, String, String)>,
+    /// Requests waiting for the viewer's decision; `None` when the viewer decides nothing.
+    waiting: Option<i64>,
 }
 
 pub async fn show(State(state): State<AppState>, viewer: Viewer) -> Response {
@@ -39,6 +41,11 @@ pub async fn show(State(state): State<AppState>, viewer: Viewer) -> Response {
     } else {
         Vec::new()
     };
+    let waiting = if viewer.may(Action::RequestDecide) {
+        Some(custody_app::requests::waiting_count(&state.app, &viewer.actor).await.unwrap_or(0))
+    } else {
+        None
+    };
     let bars: Vec<(String, i64)> = figures.people_by_agency.iter().map(|(a, n)| (a.clone(), *n)).collect();
     let page = DashboardPage {
         layout: &viewer.layout,
@@ -46,6 +53,7 @@ pub async fn show(State(state): State<AppState>, viewer: Viewer) -> Response {
         total_people: figures.people_total,
         people_chart: crate::charts::bar_chart("People by agency", &bars, "people-by-agency"),
         activity,
+        waiting,
     };
     render(StatusCode::OK, &page)
 }

@@ -8,6 +8,8 @@ mod agencies;
 mod catalog;
 mod dashboard;
 mod people;
+mod plans;
+mod requests;
 mod session;
 
 use std::collections::HashMap;
@@ -42,6 +44,17 @@ pub fn router() -> Router<AppState> {
         .route("/people/new", get(people::new_form))
         .route("/people/{id}", get(people::show).post(people::update))
         .route("/people/{id}/edit", get(people::edit_form))
+        .route("/requests", get(requests::list))
+        .route("/requests/new", get(requests::catalog_page))
+        .route("/requests/new/{kind}", get(requests::new_form).post(requests::create))
+        .route("/requests/{id}", get(requests::show))
+        .route("/requests/{id}/{verb}", post(requests::act))
+        .route("/service-levels", get(requests::service_levels))
+        .route("/inbox", get(requests::inbox))
+        .route("/inbox/read", post(requests::read_all))
+        .route("/plans", get(plans::compliance))
+        .route("/agencies/{code}/plan", get(plans::show).post(plans::save))
+        .route("/agencies/{code}/plan/versions/{version}/{verb}", post(plans::act))
         .route("/catalog", get(catalog::show))
         .route("/catalog/models", post(catalog::add_model))
         .route("/catalog/codes/{code}/rates", post(catalog::add_rate))
@@ -80,14 +93,18 @@ pub struct Layout {
     /// The agency a central user chose to look at.
     pub viewing: Option<String>,
     pub own_agency: Option<String>,
+    /// Unread notifications of the viewer.
+    pub unread: i64,
 }
 
 /// The navigation a principal may use, decided by the same rule as every action.
 pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
-    let entries: [(&'static str, &'static str, Option<Action>); 6] = [
+    let entries: [(&'static str, &'static str, Option<Action>); 8] = [
         ("/", "Dashboard", None),
+        ("/requests", "Requests", Some(Action::RequestRead)),
         ("/agencies", "Agencies", Some(Action::AgencyRead)),
         ("/people", "People", Some(Action::PersonRead)),
+        ("/plans", "Plans", Some(Action::PlanRead)),
         ("/catalog", "Catalog", Some(Action::CatalogRead)),
         ("/users", "Users and roles", Some(Action::UserRead)),
         ("/audit", "Audit log", Some(Action::AuditRead)),
@@ -161,7 +178,14 @@ impl FromRequestParts<AppState> for Viewer {
         } else {
             (Vec::new(), None)
         };
+        let unread = {
+            let mut conn = state.app.store.conn().await.map_err(|e| internal(e.into()))?;
+            custody_store::notifications::unread_count(&mut conn, &principal.user_id)
+                .await
+                .map_err(|e| internal(e.into()))?
+        };
         let layout = Layout {
+            unread,
             nav: navigation(&principal, &path),
             user_label: principal.label.clone(),
             csrf_token,
@@ -216,6 +240,17 @@ pub fn error_page(viewer: &Viewer, error: AppError) -> Response {
         AppError::NotFound => not_found(viewer),
         AppError::Forbidden => (StatusCode::FORBIDDEN, "Your roles do not allow this.").into_response(),
         other => internal(other),
+    }
+}
+
+/// Field errors and conflicts as lines for a page; other errors are returned.
+pub fn problems(error: AppError) -> Result<Vec<String>, AppError> {
+    match error {
+        AppError::Validation(errors) => {
+            Ok(errors.0.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect())
+        }
+        AppError::Conflict { field, message } => Ok(vec![format!("{field}: {message}")]),
+        other => Err(other),
     }
 }
 
