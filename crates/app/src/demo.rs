@@ -2,15 +2,29 @@
 //! the store in batches with a progress bar on a terminal. Every agency, name and address here
 //! is invented.
 
+use std::collections::HashSet;
+
 use custody_domain::agency::{AgencyCode, AgencyDetails};
+use custody_domain::authz::{Credential, Principal};
+use custody_domain::catalog::DeviceType;
 use custody_domain::email::Email;
 use custody_domain::person::{EmploymentStatus, PersonDetails};
+use custody_domain::plan::{
+    DataPlanException, Finding, Justification, NamedEntry, PlanContent, PlanEvent, Subject, UnitEntry, Wanted,
+    check_request,
+};
+use custody_domain::request::{
+    Chain, DisposalMethod, Feature, LinePlan, Loss, RepairPreference, RequestType, Stage, Status, chain,
+};
 use custody_domain::role::{Role, RoleSet};
 use custody_domain::user::UserKind;
 use custody_store::users::NewUser;
 use custody_store::{agencies, audit, now_ms, people, users};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use sqlx::Row;
 
+use crate::requests::{Decision, NewRequest};
 use crate::{Actor, App, AppError};
 
 /// The password every demo account shares. Printed by `custody demo`; never use it elsewhere.
@@ -185,6 +199,26 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    fn choose<T: Copy>(&mut self, items: &[T]) -> T {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// A uniform number in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A duration between `lo` and `hi` ms, skewed towards `lo`: most stages are quick, a few
+    /// take long (median about a quarter of the way, 90th percentile about four fifths).
+    fn span(&mut self, lo: i64, hi: i64) -> i64 {
+        let u = self.unit();
+        lo + ((hi - lo) as f64 * u * u) as i64
+    }
 }
 
 fn role_local_part(role: Role) -> &'static str {
@@ -247,6 +281,10 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
             },
         )
         .await?;
+        if account.role == Role::AgencyApprover {
+            // The agency's one approver is also its business/financial executive.
+            users::update_access(&mut tx, &id, &display, &roles, account.agency.as_deref(), false, true).await?;
+        }
     }
     seed_catalog(&mut tx).await?;
     tx.commit().await?;
@@ -259,8 +297,10 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
     let mut rng = Rng(options.seed);
     let now = now_ms();
     let mut batch = Vec::with_capacity(1000);
+    let mut roster: Vec<Vec<Member>> = AGENCIES.iter().map(|_| Vec::new()).collect();
     for n in 0..options.people {
-        let (code, _, _) = AGENCIES[(n % AGENCIES.len() as u64) as usize];
+        let agency = (n % AGENCIES.len() as u64) as usize;
+        let (code, _, _) = AGENCIES[agency];
         let given = rng.pick(GIVEN);
         let family = rng.pick(FAMILY);
         let status = match rng.below(100) {
@@ -284,6 +324,15 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
         // Deterministic ids: the same seed gives the same people, ids included.
         let id =
             format!("00000000-0000-7000-8000-{:012x}", options.seed.wrapping_mul(1_000_003) % 0xFFFF + n * 0x1_0000);
+        if roster[agency].len() < ROSTER_LIMIT {
+            roster[agency].push(Member {
+                id: id.clone(),
+                unit: details.unit.clone().unwrap_or_default(),
+                title: details.title.clone().unwrap_or_default(),
+                phone: details.phone.clone().unwrap_or_default(),
+                status,
+            });
+        }
         batch.push((id, code.to_string(), details));
         if batch.len() == 1000 {
             write_batch(app, &batch, now).await?;
@@ -297,12 +346,15 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
     }
     progress.finish_and_clear();
 
+    let requests = seed_plans_and_requests(app, options.seed, &roster).await?;
+
     let mut tx = app.store.write().await?;
     let changes = serde_json::json!({
         "seed": options.seed,
         "agencies": AGENCIES.len(),
         "people": options.people,
         "accounts": accounts().len(),
+        "requests": requests,
     });
     audit::append(&mut tx, actor.event("demo.seed", "demo", "demo", None, changes)).await?;
     tx.commit().await?;
@@ -374,4 +426,1136 @@ pub fn accounts() -> Vec<DemoAccount> {
         }
     }
     accounts
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mobile Device Plans and service requests: filed, decided and fulfilled through the use cases
+// by the demo accounts, then moved back in time so that the timelines look lived in.
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+/// How many people of each agency the plan and request generator keeps at hand.
+const ROSTER_LIMIT: usize = 400;
+
+/// Where returned and decommissioned devices go.
+const DEPOT: &str = "Central IT Device Depot, 40 Enterprise Way, Capitol City";
+
+/// A demo person as the plan and request generator needs them.
+struct Member {
+    id: String,
+    unit: String,
+    title: String,
+    phone: String,
+    status: EmploymentStatus,
+}
+
+/// The demo accounts of one agency, signed in.
+struct Crew {
+    requester: Actor,
+    /// The agency's approver, designated its business/financial executive.
+    approver: Actor,
+    legal: Actor,
+    certifier: Actor,
+}
+
+struct Staff {
+    crews: Vec<Crew>,
+    desk: Actor,
+    euc: Actor,
+}
+
+/// A demo account acting as if signed in (a session credential, so timelines show the e-mail).
+async fn demo_actor(conn: &mut custody_store::Conn, role: Role, agency: Option<&str>) -> Result<Actor, AppError> {
+    let email = account_email(role, agency);
+    let user = users::by_email(conn, &email)
+        .await?
+        .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("the demo account {email} is missing")))?;
+    let principal = Principal {
+        user_id: user.id,
+        label: email,
+        roles: RoleSet::new(vec![role]),
+        agency: agency.map(|code| AgencyCode::parse(code).expect("valid demo code")),
+        via: Credential::Session { session_id: "demo".into(), csrf_token: String::new() },
+    };
+    Ok(Actor::principal(principal, None, None))
+}
+
+async fn staff(app: &App) -> Result<Staff, AppError> {
+    let mut conn = app.store.conn().await?;
+    let mut crews = Vec::new();
+    for (code, _, _) in AGENCIES {
+        crews.push(Crew {
+            requester: demo_actor(&mut conn, Role::AgencyRequester, Some(code)).await?,
+            approver: demo_actor(&mut conn, Role::AgencyApprover, Some(code)).await?,
+            legal: demo_actor(&mut conn, Role::AgencyLegal, Some(code)).await?,
+            certifier: demo_actor(&mut conn, Role::AgencyCertifier, Some(code)).await?,
+        });
+    }
+    Ok(Staff {
+        crews,
+        desk: demo_actor(&mut conn, Role::ServiceDesk, None).await?,
+        euc: demo_actor(&mut conn, Role::Euc, None).await?,
+    })
+}
+
+/// Unix ms of a UTC date and hour.
+fn day_ms(year: i16, month: i8, day: i8, hour: i8) -> i64 {
+    jiff::civil::date(year, month, day)
+        .at(hour, 0, 0, 0)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp().as_millisecond())
+        .unwrap_or(0)
+}
+
+/// The UTC calendar date of unix ms, as `YYYY-MM-DD`.
+fn date_of(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string())
+        .unwrap_or_default()
+}
+
+/// Plans, then requests. Returns how many requests were filed.
+async fn seed_plans_and_requests(app: &App, seed: u64, roster: &[Vec<Member>]) -> Result<usize, AppError> {
+    let mut rng = Rng(seed ^ 0x00C0_FFEE_D00D_5EED);
+    let staff = staff(app).await?;
+    let plans = seed_plans(app, &mut rng, &staff, roster).await?;
+    seed_requests(app, &mut rng, &staff, roster, plans).await
+}
+
+// --- Plans ---
+
+/// The units (or working titles) each agency's plan approves for a device type.
+fn plan_units(code: &str) -> Vec<UnitEntry> {
+    use DeviceType::*;
+    use Justification::*;
+    let rows: &[(&str, DeviceType, Justification, &str)] = match code {
+        "DCR" => &[
+            ("Field Operations", Smartphone, MobileUser, "Shoreline patrols and permit site visits"),
+            ("Inspections", Tablet, MobileUser, "Dock and marina inspections with photo capture"),
+            ("Emergency Response", Smartphone, EmergencyEquipment, "Storm surge and spill response"),
+        ],
+        "DPHS" => &[
+            ("Field Operations", Smartphone, MobileUser, "Community health outreach"),
+            ("Inspections", Tablet, MobileUser, "Food service and facility inspections"),
+            ("Emergency Response", Smartphone, EmergencyEquipment, "Outbreak response team"),
+            ("Information Technology", Smartphone, OnCallUser, "Laboratory systems on-call rotation"),
+        ],
+        "OMCS" => &[
+            ("Inspections", Smartphone, MobileUser, "Roadside carrier inspections"),
+            ("Inspections", Tablet, MobileUser, "Electronic inspection reports at weigh stations"),
+            ("Field Operations", Smartphone, MobileUser, ""),
+        ],
+        "DWD" => &[
+            ("Regional Office North", Smartphone, MobileUser, "Job center and employer outreach"),
+            ("Regional Office South", Smartphone, MobileUser, "Job center and employer outreach"),
+            ("Information Technology", Smartphone, OnCallUser, "Unemployment insurance systems on call"),
+        ],
+        "DCFS" => &[
+            ("Field Operations", Smartphone, MobileUser, "Caseworker home visits"),
+            ("Investigations", Smartphone, OnCallUser, "After-hours child protective response"),
+            ("Regional Office North", Tablet, MobileUser, "Case notes during home visits"),
+        ],
+        "DRT" => &[
+            ("Investigations", Smartphone, MobileUser, "Field audits and collections"),
+            ("Information Technology", Smartphone, OnCallUser, "Filing season on-call rotation"),
+        ],
+        "OEP" => &[
+            ("Emergency Response", Smartphone, EmergencyEquipment, "Emergency operations center staff"),
+            ("Emergency Response", Mifi, EmergencyEquipment, "Connectivity for mobile command posts"),
+            ("Emergency Coordinator", Smartphone, EmergencyEquipment, "Working title: county liaisons"),
+            ("Information Technology", Smartphone, OnCallUser, ""),
+        ],
+        _ => &[
+            ("Field Operations", Smartphone, MobileUser, "Farm and forest site visits"),
+            ("Inspections", Tablet, MobileUser, "Food safety and plant health inspections"),
+            (
+                "Regional Office South",
+                CellPhone,
+                MobileUser,
+                "Fire tower crews: voice only where data coverage is poor",
+            ),
+        ],
+    };
+    rows.iter()
+        .map(|(unit, device_type, justification, note)| UnitEntry {
+            unit: unit.to_string(),
+            device_type: *device_type,
+            justification: *justification,
+            note: (!note.is_empty()).then(|| note.to_string()),
+        })
+        .collect()
+}
+
+/// The device types `member` is eligible for under `plan`, by the domain's own plan check.
+fn eligible_types(plan: &PlanContent, member: &Member) -> Vec<DeviceType> {
+    DeviceType::ALL
+        .into_iter()
+        .filter(|&device_type| {
+            let subject =
+                Subject { person_id: &member.id, unit: Some(&member.unit), title: Some(&member.title), holdings: &[] };
+            let wanted = Wanted { device_type, data_plan: false, standard: true, financially_authorized: false };
+            check_request(Some(plan), &subject, wanted).is_empty()
+        })
+        .collect()
+}
+
+fn named_justification(member: &Member) -> String {
+    let why = match member.title.as_str() {
+        "Deputy Director" => "must be reachable after hours for continuity of operations",
+        "Program Manager" => "oversees programs at several sites and travels between them every week",
+        "Supervisor" => "supervises field staff and is on the after-hours escalation list",
+        "Inspector" | "Investigator" | "Field Technician" => {
+            "assigned to field work at three or more locations a month"
+        }
+        "Emergency Coordinator" => "named in the continuity of operations plan as an emergency contact",
+        _ => "travels to the regional offices weekly and must be reachable away from the desk",
+    };
+    format!("{}, {}: {why}.", member.title, member.unit)
+}
+
+/// A plan for the agency: its units, 2–3 named people its units do not cover, and one data-plan
+/// exception, all of them people of the agency.
+fn plan_content(code: &str, members: &[Member], rng: &mut Rng) -> PlanContent {
+    let units = PlanContent { units: plan_units(code), ..PlanContent::default() };
+    let active: Vec<&Member> = members.iter().filter(|m| m.status == EmploymentStatus::Active).collect();
+    let uncovered: Vec<&Member> = active.iter().copied().filter(|m| eligible_types(&units, m).is_empty()).collect();
+    let wanted = 2 + rng.below(2) as usize;
+    let mut picked: Vec<&Member> = Vec::new();
+    for _ in 0..10 {
+        if picked.len() == wanted || uncovered.is_empty() {
+            break;
+        }
+        let member = rng.choose(&uncovered);
+        if !picked.iter().any(|p| p.id == member.id) {
+            picked.push(member);
+        }
+    }
+    let named = picked
+        .iter()
+        .map(|m| NamedEntry {
+            person_id: m.id.clone(),
+            device_type: if matches!(m.title.as_str(), "Inspector" | "Field Technician") {
+                DeviceType::Tablet
+            } else {
+                DeviceType::Smartphone
+            },
+            justification: named_justification(m),
+        })
+        .collect();
+    let on_call: Vec<&Member> = active
+        .iter()
+        .copied()
+        .filter(|m| eligible_types(&units, m).contains(&DeviceType::Smartphone))
+        .filter(|m| !picked.iter().any(|p| p.id == m.id))
+        .collect();
+    let pool = if on_call.is_empty() { &active } else { &on_call };
+    let data_plan_exceptions = if pool.is_empty() {
+        Vec::new()
+    } else {
+        let member = rng.choose(pool);
+        let justification = if code == "OEP" {
+            "Carries a MiFi for the mobile command post beside the on-call smartphone."
+        } else {
+            "On-call lead: keeps a second data line (MiFi) so the team stays connected when the primary carrier is down."
+        };
+        vec![DataPlanException { person_id: member.id.clone(), justification: justification.into() }]
+    };
+    PlanContent { units: units.units, named, data_plan_exceptions }
+}
+
+/// When a demo plan version was written, submitted and certified:
+/// (agency, version, created, updated, submitted, certified).
+type PlanStamp = (&'static str, i64, i64, i64, Option<i64>, Option<i64>);
+
+/// Version 1 of every agency's plan, certified except OEP's (submitted, so overdue); DCR also
+/// drafts a version 2. Returns each agency's version 1.
+async fn seed_plans(
+    app: &App,
+    rng: &mut Rng,
+    staff: &Staff,
+    roster: &[Vec<Member>],
+) -> Result<Vec<PlanContent>, AppError> {
+    let now = now_ms();
+    let mut contents = Vec::new();
+    let mut stamps: Vec<PlanStamp> = Vec::new();
+    for (i, (code, _, _)) in AGENCIES.iter().enumerate() {
+        let crew = &staff.crews[i];
+        let content = plan_content(code, &roster[i], rng);
+        crate::plans::save_draft(app, &crew.approver, code, content.clone()).await?;
+        crate::plans::act(app, &crew.approver, code, 1, PlanEvent::Submit).await?;
+        if *code == "OEP" {
+            let created = now - rng.span(30 * DAY, 50 * DAY);
+            let submitted = now - rng.span(3 * DAY, 8 * DAY);
+            stamps.push((code, 1, created, submitted, Some(submitted), None));
+        } else {
+            crate::plans::act(app, &crew.certifier, code, 1, PlanEvent::Certify).await?;
+            // Drafted in the summer of 2020; some certified before the due date, some after.
+            let created = day_ms(2020, 7, 20, 14) + i as i64 * 4 * DAY + rng.span(0, 3 * HOUR);
+            let submitted = created + 20 * DAY + rng.below(70 * DAY as u64) as i64;
+            let certified = submitted + 2 * DAY + rng.below(12 * DAY as u64) as i64;
+            stamps.push((code, 1, created, certified, Some(submitted), Some(certified)));
+        }
+        if *code == "DCR" {
+            let mut revised = content.clone();
+            revised.units.push(UnitEntry {
+                unit: "Communications".into(),
+                device_type: DeviceType::Smartphone,
+                justification: Justification::OnCallUser,
+                note: Some("Press office: after-hours media line during storm season".into()),
+            });
+            crate::plans::save_draft(app, &crew.approver, code, revised).await?;
+            let created = now - rng.span(8 * DAY, 15 * DAY);
+            let updated = created + rng.span(DAY, 5 * DAY);
+            stamps.push((code, 2, created, updated, None, None));
+        }
+        contents.push(content);
+    }
+    let mut tx = app.store.write().await?;
+    for (code, version, created, updated, submitted, certified) in stamps {
+        sqlx::query(
+            "UPDATE plans SET created_at = $3, updated_at = $4, submitted_at = $5, certified_at = $6 \
+             WHERE agency_code = $1 AND version = $2",
+        )
+        .bind(code)
+        .bind(version)
+        .bind(created)
+        .bind(updated)
+        .bind(submitted)
+        .bind(certified)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(contents)
+}
+
+// --- Requests ---
+
+/// One move of a request, each through its use case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Create { submit: bool },
+    Submit,
+    Approve,
+    Reject,
+    Cancel,
+    Start,
+    Fulfill,
+}
+
+impl Step {
+    /// How many timeline rows the step writes.
+    fn transitions(self) -> usize {
+        match self {
+            Step::Create { submit: true } => 3,
+            Step::Submit => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A request to file: its type, the status it should end in, and its planned moves, each with
+/// the time since the previous one.
+struct Spec {
+    kind: RequestType,
+    target: Status,
+    agency: usize,
+    steps: Vec<(Step, i64)>,
+    /// For a request still open: how long it has been in its status.
+    wait: i64,
+    start: i64,
+}
+
+/// A request as filed: its moves at their (backdated) times and its comments.
+struct Filed {
+    id: String,
+    steps: Vec<(Step, i64)>,
+    comments: Vec<(String, i64)>,
+}
+
+/// How many requests of each type end in each status (device orders twice as many).
+const TARGETS: [(Status, u64); 8] = [
+    (Status::Draft, 1),
+    (Status::AwaitingAgency, 2),
+    (Status::AwaitingCentral, 2),
+    (Status::Approved, 1),
+    (Status::InFulfillment, 2),
+    (Status::Fulfilled, 5),
+    (Status::Rejected, 1),
+    (Status::Cancelled, 1),
+];
+
+fn reachable(flow: Chain, target: Status) -> bool {
+    match target {
+        Status::AwaitingAgency => flow.agency.is_some(),
+        Status::AwaitingCentral => flow.central,
+        Status::Rejected => flow.agency.is_some() || flow.central,
+        Status::Submitted => false,
+        _ => true,
+    }
+}
+
+/// How long a request stays in `from` before `step` moves it on.
+fn gap(kind: RequestType, from: Status, step: Step, rng: &mut Rng) -> i64 {
+    let quick = matches!(kind, RequestType::LostStolen | RequestType::FeatureChange | RequestType::SuspendService);
+    match (from, step) {
+        (Status::Draft, _) => rng.span(2 * HOUR, 5 * DAY),
+        (Status::AwaitingAgency | Status::AwaitingCentral, Step::Cancel) => rng.span(3 * HOUR, 3 * DAY),
+        (Status::AwaitingAgency, _) => rng.span(2 * HOUR, 3 * DAY),
+        (Status::AwaitingCentral, _) => rng.span(HOUR, 2 * DAY),
+        (Status::Approved, Step::Cancel) => rng.span(2 * HOUR, 2 * DAY),
+        (Status::Approved, _) if kind == RequestType::LostStolen => rng.span(10 * MINUTE, 3 * HOUR),
+        (Status::Approved, _) => rng.span(HOUR, DAY),
+        _ if quick => rng.span(DAY, 3 * DAY),
+        _ => rng.span(DAY, 7 * DAY),
+    }
+}
+
+/// How long an open request has been waiting in `status`.
+fn waiting(status: Status, rng: &mut Rng) -> i64 {
+    match status {
+        Status::Draft => rng.span(HOUR, 6 * DAY),
+        Status::AwaitingAgency => rng.span(HOUR, 3 * DAY),
+        Status::AwaitingCentral | Status::Approved => rng.span(HOUR, 2 * DAY),
+        _ => rng.span(4 * HOUR, 5 * DAY),
+    }
+}
+
+/// The moves that take a request of `kind` to `target`, with the time before each.
+fn path(kind: RequestType, flow: Chain, target: Status, rng: &mut Rng) -> (Vec<(Step, i64)>, i64) {
+    let mut happy = vec![Status::Draft];
+    if flow.agency.is_some() {
+        happy.push(Status::AwaitingAgency);
+    }
+    if flow.central {
+        happy.push(Status::AwaitingCentral);
+    }
+    happy.extend([Status::Approved, Status::InFulfillment, Status::Fulfilled]);
+    let (stop, end) = match target {
+        Status::Rejected => {
+            let awaiting: Vec<Status> = happy.iter().copied().filter(|s| s.is_awaiting()).collect();
+            (rng.choose(&awaiting), Some(Step::Reject))
+        }
+        Status::Cancelled => {
+            let open: Vec<Status> =
+                happy.iter().copied().filter(|s| !matches!(s, Status::InFulfillment | Status::Fulfilled)).collect();
+            (rng.choose(&open), Some(Step::Cancel))
+        }
+        other => (other, None),
+    };
+    let mut steps = Vec::new();
+    let mut at = 0;
+    if stop == Status::Draft {
+        steps.push((Step::Create { submit: false }, 0));
+    } else {
+        if rng.chance(25) {
+            steps.push((Step::Create { submit: false }, 0));
+            steps.push((Step::Submit, rng.span(15 * MINUTE, 2 * DAY)));
+        } else {
+            steps.push((Step::Create { submit: true }, 0));
+        }
+        at = 1;
+    }
+    while happy[at] != stop {
+        let step = match happy[at] {
+            Status::AwaitingAgency | Status::AwaitingCentral => Step::Approve,
+            Status::Approved => Step::Start,
+            _ => Step::Fulfill,
+        };
+        steps.push((step, gap(kind, happy[at], step, rng)));
+        at += 1;
+    }
+    if let Some(end) = end {
+        steps.push((end, gap(kind, stop, end, rng)));
+    }
+    let wait = if target.is_final() { 0 } else { waiting(stop, rng) };
+    (steps, wait)
+}
+
+/// Every request to file, oldest first: every type in every status it can reach, spread over
+/// the agencies and the last 120 days; open requests are recent.
+fn specs(rng: &mut Rng, now: i64) -> Vec<Spec> {
+    let mut specs = Vec::new();
+    for &kind in RequestType::ALL {
+        let flow = chain(kind, false);
+        let repeat = if kind == RequestType::NewDevice { 2 } else { 1 };
+        for (target, weight) in TARGETS {
+            if !reachable(flow, target) {
+                continue;
+            }
+            for _ in 0..weight * repeat {
+                let agency = rng.below(AGENCIES.len() as u64) as usize;
+                let (steps, wait) = path(kind, flow, target, rng);
+                let total: i64 = steps.iter().map(|(_, gap)| gap).sum();
+                let start = if target.is_final() {
+                    let latest = now - total - 6 * HOUR;
+                    let start = now - 120 * DAY + rng.below((latest - (now - 120 * DAY)).max(1) as u64) as i64;
+                    // Filed during office hours (13:00–22:00 UTC) when that keeps it in the past.
+                    let office = start - start.rem_euclid(DAY) + 13 * HOUR + rng.below(9 * HOUR as u64) as i64;
+                    if office <= latest { office } else { start }
+                } else {
+                    now - total - wait
+                };
+                specs.push(Spec { kind, target, agency, steps, wait, start });
+            }
+        }
+    }
+    specs.sort_by_key(|s| s.start);
+    specs
+}
+
+/// A catalog model: id, device type, standard, maker and model.
+struct Model {
+    id: String,
+    device_type: DeviceType,
+    standard: bool,
+    name: String,
+}
+
+/// What the request generator keeps between requests.
+struct Desk<'a> {
+    roster: &'a [Vec<Member>],
+    /// Per agency and member: the device types the agency's plan makes them eligible for.
+    eligible: Vec<Vec<Vec<DeviceType>>>,
+    models: Vec<Model>,
+    /// People who already have a device order (one each, so no second data plan is flagged).
+    ordered_for: HashSet<String>,
+    offboarded: HashSet<String>,
+    /// A running number for financial authorizations and reports.
+    counter: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// A standard device for someone the plan approves.
+    Fits,
+    /// Someone the plan does not approve: approved with an override reason.
+    Outside,
+    /// A non-standard device with the agency's financial authorization and a justification.
+    NonStandard,
+    /// International service: the financial executive decides.
+    International,
+    /// A non-standard device without a financial authorization: it cannot be approved.
+    Unauthorized,
+}
+
+fn serial(rng: &mut Rng) -> String {
+    const CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let prefix = rng.pick(&["F4G", "DX3", "R5CW", "G6TZ", "H9Q", "C39"]);
+    let tail: String = (0..8).map(|_| CHARS[rng.below(CHARS.len() as u64) as usize] as char).collect();
+    format!("{prefix}{tail}")
+}
+
+fn fallback_phone(rng: &mut Rng) -> String {
+    format!("+1518555{:04}", rng.below(10_000))
+}
+
+impl Desk<'_> {
+    fn next_number(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    fn model(&self, device_type: DeviceType, standard: bool, rng: &mut Rng) -> Option<&Model> {
+        let matching: Vec<&Model> =
+            self.models.iter().filter(|m| m.device_type == device_type && m.standard == standard).collect();
+        (!matching.is_empty()).then(|| rng.choose(&matching))
+    }
+
+    /// Anyone of the agency (for requests that may name a person), preferring active staff.
+    fn anyone(&self, agency: usize, rng: &mut Rng) -> Option<&Member> {
+        let members = &self.roster[agency];
+        let active: Vec<&Member> = members.iter().filter(|m| m.status == EmploymentStatus::Active).collect();
+        if !active.is_empty() {
+            Some(rng.choose(&active))
+        } else if !members.is_empty() {
+            Some(&members[rng.below(members.len() as u64) as usize])
+        } else {
+            None
+        }
+    }
+
+    /// The person and device type of a device order of `variant`, or `None` when the agency
+    /// has nobody left to order for.
+    fn order_subject(&self, agency: usize, variant: Variant, rng: &mut Rng) -> Option<(usize, DeviceType)> {
+        let members = &self.roster[agency];
+        let eligible = &self.eligible[agency];
+        let free: Vec<usize> = (0..members.len())
+            .filter(|&i| members[i].status == EmploymentStatus::Active && !self.ordered_for.contains(&members[i].id))
+            .collect();
+        let wanted: Vec<usize> = match variant {
+            Variant::Outside => {
+                free.iter().copied().filter(|&i| !eligible[i].contains(&DeviceType::Smartphone)).collect()
+            }
+            Variant::International => {
+                free.iter().copied().filter(|&i| eligible[i].contains(&DeviceType::Smartphone)).collect()
+            }
+            Variant::Fits | Variant::NonStandard | Variant::Unauthorized => {
+                free.iter().copied().filter(|&i| !eligible[i].is_empty()).collect()
+            }
+        };
+        if !wanted.is_empty() {
+            let i = rng.choose(&wanted);
+            let device_type = match variant {
+                Variant::Outside | Variant::International => DeviceType::Smartphone,
+                _ => rng.choose(&eligible[i]),
+            };
+            return Some((i, device_type));
+        }
+        // Nobody of the kind wanted is left: someone else, outside the plan if need be.
+        (!free.is_empty()).then(|| (rng.choose(&free), DeviceType::Smartphone))
+    }
+
+    /// The subject and the details of a request of `kind` filed at `at`, or `None` when the
+    /// agency has no one it could be for.
+    fn compose(
+        &mut self,
+        kind: RequestType,
+        target: Status,
+        agency: usize,
+        at: i64,
+        rng: &mut Rng,
+    ) -> Option<(Option<String>, Value)> {
+        let (code, _, city) = AGENCIES[agency];
+        match kind {
+            RequestType::NewDevice | RequestType::Onboarding => {
+                let variant = if target == Status::Rejected && rng.chance(40) {
+                    Variant::Unauthorized
+                } else {
+                    match rng.below(100) {
+                        0..60 => Variant::Fits,
+                        60..75 => Variant::Outside,
+                        75..87 => Variant::NonStandard,
+                        _ => Variant::International,
+                    }
+                };
+                let (index, device_type) = self.order_subject(agency, variant, rng)?;
+                let member = &self.roster[agency][index];
+                let (person_id, unit) = (member.id.clone(), member.unit.clone());
+                let premium = matches!(variant, Variant::NonStandard | Variant::Unauthorized)
+                    && matches!(device_type, DeviceType::Smartphone | DeviceType::Tablet);
+                let model = match self.model(device_type, !premium, rng) {
+                    Some(model) => model,
+                    None => self.model(device_type, true, rng)?,
+                };
+                let line_plan = match device_type {
+                    DeviceType::Smartphone => LinePlan::VoiceData,
+                    DeviceType::CellPhone => LinePlan::VoiceOnly,
+                    DeviceType::Tablet if rng.chance(30) => LinePlan::None,
+                    _ => LinePlan::DataOnly,
+                };
+                debug_assert!(line_plan.fits(model.device_type), "{} with {line_plan}", model.name);
+                let mut details = json!({ "device_model_id": model.id, "line_plan": line_plan.as_str() });
+                if premium && variant == Variant::NonStandard {
+                    let year = &date_of(at)[..4];
+                    details["financial_authorization"] = json!(format!("FA-{year}-{:03}", 100 + self.next_number()));
+                    details["justification"] = json!(if device_type == DeviceType::Tablet {
+                        "Rugged, water-resistant tablet for inspections outdoors in all weather."
+                    } else {
+                        "Reasonable accommodation: a larger display (HR case on file)."
+                    });
+                } else if premium {
+                    details["justification"] = json!("Prefers the larger model for reading plans in the field.");
+                }
+                if variant == Variant::International {
+                    details["international"] = json!(true);
+                    details["justification"] = json!(rng.pick(&[
+                        "Regional partners' meeting in Toronto, Canada, twice a year.",
+                        "Cross-border coordination visits to Quebec during the season.",
+                        "Mutual-aid deployments with partners in Ontario.",
+                    ]));
+                }
+                if kind == RequestType::Onboarding {
+                    details["start_date"] = json!(date_of(at + rng.span(5 * DAY, 21 * DAY)));
+                }
+                if kind == RequestType::Onboarding || rng.chance(40) {
+                    details["ship_to"] = json!(format!("1 State Plaza, {city}, attn. {unit}"));
+                }
+                self.ordered_for.insert(person_id.clone());
+                Some((Some(person_id), details))
+            }
+            RequestType::Offboarding => {
+                let members = &self.roster[agency];
+                let left: Vec<&Member> = members
+                    .iter()
+                    .filter(|m| {
+                        matches!(m.status, EmploymentStatus::Separated | EmploymentStatus::Transferred)
+                            && !self.offboarded.contains(&m.id)
+                    })
+                    .collect();
+                let member = if left.is_empty() {
+                    let rest: Vec<&Member> = members.iter().filter(|m| !self.offboarded.contains(&m.id)).collect();
+                    if rest.is_empty() {
+                        return None;
+                    }
+                    rng.choose(&rest)
+                } else {
+                    rng.choose(&left)
+                };
+                let reason = if member.status == EmploymentStatus::Transferred { "transfer" } else { "separation" };
+                let mut details = json!({ "reason": reason, "last_day": date_of(at + rng.span(2 * DAY, 14 * DAY)) });
+                if rng.chance(70) {
+                    details["device_serial"] = json!(serial(rng));
+                }
+                if rng.chance(50) {
+                    details["notes"] = json!(if reason == "transfer" {
+                        "Moves to another agency; the device and the number stay with us."
+                    } else {
+                        rng.pick(&[
+                            "Collect the phone and the charger at the exit interview.",
+                            "Reassign the number to the successor in the same position.",
+                            "Retirement: last day confirmed by HR.",
+                        ])
+                    });
+                }
+                let id = member.id.clone();
+                self.offboarded.insert(id.clone());
+                Some((Some(id), details))
+            }
+            RequestType::ReturnDevice => {
+                let subject = if rng.chance(60) { self.anyone(agency, rng).map(|m| m.id.clone()) } else { None };
+                let mut details = json!({ "device_serial": serial(rng), "ship_to": DEPOT });
+                if rng.chance(70) {
+                    details["reason"] = json!(rng.pick(&[
+                        "Upgraded to a new model.",
+                        "The position no longer needs a device.",
+                        "Spare device after a reorganization.",
+                        "Duplicate device after a reassignment.",
+                    ]));
+                }
+                Some((subject, details))
+            }
+            RequestType::FeatureChange => {
+                let member = self.anyone(agency, rng);
+                let (subject, phone) = match member {
+                    Some(m) => (Some(m.id.clone()), m.phone.clone()),
+                    None => (None, fallback_phone(rng)),
+                };
+                let feature = rng.choose(&[
+                    Feature::InternationalVoiceData,
+                    Feature::InternationalData,
+                    Feature::InternationalVoice,
+                    Feature::Tethering,
+                    Feature::Tethering,
+                    Feature::AddDataPlan,
+                    Feature::ConvertToVoiceOnly,
+                    Feature::RemoveDataPlan,
+                ]);
+                let start = at + rng.span(DAY, 10 * DAY);
+                let mut details =
+                    json!({ "phone_number": phone, "feature": feature.as_str(), "start_date": date_of(start) });
+                if feature.is_international() {
+                    details["end_date"] = json!(date_of(start + rng.span(4 * DAY, 14 * DAY)));
+                } else if feature == Feature::Tethering && rng.chance(50) {
+                    details["end_date"] = json!(date_of(start + rng.span(30 * DAY, 90 * DAY)));
+                }
+                Some((subject, details))
+            }
+            RequestType::RepairReplace => {
+                let subject = self.anyone(agency, rng).map(|m| m.id.clone());
+                let preference =
+                    rng.choose(&[RepairPreference::Either, RepairPreference::Repair, RepairPreference::Replace]);
+                let problem = rng.pick(&[
+                    "Cracked screen after a fall during a site visit.",
+                    "The battery drains within two hours.",
+                    "The charging port no longer charges.",
+                    "Water damage: the device does not power on.",
+                    "The touchscreen does not respond in its lower half.",
+                    "The speaker distorts on calls.",
+                ]);
+                let details =
+                    json!({ "device_serial": serial(rng), "problem": problem, "preference": preference.as_str() });
+                Some((subject, details))
+            }
+            RequestType::LostStolen => {
+                let subject = self.anyone(agency, rng).map(|m| m.id.clone());
+                let loss = if rng.chance(40) { Loss::Stolen } else { Loss::Lost };
+                let circumstances = if loss == Loss::Stolen {
+                    rng.pick(&[
+                        "Taken from a locked state vehicle parked at a job site.",
+                        "Stolen with a bag at a train station.",
+                        "Taken from the desk during a public hearing.",
+                    ])
+                } else {
+                    rng.pick(&[
+                        "Left behind at a field site; not found on return.",
+                        "Lost during travel between regional offices.",
+                        "Fell overboard during a vessel inspection.",
+                    ])
+                };
+                let mut details = json!({
+                    "device_serial": serial(rng),
+                    "loss": loss.as_str(),
+                    "occurred_on": date_of(at - rng.span(0, 3 * DAY)),
+                    "circumstances": circumstances,
+                });
+                if loss == Loss::Stolen {
+                    details["police_report"] = json!(format!("{city} PD {}", 240_000 + self.next_number() * 37));
+                }
+                if rng.chance(50) {
+                    details["comptroller_report"] = json!(format!("OSC-LR-{:05}", 10_000 + self.next_number() * 13));
+                }
+                Some((subject, details))
+            }
+            RequestType::Decommission => {
+                let method = if rng.chance(35) { DisposalMethod::Destroy } else { DisposalMethod::Sanitize };
+                let reason = rng.pick(&[
+                    "End of life: the model no longer receives security updates.",
+                    "Swollen battery: unsafe to reuse.",
+                    "Returned by a separated employee; beyond economical repair.",
+                    "4G hotspot made obsolete by the carrier's network change.",
+                ]);
+                Some((None, json!({ "device_serial": serial(rng), "method": method.as_str(), "reason": reason })))
+            }
+            RequestType::SuspendService => {
+                let member = self.anyone(agency, rng);
+                let (subject, phone) = match member {
+                    Some(m) => (Some(m.id.clone()), m.phone.clone()),
+                    None => (None, fallback_phone(rng)),
+                };
+                let from = at + rng.span(DAY, 10 * DAY);
+                let reason = rng.pick(&[
+                    "Extended medical leave.",
+                    "Seasonal position: the line is idle until spring.",
+                    "Military leave.",
+                    "Parental leave.",
+                ]);
+                let mut details = json!({ "phone_number": phone, "from": date_of(from), "reason": reason });
+                if rng.chance(60) {
+                    details["until"] = json!(date_of(from + rng.span(30 * DAY, 120 * DAY)));
+                }
+                Some((subject, details))
+            }
+            RequestType::TransferException => {
+                let member = self.anyone(agency, rng);
+                let subject = member.filter(|_| rng.chance(70));
+                let mut details = json!({});
+                let with_serial = rng.chance(60);
+                if with_serial {
+                    details["device_serial"] = json!(serial(rng));
+                }
+                if !with_serial || rng.chance(50) {
+                    let phone = subject.map(|m| m.phone.clone()).unwrap_or_else(|| fallback_phone(rng));
+                    details["phone_number"] = json!(phone);
+                }
+                if rng.chance(60) {
+                    let others: Vec<&str> = AGENCIES.iter().map(|a| a.0).filter(|c| *c != code).collect();
+                    let to = rng.choose(&others);
+                    details["destination"] = json!("another_agency");
+                    details["to_agency"] = json!(to);
+                    details["justification"] =
+                        json!(format!("Transfers to {to} and keeps the number partner organizations know."));
+                } else {
+                    details["destination"] = json!("personal_account");
+                    details["justification"] = json!(
+                        "Retiring after 30 years of service: ports the number to a personal account, as the \
+                         commissioner approved."
+                    );
+                }
+                Some((subject.map(|m| m.id.clone()), details))
+            }
+        }
+    }
+}
+
+/// Why a stage rejects a request of `kind`.
+fn rejection(kind: RequestType, stage: Stage, rng: &mut Rng) -> String {
+    let reasons: &[&str] = match (stage, kind) {
+        (Stage::Central, RequestType::NewDevice | RequestType::Onboarding) => &[
+            "The model is end of sale with the carrier: please reorder the standard model.",
+            "Duplicate of an open request for the same employee.",
+        ],
+        (Stage::Central, _) => &[
+            "The serial number does not match our inventory records: please verify it and resubmit.",
+            "Duplicate of an open request.",
+        ],
+        (Stage::AgencyLegal, _) => &[
+            "Litigation hold: keep the device until counsel releases it.",
+            "Records retention review pending: do not wipe or transfer the device yet.",
+        ],
+        (_, RequestType::FeatureChange) => &[
+            "International service is not authorized for this trip: use Wi-Fi calling.",
+            "Tethering is not needed: the unit has a MiFi.",
+        ],
+        (_, RequestType::SuspendService) => &["Keep the line active: the employee stays on the on-call rotation."],
+        _ => &[
+            "Not in this year's budget: please resubmit after July 1.",
+            "The position does not need a separate device: tether to the existing phone.",
+            "Duplicate of an earlier request for the same employee.",
+        ],
+    };
+    rng.pick(reasons).to_string()
+}
+
+/// The override reason an approver gives for the plan check's (overridable) findings.
+fn override_reason(findings: &[Finding]) -> Option<String> {
+    let reason = if findings.is_empty() {
+        return None;
+    } else if findings.contains(&Finding::NoCertifiedPlan) {
+        "Our plan (version 1) awaits certification; the device is needed for emergency operations now."
+    } else if findings.iter().any(|f| matches!(f, Finding::NotEligible { .. })) {
+        "Temporary assignment to field work through the end of the quarter; the plan will be amended."
+    } else {
+        "Approved as an exception: the tablet runs the inspection app where tethering fails."
+    };
+    Some(reason.to_string())
+}
+
+fn approval_note(stage: Stage, rng: &mut Rng) -> Option<String> {
+    let notes: &[&str] = match stage {
+        Stage::AgencyLegal => &["No litigation or records-retention hold applies."],
+        Stage::Central => &["Stock available at the depot.", "Carrier order placed."],
+        _ => &["Within our plan and budget.", "Needed for the field season."],
+    };
+    rng.chance(40).then(|| rng.pick(notes).to_string())
+}
+
+/// Files one request and moves it along its planned steps; `None` when the agency has no one
+/// it could be for.
+async fn file(
+    app: &App,
+    staff: &Staff,
+    desk: &mut Desk<'_>,
+    spec: &Spec,
+    now: i64,
+    rng: &mut Rng,
+) -> Result<Option<Filed>, AppError> {
+    let crew = &staff.crews[spec.agency];
+    let Some((subject, details)) = desk.compose(spec.kind, spec.target, spec.agency, spec.start, rng) else {
+        return Ok(None);
+    };
+    let Step::Create { submit } = spec.steps[0].0 else { unreachable!("a path starts with its creation") };
+    let input = NewRequest {
+        request_type: Some(spec.kind.as_str().into()),
+        agency: None,
+        subject_person_id: subject,
+        details,
+        submit,
+    };
+    let mut request = crate::requests::create(app, &crew.requester, input).await?;
+    let mut at = spec.start;
+    let mut steps = vec![(spec.steps[0].0, at)];
+    for &(step, gap) in &spec.steps[1..] {
+        at += gap;
+        let central = if rng.chance(25) { &staff.euc } else { &staff.desk };
+        let decider = match request.waiting_stage {
+            Some(Stage::AgencyLegal) => &crew.legal,
+            Some(Stage::Central) => central,
+            _ => &crew.approver,
+        };
+        let stage = request.waiting_stage.unwrap_or(Stage::Central);
+        let (step, next) = match step {
+            Step::Submit => (step, crate::requests::submit(app, &crew.requester, &request.id).await?),
+            Step::Approve => {
+                let blocking: Vec<String> =
+                    request.findings.iter().filter(|f| !f.overridable()).map(Finding::describe).collect();
+                let decision = if blocking.is_empty() {
+                    Decision {
+                        approve: true,
+                        reason: approval_note(stage, rng),
+                        override_reason: override_reason(&request.findings),
+                    }
+                } else {
+                    let reason = format!("Cannot be approved as filed. {}", blocking.join(" "));
+                    Decision { approve: false, reason: Some(reason), override_reason: None }
+                };
+                let step = if decision.approve { Step::Approve } else { Step::Reject };
+                (step, crate::requests::decide(app, decider, &request.id, decision).await?)
+            }
+            Step::Reject => {
+                let blocking: Vec<String> =
+                    request.findings.iter().filter(|f| !f.overridable()).map(Finding::describe).collect();
+                let reason = if blocking.is_empty() {
+                    rejection(spec.kind, stage, rng)
+                } else {
+                    format!("Cannot be approved as filed. {}", blocking.join(" "))
+                };
+                let decision = Decision { approve: false, reason: Some(reason), override_reason: None };
+                (step, crate::requests::decide(app, decider, &request.id, decision).await?)
+            }
+            Step::Cancel => (step, crate::requests::cancel(app, &crew.requester, &request.id).await?),
+            Step::Start => (step, crate::requests::start_fulfillment(app, &staff.desk, &request.id).await?),
+            Step::Fulfill => (step, crate::requests::fulfill(app, &staff.desk, &request.id).await?),
+            Step::Create { .. } => unreachable!("a request is created once"),
+        };
+        request = next;
+        steps.push((step, at));
+        if request.status == Status::Rejected {
+            break;
+        }
+    }
+    let mut comments = Vec::new();
+    if rng.chance(35) {
+        let started = steps.iter().find(|(s, _)| *s == Step::Start).map(|(_, t)| *t);
+        let fulfilled = steps.iter().find(|(s, _)| *s == Step::Fulfill).map(|(_, t)| *t);
+        let last = steps.last().map_or(spec.start, |(_, t)| *t);
+        let note = if let Some(started) = started {
+            let until = fulfilled.unwrap_or(now);
+            let body = match spec.kind {
+                RequestType::NewDevice | RequestType::Onboarding => {
+                    format!("Ordered from the carrier; shipping via UPS, tracking 1Z{:016}.", rng.below(10u64.pow(16)))
+                }
+                RequestType::RepairReplace => "Loaner issued; the device is with the repair depot.".to_string(),
+                RequestType::LostStolen => "Line suspended with the carrier and the device locked in MDM.".to_string(),
+                RequestType::ReturnDevice | RequestType::Decommission | RequestType::Offboarding => {
+                    "Received at the depot; wiping per the sanitization standard.".to_string()
+                }
+                _ => format!("Carrier ticket {} opened.", 7_000_000 + rng.below(1_000_000)),
+            };
+            Some((&staff.desk, body, started + (until - started) * 2 / 5))
+        } else if request.status == Status::Rejected {
+            let body = "Understood; we will resubmit with the details asked for.".to_string();
+            Some((&crew.requester, body, (last + rng.span(30 * MINUTE, 4 * HOUR)).min(now - MINUTE)))
+        } else if request.status.is_awaiting() {
+            let body = format!("Following up: this is needed by {}.", date_of(now + rng.span(2 * DAY, 10 * DAY)));
+            Some((&crew.requester, body, last + spec.wait / 2))
+        } else {
+            None
+        };
+        if let Some((author, body, at)) = note {
+            let comment = crate::requests::comment(app, author, &request.id, &body).await?;
+            comments.push((comment.id, at));
+        }
+    }
+    Ok(Some(Filed { id: request.id, steps, comments }))
+}
+
+/// Files every request, then moves each one's timeline, approvals, comments and notifications
+/// back to its planned times (audit events keep their own times: they are hash-chained).
+async fn seed_requests(
+    app: &App,
+    rng: &mut Rng,
+    staff: &Staff,
+    roster: &[Vec<Member>],
+    plans: Vec<PlanContent>,
+) -> Result<usize, AppError> {
+    let models = {
+        let mut conn = app.store.conn().await?;
+        custody_store::catalog::list_models(&mut conn, None).await?
+    };
+    let eligible = roster
+        .iter()
+        .zip(&plans)
+        .map(|(members, plan)| members.iter().map(|m| eligible_types(plan, m)).collect())
+        .collect();
+    let mut desk = Desk {
+        roster,
+        eligible,
+        models: models
+            .into_iter()
+            .filter(|m| m.details.active)
+            .map(|m| Model {
+                name: format!("{} {}", m.details.maker, m.details.model),
+                device_type: m.details.device_type,
+                standard: m.details.standard,
+                id: m.id,
+            })
+            .collect(),
+        ordered_for: HashSet::new(),
+        offboarded: HashSet::new(),
+        counter: 0,
+    };
+    let now = now_ms();
+    let specs = specs(rng, now);
+    let progress = ProgressBar::new(specs.len() as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{msg:>8} {wide_bar} {pos}/{len} ({per_sec}, {eta})").expect("valid template"),
+    );
+    progress.set_message("requests");
+    let mut filed = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        if let Some(request) = file(app, staff, &mut desk, spec, now, rng).await? {
+            filed.push(request);
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    backdate(app, &filed).await?;
+    Ok(filed.len())
+}
+
+async fn backdate(app: &App, filed: &[Filed]) -> Result<(), AppError> {
+    use custody_store::requests as stored;
+    let mut tx = app.store.write().await?;
+    for request in filed {
+        let timeline = stored::transitions(&mut tx, &request.id).await?;
+        let times: Vec<i64> =
+            request.steps.iter().flat_map(|(step, at)| std::iter::repeat_n(*at, step.transitions())).collect();
+        if timeline.len() != times.len() {
+            return Err(AppError::Unexpected(anyhow::anyhow!(
+                "request {}: {} timeline rows for {} planned",
+                request.id,
+                timeline.len(),
+                times.len()
+            )));
+        }
+        // (original time, new time) of each timeline row, to move the notifications along.
+        let mut moved = Vec::with_capacity(times.len());
+        let mut previous: Option<i64> = None;
+        for (row, &at) in timeline.iter().zip(&times) {
+            sqlx::query("UPDATE request_transitions SET at = $2, entered_at = $3 WHERE id = $1")
+                .bind(&row.id)
+                .bind(at)
+                .bind(previous)
+                .execute(&mut *tx)
+                .await?;
+            moved.push((row.at, at));
+            previous = Some(at);
+        }
+        let when = |wanted: &dyn Fn(&stored::TransitionRow) -> bool| {
+            timeline.iter().zip(&times).find(|(row, _)| wanted(row)).map(|(_, at)| *at)
+        };
+        let submitted = when(&|row| row.event == "submit");
+        let decided = when(&|row| matches!(row.to_status, Status::Approved | Status::Rejected));
+        let fulfilled = when(&|row| row.to_status == Status::Fulfilled);
+        sqlx::query(
+            "UPDATE requests SET created_at = $2, updated_at = $3, \
+             submitted_at = CASE WHEN submitted_at IS NULL THEN NULL ELSE $4 END, \
+             decided_at = CASE WHEN decided_at IS NULL THEN NULL ELSE $5 END, \
+             fulfilled_at = CASE WHEN fulfilled_at IS NULL THEN NULL ELSE $6 END WHERE id = $1",
+        )
+        .bind(&request.id)
+        .bind(times[0])
+        .bind(times[times.len() - 1])
+        .bind(submitted)
+        .bind(decided)
+        .bind(fulfilled)
+        .execute(&mut *tx)
+        .await?;
+        let decisions = request.steps.iter().filter(|(s, _)| matches!(s, Step::Approve | Step::Reject));
+        for (approval, (_, at)) in stored::approvals(&mut tx, &request.id).await?.iter().zip(decisions) {
+            sqlx::query("UPDATE request_approvals SET decided_at = $2 WHERE id = $1")
+                .bind(&approval.id)
+                .bind(*at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (id, at) in &request.comments {
+            sqlx::query("UPDATE request_comments SET created_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(*at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let notes = sqlx::query("SELECT id, created_at FROM notifications WHERE request_id = $1")
+            .bind(&request.id)
+            .fetch_all(&mut *tx)
+            .await?;
+        for note in notes {
+            let id: String = note.try_get("id")?;
+            let created: i64 = note.try_get("created_at")?;
+            let Some((original, new)) = moved.iter().rev().find(|(original, _)| *original <= created) else {
+                continue;
+            };
+            sqlx::query("UPDATE notifications SET created_at = $2 WHERE id = $1")
+                .bind(&id)
+                .bind(new + (created - original).clamp(0, 1_000))
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }

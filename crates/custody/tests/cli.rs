@@ -274,3 +274,84 @@ async fn demo_seeds_once_and_is_deterministic_for_a_seed() {
     }
     assert!(custody_app::demo::accounts().len() >= 6 + 5 * 6);
 }
+
+#[tokio::test]
+async fn demo_seeds_plans_and_requests_in_every_status() {
+    use custody_domain::request::{RequestType, Status};
+    use custody_store::requests::RequestFilter;
+    let app = TestApp::spawn_with(database().await, |_| {}).await;
+    let started = Instant::now();
+    custody_app::demo::seed(app.app(), &custody_app::demo::DemoOptions { seed: 3, people: 400 }).await.unwrap();
+    let elapsed = started.elapsed();
+    let mut conn = app.app().store.conn().await.unwrap();
+
+    let standings = custody_store::plans::standings(&mut conn, None).await.unwrap();
+    assert_eq!(standings.len(), 8);
+    let certified: Vec<&str> =
+        standings.iter().filter(|s| s.certified_version == Some(1)).map(|s| s.agency_code.as_str()).collect();
+    assert_eq!(certified.len(), 7, "{certified:?}");
+    let oep = standings.iter().find(|s| s.agency_code == "OEP").unwrap();
+    assert_eq!((oep.certified_version, oep.open_version), (None, Some(1)));
+    assert_eq!(oep.open_status, Some(custody_domain::plan::PlanStatus::Submitted));
+    let dcr = standings.iter().find(|s| s.agency_code == "DCR").unwrap();
+    assert_eq!((dcr.certified_version, dcr.open_version), (Some(1), Some(2)));
+    assert_eq!(dcr.open_status, Some(custody_domain::plan::PlanStatus::Draft));
+    let plan = custody_store::plans::certified(&mut conn, "DRT").await.unwrap().unwrap();
+    assert!((2..=4).contains(&plan.content.units.len()) && (2..=3).contains(&plan.content.named.len()));
+    assert_eq!(plan.content.data_plan_exceptions.len(), 1);
+    let approver = custody_store::users::by_email(&mut conn, "approver@drt.state.example").await.unwrap().unwrap();
+    assert!(approver.financial_executive);
+
+    let requests = custody_store::requests::list(&mut conn, &RequestFilter::default(), None, 1_000).await.unwrap();
+    assert!((100..=200).contains(&requests.len()), "{} requests", requests.len());
+    for status in [
+        Status::Draft,
+        Status::AwaitingAgency,
+        Status::AwaitingCentral,
+        Status::Approved,
+        Status::InFulfillment,
+        Status::Fulfilled,
+        Status::Rejected,
+        Status::Cancelled,
+    ] {
+        assert!(requests.iter().any(|r| r.status == status), "no request is {status}");
+    }
+    for &kind in RequestType::ALL {
+        assert!(requests.iter().any(|r| r.request_type == kind), "no {kind} request");
+    }
+    assert!(requests.iter().any(|r| r.details.international()), "an international order");
+    assert!(requests.iter().any(|r| r.funding.as_deref() == Some("agency_funded")), "a non-standard device");
+
+    // Backdated: filed over the last ~120 days, numbered in filing order, each timeline row
+    // entered when the previous one happened, and nothing in the future.
+    let now = custody_store::now_ms();
+    let day = 86_400_000;
+    let oldest = requests.iter().map(|r| r.created_at).min().unwrap();
+    assert!(oldest < now - 60 * day && oldest > now - 121 * day, "oldest request {} days ago", (now - oldest) / day);
+    let mut by_number = requests.clone();
+    by_number.sort_by_key(|r| r.number);
+    assert!(by_number.windows(2).all(|w| w[0].created_at <= w[1].created_at), "numbers follow filing times");
+    for request in &requests {
+        let timeline = custody_store::requests::transitions(&mut conn, &request.id).await.unwrap();
+        assert_eq!(timeline[0].at, request.created_at);
+        assert_eq!(timeline.last().unwrap().at, request.updated_at);
+        assert!(request.updated_at <= now);
+        for pair in timeline.windows(2) {
+            assert_eq!(pair[1].entered_at, Some(pair[0].at), "request #{}", request.number);
+        }
+        let approvals = custody_store::requests::approvals(&mut conn, &request.id).await.unwrap();
+        for approval in approvals {
+            assert!(timeline.iter().any(|t| t.at == approval.decided_at), "approval at a timeline step");
+        }
+    }
+    let overridden = sqlx::query("SELECT COUNT(*) AS n FROM request_approvals WHERE override_reason IS NOT NULL")
+        .fetch_one(app.app().store.pool())
+        .await
+        .unwrap();
+    use sqlx::Row;
+    assert!(overridden.try_get::<i64, _>("n").unwrap() > 0, "some approvals override the plan check");
+    drop(conn);
+    let verify = custody().args(["admin", "audit-verify", "--database-url", &app.db.url]).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(elapsed < Duration::from_secs(60), "seeding took {elapsed:?}");
+}

@@ -382,7 +382,9 @@ async fn request_page(
             let shown = match value {
                 serde_json::Value::String(s) if key == "device_model_id" => {
                     match custody_app::catalog::get_model(&state.app, &viewer.actor, &s).await {
-                        Ok(m) => format!("{} {} ({})", m.details.maker, m.details.model, m.details.device_type.as_str()),
+                        Ok(m) => {
+                            format!("{} {} ({})", m.details.maker, m.details.model, m.details.device_type.as_str())
+                        }
                         Err(_) => s,
                     }
                 }
