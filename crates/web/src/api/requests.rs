@@ -512,6 +512,8 @@ pub struct ServiceLevelList {
 pub struct LevelQuery {
     /// The window in days (default 90).
     pub days: Option<i64>,
+    /// One agency only (agency users always see their own).
+    pub agency: Option<String>,
 }
 
 /// Median and 90th percentile time per stage and request type.
@@ -525,6 +527,6 @@ pub async fn service_levels(
     Auth(actor): Auth,
     ApiQuery(q): ApiQuery<LevelQuery>,
 ) -> ApiResult<Json<ServiceLevelList>> {
-    let levels = requests::service_levels(&state.app, &actor, q.days.unwrap_or(90)).await?;
+    let levels = requests::service_levels(&state.app, &actor, q.agency.as_deref(), q.days.unwrap_or(90)).await?;
     Ok(Json(ServiceLevelList { items: levels.into_iter().map(Into::into).collect(), next: None }))
 }

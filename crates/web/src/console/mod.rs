@@ -112,12 +112,28 @@ pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
     entries
         .into_iter()
         .filter(|(_, _, action)| action.is_none_or(|a| authorize(principal, a, Scope::Global).is_ok()))
-        .map(|(href, label, _)| NavItem {
-            href,
-            label,
-            current: if href == "/" { path == "/" } else { path == href || path.starts_with(&format!("{href}/")) },
-        })
+        .map(|(href, label, _)| NavItem { href, label, current: section_of(path) == href })
         .collect()
+}
+
+/// The navigation entry a page belongs to.
+fn section_of(path: &str) -> &str {
+    let path = path.split('?').next().unwrap_or(path);
+    if path.starts_with("/agencies/") && path.contains("/plan") {
+        return "/plans";
+    }
+    if path == "/service-levels" {
+        return "/requests";
+    }
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    match first {
+        "" => "/",
+        "people.csv" => "/people",
+        "agencies.csv" => "/agencies",
+        "users.csv" => "/users",
+        "audit.csv" => "/audit",
+        _ => &path[..first.len() + 1],
+    }
 }
 
 /// A signed-in console user: the actor for use cases and the page layout.

@@ -511,7 +511,7 @@ pub async fn service_levels(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let days = q.get("days").and_then(|d| d.parse().ok()).unwrap_or(90);
-    let levels = match requests::service_levels(&state.app, &viewer.actor, days).await {
+    let levels = match requests::service_levels(&state.app, &viewer.actor, viewer.agency().as_deref(), days).await {
         Ok(levels) => levels,
         Err(AppError::Validation(_)) => return Redirect::to("/service-levels").into_response(),
         Err(error) => return error_page(&viewer, error),
