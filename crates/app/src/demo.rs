@@ -1473,6 +1473,7 @@ async fn seed_requests(
     }
     progress.finish_and_clear();
     backdate(app, &filed).await?;
+    crate::requests::rebuild_stage_stats(app).await?;
     Ok(filed.len())
 }
 

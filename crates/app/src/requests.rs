@@ -14,7 +14,7 @@ use custody_domain::request::{
     transition,
 };
 use custody_domain::role::Role;
-use custody_store::requests::{self, ApprovalRow, CommentRow, RequestFilter, RequestRow, StageDuration, TransitionRow};
+use custody_store::requests::{self, ApprovalRow, CommentRow, RequestFilter, RequestRow, StageCount, TransitionRow};
 use custody_store::{Conn, agencies, audit, catalog, people, plans, users};
 
 use crate::notifications::{self, Recipient};
@@ -143,7 +143,47 @@ async fn record_transition(
         at,
     };
     requests::insert_transition(conn, &row).await?;
+    if let (Some(from), Some(entered)) = (row.from_status, row.entered_at) {
+        let stage = from.as_str();
+        let kind = request.request_type.as_str();
+        requests::count_stay(conn, &day_of(at), &request.agency_code, kind, stage, bucket_of(at - entered)).await?;
+    }
     Ok(())
+}
+
+/// The UTC day of unix milliseconds, as `YYYY-MM-DD`.
+fn day_of(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string())
+        .unwrap_or_default()
+}
+
+/// Durations are counted in buckets growing by 10% from one second: bucket `b` holds
+/// [1.1^b, 1.1^(b+1)) seconds (everything under 1.1 s is bucket 0).
+const BUCKET_GROWTH: f64 = 1.1;
+
+pub fn bucket_of(ms: i64) -> i64 {
+    let seconds = (ms.max(1000) as f64) / 1000.0;
+    (seconds.ln() / BUCKET_GROWTH.ln()).floor() as i64
+}
+
+/// The value a bucket stands for: its geometric middle, within 5% of every duration in it.
+pub fn bucket_value_ms(bucket: i64) -> i64 {
+    (1000.0 * BUCKET_GROWTH.powf(bucket as f64 + 0.5)).round() as i64
+}
+
+/// Recomputes the service-level histogram from the transitions (after they were written
+/// directly, as the demo's backdating does).
+pub async fn rebuild_stage_stats(app: &App) -> Result<usize, AppError> {
+    let mut tx = app.store.write().await?;
+    requests::clear_stage_stats(&mut tx).await?;
+    let stays = requests::all_stays(&mut tx).await?;
+    for (agency, stay, at) in &stays {
+        requests::count_stay(&mut tx, &day_of(*at), agency, &stay.request_type, &stay.from_status, bucket_of(stay.ms))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(stays.len())
 }
 
 /// When the request entered its current status.
@@ -695,30 +735,42 @@ pub async fn service_levels(
     if !(1..=3660).contains(&days) {
         return Err(AppError::invalid("days", "must be between 1 and 3660"));
     }
-    let since = custody_store::now_ms() - days * 86_400_000;
+    let since = day_of(custody_store::now_ms() - (days - 1) * 86_400_000);
     let mut conn = app.store.conn().await?;
-    let rows = requests::stage_durations(&mut conn, since, agency.as_deref()).await?;
+    let rows = requests::stage_histogram(&mut conn, &since, agency.as_deref()).await?;
     Ok(summarize_levels(rows))
 }
 
 const MEASURED: [&str; 4] = ["awaiting_agency", "awaiting_central", "approved", "in_fulfillment"];
 
-fn summarize_levels(rows: Vec<StageDuration>) -> Vec<ServiceLevel> {
-    let mut groups: std::collections::BTreeMap<(String, usize), Vec<i64>> = std::collections::BTreeMap::new();
+/// Median and 90th percentile per (type, stage) from the histogram's buckets.
+fn summarize_levels(rows: Vec<StageCount>) -> Vec<ServiceLevel> {
+    let mut groups: std::collections::BTreeMap<(String, usize), Vec<(i64, i64)>> = std::collections::BTreeMap::new();
     for row in rows {
-        if let Some(i) = MEASURED.iter().position(|m| *m == row.from_status) {
-            groups.entry((row.request_type, i)).or_default().push(row.ms.max(0));
+        if let Some(i) = MEASURED.iter().position(|m| *m == row.stage) {
+            groups.entry((row.request_type, i)).or_default().push((row.bucket, row.n));
         }
     }
     groups
         .into_iter()
-        .map(|((request_type, i), mut values)| {
-            values.sort_unstable();
-            let at = |q: f64| values[((values.len() as f64 - 1.0) * q).round() as usize];
+        .map(|((request_type, i), mut buckets)| {
+            buckets.sort_unstable();
+            let count: i64 = buckets.iter().map(|(_, n)| n).sum();
+            let at = |q: f64| {
+                let rank = ((count - 1) as f64 * q).round() as i64;
+                let mut seen = 0;
+                for (bucket, n) in &buckets {
+                    seen += n;
+                    if seen > rank {
+                        return bucket_value_ms(*bucket);
+                    }
+                }
+                buckets.last().map_or(0, |(b, _)| bucket_value_ms(*b))
+            };
             ServiceLevel {
                 request_type,
                 stage: MEASURED[i].to_string(),
-                count: values.len(),
+                count: count as usize,
                 median_ms: at(0.5),
                 p90_ms: at(0.9),
             }
@@ -731,17 +783,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn buckets_hold_durations_within_five_percent() {
+        for ms in [1_000, 59_000, 3_600_000, 86_400_000, 30 * 86_400_000] {
+            let value = bucket_value_ms(bucket_of(ms));
+            let error = (value - ms).abs() as f64 / ms as f64;
+            assert!(error <= 0.05, "{ms} ms shown as {value} ms");
+        }
+        assert_eq!(bucket_of(0), 0, "instant stays count from one second");
+    }
+
+    #[test]
     fn service_levels_take_median_and_90th_percentile_per_type_and_stage() {
-        let rows: Vec<StageDuration> = (1..=10)
-            .map(|i| StageDuration {
-                request_type: "new_device".into(),
-                from_status: "awaiting_agency".into(),
-                ms: i * 100,
-            })
-            .chain([StageDuration { request_type: "new_device".into(), from_status: "draft".into(), ms: 5 }])
-            .collect();
+        let minutes = |m: i64| m * 60_000;
+        let mut rows: Vec<StageCount> = Vec::new();
+        for m in 1..=10 {
+            let bucket = bucket_of(minutes(m * 10));
+            rows.push(StageCount { request_type: "new_device".into(), stage: "awaiting_agency".into(), bucket, n: 1 });
+        }
+        rows.push(StageCount { request_type: "new_device".into(), stage: "draft".into(), bucket: 3, n: 5 });
         let levels = summarize_levels(rows);
         assert_eq!(levels.len(), 1, "drafts are not a service stage");
-        assert_eq!((levels[0].count, levels[0].median_ms, levels[0].p90_ms), (10, 600, 900));
+        assert_eq!(levels[0].count, 10);
+        let near = |got: i64, want: i64| (got - want).abs() as f64 / want as f64 <= 0.05;
+        assert!(near(levels[0].median_ms, minutes(60)), "{}", levels[0].median_ms);
+        assert!(near(levels[0].p90_ms, minutes(90)), "{}", levels[0].p90_ms);
     }
 }

@@ -490,19 +490,83 @@ pub struct StageDuration {
     pub ms: i64,
 }
 
-/// Every completed stay in a status since `since` (unix ms), in one JSON row, for the service
-/// levels; `agency` narrows to one agency.
-pub async fn stage_durations(
+/// Counts one stay of `ms` in `stage` into the day's histogram (`bucket` from the caller).
+pub async fn count_stay(
     conn: &mut Conn,
-    since: i64,
+    day: &str,
+    agency: &str,
+    request_type: &str,
+    stage: &str,
+    bucket: i64,
+) -> Result<(), SqlError> {
+    sqlx::query(
+        "INSERT INTO request_stage_stats (day, agency_code, request_type, stage, bucket, n) \
+         VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (day, agency_code, request_type, stage, bucket) \
+         DO UPDATE SET n = request_stage_stats.n + 1",
+    )
+    .bind(day)
+    .bind(agency)
+    .bind(request_type)
+    .bind(stage)
+    .bind(bucket)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// One bar of a stage histogram.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StageCount {
+    pub request_type: String,
+    pub stage: String,
+    pub bucket: i64,
+    pub n: i64,
+}
+
+/// The stays that ended on or after `since_day`, summed over days (and agencies unless one is
+/// given), per request type, stage and bucket.
+pub async fn stage_histogram(
+    conn: &mut Conn,
+    since_day: &str,
     agency: Option<&str>,
-) -> Result<Vec<StageDuration>, SqlError> {
-    let inner = "SELECT t.request_type, t.from_status, t.at - t.entered_at AS ms FROM request_transitions t \
-                 JOIN requests r ON r.id = t.request_id \
-                 WHERE t.entered_at IS NOT NULL AND t.at >= $1 AND ($2 = '' OR r.agency_code = $2)";
-    let sql = crate::page_as_json(conn, inner, &["request_type", "from_status", "ms"], "request_type");
+) -> Result<Vec<StageCount>, SqlError> {
+    let inner = "SELECT request_type, stage, bucket, SUM(n) AS n FROM request_stage_stats \
+                 WHERE day >= $1 AND ($2 = '' OR agency_code = $2) GROUP BY request_type, stage, bucket";
+    let sql = crate::page_as_json(conn, inner, &["request_type", "stage", "bucket", "n"], "request_type");
     let row =
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since).bind(agency.unwrap_or("")).fetch_one(&mut *conn).await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since_day).bind(agency.unwrap_or("")).fetch_one(&mut *conn).await?;
     let page: String = row.try_get("page")?;
     serde_json::from_str(&page).map_err(decode_error)
+}
+
+/// Every completed stay with its agency and the time it ended, for rebuilding the histogram
+/// after transitions were written directly (the demo's backdating).
+pub async fn all_stays(conn: &mut Conn) -> Result<Vec<(String, StageDuration, i64)>, SqlError> {
+    #[derive(Deserialize)]
+    struct Stay {
+        agency_code: String,
+        request_type: String,
+        from_status: String,
+        ms: i64,
+        at: i64,
+    }
+    let inner = "SELECT r.agency_code, t.request_type, t.from_status, t.at - t.entered_at AS ms, t.at \
+                 FROM request_transitions t JOIN requests r ON r.id = t.request_id \
+                 WHERE t.entered_at IS NOT NULL AND t.from_status IS NOT NULL";
+    let sql = crate::page_as_json(conn, inner, &["agency_code", "request_type", "from_status", "ms", "at"], "at");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&mut *conn).await?;
+    let page: String = row.try_get("page")?;
+    let stays: Vec<Stay> = serde_json::from_str(&page).map_err(decode_error)?;
+    Ok(stays
+        .into_iter()
+        .map(|s| {
+            (s.agency_code, StageDuration { request_type: s.request_type, from_status: s.from_status, ms: s.ms }, s.at)
+        })
+        .collect())
+}
+
+/// Empties the stage histogram (before a rebuild).
+pub async fn clear_stage_stats(conn: &mut Conn) -> Result<(), SqlError> {
+    sqlx::query("DELETE FROM request_stage_stats").execute(&mut *conn).await?;
+    Ok(())
 }

@@ -119,3 +119,17 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_inbox ON notifications (user_id, created_at);
 CREATE INDEX notifications_outbox ON notifications (email_status, next_attempt_at);
+
+-- Service levels without reading every transition: per day (UTC, of leaving the status),
+-- agency, request type and status left, how many stays fell in each duration bucket (buckets
+-- grow by 10%, so a percentile read from them is within 5%). Kept in the transaction that
+-- records the transition.
+CREATE TABLE request_stage_stats (
+    day TEXT NOT NULL,
+    agency_code TEXT NOT NULL,
+    request_type TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    bucket BIGINT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (day, agency_code, request_type, stage, bucket)
+);
