@@ -39,6 +39,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_plans_requests.sql"),
         postgres: include_str!("../migrations/postgres/0004_plans_requests.sql"),
     },
+    Migration {
+        version: 5,
+        name: "devices",
+        sqlite: include_str!("../migrations/sqlite/0005_devices.sql"),
+        postgres: include_str!("../migrations/postgres/0005_devices.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
