@@ -10,6 +10,7 @@ pub mod auth;
 pub mod catalog;
 pub mod dashboard;
 pub mod demo;
+pub mod devices;
 pub mod error;
 pub mod maintenance;
 pub mod notifications;

@@ -381,6 +381,59 @@ pub async fn create(app: &App, actor: &Actor, input: NewRequest) -> Result<Reque
     Ok(request)
 }
 
+/// Files a draft request inside the caller's transaction (a replacement after a loss); the
+/// agency reviews and submits it.
+pub async fn file_in(
+    tx: &mut Conn,
+    actor: &Actor,
+    requester_id: &str,
+    agency: &str,
+    kind: RequestType,
+    subject_person_id: Option<String>,
+    details: serde_json::Value,
+) -> Result<(), AppError> {
+    let mut errors = FieldErrors::new();
+    let details = parse_details(kind, &details, &mut errors).ok_or(AppError::Validation(errors))?;
+    let (mut device_type, mut funding, mut model_name) = (None, None, None);
+    if let Some(order) = details.order()
+        && let Some(model) = catalog::get_model(tx, &order.device_model_id).await?
+    {
+        device_type = Some(model.details.device_type);
+        funding = Some(if model.details.standard { "standard" } else { "agency_funded" }.to_string());
+        model_name = Some(format!("{} {}", model.details.maker, model.details.model));
+    }
+    let now = custody_store::now_ms();
+    let financial = details.international() || funding.as_deref() == Some("agency_funded");
+    let request = RequestRow {
+        id: custody_store::new_id(),
+        number: requests::next_number(tx).await?,
+        agency_code: agency.to_string(),
+        request_type: kind,
+        status: Status::Draft,
+        requester_id: requester_id.to_string(),
+        requester_label: actor.label.clone(),
+        subject_person_id,
+        device_type,
+        data_plan: details.order().is_some_and(|o| o.line_plan.has_data()),
+        funding,
+        summary: summarize(&details, model_name.as_deref(), None),
+        details,
+        findings: Vec::new(),
+        chain: chain(kind, financial).stages(),
+        waiting_stage: None,
+        created_at: now,
+        updated_at: now,
+        submitted_at: None,
+        decided_at: None,
+        fulfilled_at: None,
+    };
+    requests::insert(tx, &request).await?;
+    record_transition(tx, actor, &request, None, "create", now).await?;
+    let changes = serde_json::json!({ "after": snapshot(&request) });
+    audit::append(tx, actor.event("request.create", "request", &request.id, Some(agency), changes)).await?;
+    Ok(())
+}
+
 fn summarize(details: &Details, model: Option<&str>, person: Option<&str>) -> String {
     let whom = person.map(|p| format!(" for {p}")).unwrap_or_default();
     match details {
@@ -431,6 +484,9 @@ async fn submit_in(
     request.findings = plan_findings(tx, request).await?;
     request.updated_at = now;
     requests::update(tx, request).await?;
+    if routed == Status::Approved {
+        crate::devices::on_request_approved(app, tx, actor, request).await?;
+    }
     let changes = serde_json::json!({
         "status": { "from": from, "to": routed }, "findings": request.findings, "waiting_stage": request.waiting_stage,
     });
@@ -527,6 +583,9 @@ pub async fn decide(app: &App, actor: &Actor, id: &str, decision: Decision) -> R
     let event_name = if decision.approve { "approve" } else { "reject" };
     record_transition(&mut tx, actor, &request, Some((from, entered)), event_name, now).await?;
     requests::update(&mut tx, &request).await?;
+    if next == Status::Approved {
+        crate::devices::on_request_approved(app, &mut tx, actor, &request).await?;
+    }
     let changes = serde_json::json!({
         "stage": stage, "status": { "from": from, "to": next }, "reason": approval.reason,
         "override_reason": approval.override_reason, "overridden": approval.overridden,

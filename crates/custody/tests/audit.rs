@@ -41,6 +41,8 @@ struct Others {
     /// Service desk: files the requests the admin then decides (nobody decides their own).
     filer: String,
     certifier: String,
+    legal: String,
+    model: String,
 }
 
 /// A successful call of `key` by an admin (or another token): (path, body, session-authenticated?, token).
@@ -116,6 +118,26 @@ async fn successful_call(
             false,
         ),
         "POST /api/v1/notifications/read" => ("/api/v1/notifications/read".into(), Some(json!({})), false),
+        "POST /api/v1/devices/{id}/actions/{action}" => {
+            let device = app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Ordered).await;
+            let body = json!({"serial": "AUDIT0001", "model_id": others.model});
+            (format!("/api/v1/devices/{device}/actions/receive"), Some(body), false)
+        }
+        "POST /api/v1/devices/{id}/clearance" => {
+            let device =
+                app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::AwaitingClearance).await;
+            return (format!("/api/v1/devices/{device}/clearance"), None, false, Some(others.legal.clone()));
+        }
+        "POST /api/v1/legal-holds" => {
+            let device = app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Ordered).await;
+            let body = json!({"matter": "Audit v. Test", "device_id": device});
+            return ("/api/v1/legal-holds".into(), Some(body), false, Some(others.legal.clone()));
+        }
+        "POST /api/v1/legal-holds/{id}/release" => {
+            let device = app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Ordered).await;
+            let hold = app.hold_on("AAA", &device).await;
+            return (format!("/api/v1/legal-holds/{hold}/release"), None, false, Some(others.legal.clone()));
+        }
         _ => {
             let (path, body, session) = first_step_call(app, key, admin_id, person, user).await;
             (path, body, session)
@@ -202,6 +224,17 @@ async fn every_mutating_endpoint_writes_exactly_one_audit_event() {
     let others = Others {
         filer: app.user_with_token("filer@audit.example", Role::ServiceDesk, None).await.1,
         certifier: app.user_with_token("commissioner@audit.example", Role::AgencyCertifier, Some("AAA")).await.1,
+        legal: app.user_with_token("clo@audit.example", Role::AgencyLegal, Some("AAA")).await.1,
+        model: {
+            let input = custody_domain::catalog::ModelInput {
+                device_type: Some("tablet".into()),
+                platform: Some("ipados".into()),
+                maker: Some("Apple".into()),
+                model: Some("iPad (audit)".into()),
+                ..Default::default()
+            };
+            custody_app::catalog::create_model(app.app(), &custody_app::Actor::system("test"), input).await.unwrap().id
+        },
     };
 
     let document = serde_json::to_value(custody_web::openapi_document()).unwrap();

@@ -56,6 +56,8 @@ const REQUEST_WRITERS: &[Role] =
     &[Role::Admin, Role::ServiceDesk, Role::Euc, Role::AgencyRequester, Role::AgencyApprover, Role::AgencyLegal];
 const REQUEST_DECIDERS: &[Role] = &[Role::Admin, Role::ServiceDesk, Role::Euc, Role::AgencyApprover, Role::AgencyLegal];
 const FULFILLERS: &[Role] = &[Role::Admin, Role::ServiceDesk, Role::Euc];
+const HOLD_READERS: &[Role] =
+    &[Role::Admin, Role::Infosec, Role::Euc, Role::ServiceDesk, Role::Auditor, Role::AgencyLegal];
 
 /// The status an authenticated call must answer. `None`: nobody wrote down what to expect.
 fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
@@ -178,6 +180,19 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
             }
         }
         "POST /api/v1/requests/{id}/start-fulfillment" | "POST /api/v1/requests/{id}/fulfill" => allow(FULFILLERS, 200),
+        "GET /api/v1/devices" | "GET /api/v1/devices/{id}" => allow(READERS_OF_PEOPLE, 200),
+        "POST /api/v1/devices/{id}/actions/{action}" => {
+            if hidden || !READERS_OF_PEOPLE.contains(&role) {
+                allow(&[], 0)
+            } else {
+                allow(FULFILLERS, 200)
+            }
+        }
+        "POST /api/v1/devices/{id}/clearance" | "POST /api/v1/legal-holds/{id}/release" => {
+            allow(&[Role::AgencyLegal], 200)
+        }
+        "GET /api/v1/legal-holds" => allow(HOLD_READERS, 200),
+        "POST /api/v1/legal-holds" => allow(&[Role::AgencyLegal], 201),
         _ => return None,
     })
 }
@@ -214,6 +229,15 @@ async fn call_for(
         };
         let version = plan_in_state(app, agency, state).await;
         path.replace("{code}", agency).replace("{version}", &version.to_string())
+    } else if path.starts_with("/api/v1/devices/") {
+        use custody_domain::device::DeviceState;
+        let state = if path.ends_with("/clearance") { DeviceState::AwaitingClearance } else { DeviceState::Ordered };
+        let id = app.device_in_state(agency, &fixture.device_model, state).await;
+        path.replace("{id}", &id).replace("{action}", "receive")
+    } else if path.starts_with("/api/v1/legal-holds/") {
+        let device =
+            app.device_in_state(agency, &fixture.device_model, custody_domain::device::DeviceState::Ordered).await;
+        path.replace("{id}", &app.hold_on(agency, &device).await)
     } else if path.starts_with("/api/v1/requests/") {
         let state = match path.rsplit('/').next().unwrap() {
             "submit" => "draft",
@@ -247,7 +271,9 @@ async fn call_for(
     } else if (path == "/api/v1/people"
         || path == "/api/v1/users"
         || path == "/api/v1/dashboard"
-        || path == "/api/v1/requests")
+        || path == "/api/v1/requests"
+        || path == "/api/v1/devices"
+        || path == "/api/v1/legal-holds")
         && method == "GET"
     {
         format!("{path}?agency={agency}")
@@ -284,6 +310,14 @@ async fn call_for(
             "details": {"phone_number": "+15185550100", "from": "2026-12-01", "reason": "leave"}
         })),
         "POST /api/v1/requests/{id}/reject" => Some(json!({"reason": "not needed"})),
+        "POST /api/v1/devices/{id}/actions/{action}" => {
+            Some(json!({"serial": format!("SER{n:06}"), "model_id": fixture.device_model}))
+        }
+        "POST /api/v1/legal-holds" => {
+            let device =
+                app.device_in_state(agency, &fixture.device_model, custody_domain::device::DeviceState::Ordered).await;
+            Some(json!({"matter": format!("Matter {n}"), "device_id": device}))
+        }
         "POST /api/v1/requests/{id}/comments" => Some(json!({"body": format!("comment {n}")})),
         _ if method != "GET" && method != "DELETE" => Some(json!({})),
         _ => None,

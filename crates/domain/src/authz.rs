@@ -71,6 +71,14 @@ pub enum Action {
     RequestDecide,
     /// Start and complete the fulfillment of approved requests.
     RequestFulfill,
+    /// Read devices, lines and their chain of custody.
+    DeviceRead,
+    /// Move devices through their life: Deployment Center, delivery, repair, returns, disposal.
+    DeviceWrite,
+    /// Read legal holds.
+    HoldRead,
+    /// Place and release legal holds and clear devices for sanitization (the agency's Chief Legal Officer).
+    HoldWrite,
 }
 
 /// The object's place: global (a list, a create without agency) or inside an agency.
@@ -95,7 +103,7 @@ pub fn roles_for(action: Action) -> &'static [Role] {
     match action {
         Action::AgencyRead | Action::OwnAccount | Action::CatalogRead => &Role::ALL,
         Action::AgencyWrite | Action::UserWrite | Action::CatalogWrite => &[Admin],
-        Action::PersonRead | Action::PlanRead | Action::RequestRead => &[
+        Action::PersonRead | Action::PlanRead | Action::RequestRead | Action::DeviceRead => &[
             Admin,
             Infosec,
             Euc,
@@ -114,7 +122,9 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::PlanCertify => &[AgencyCertifier],
         Action::RequestWrite => &[Admin, ServiceDesk, Euc, AgencyRequester, AgencyApprover, AgencyLegal],
         Action::RequestDecide => &[Admin, ServiceDesk, Euc, AgencyApprover, AgencyLegal],
-        Action::RequestFulfill => &[Admin, ServiceDesk, Euc],
+        Action::RequestFulfill | Action::DeviceWrite => &[Admin, ServiceDesk, Euc],
+        Action::HoldRead => &[Admin, Infosec, Euc, ServiceDesk, Auditor, AgencyLegal],
+        Action::HoldWrite => &[AgencyLegal],
     }
 }
 

@@ -11,6 +11,7 @@ pub mod agencies;
 pub mod audit;
 pub mod catalog;
 pub mod counts;
+pub mod devices;
 pub mod migrate;
 pub mod notifications;
 pub mod people;

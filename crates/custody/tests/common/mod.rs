@@ -176,3 +176,60 @@ pub fn fields(problem: &Value) -> Vec<String> {
         .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_string()).collect())
         .unwrap_or_default()
 }
+
+impl TestApp {
+    /// A device of `agency` in `state`, written straight to the store (for tests of what
+    /// happens next). Returns its id.
+    pub async fn device_in_state(
+        &self,
+        agency: &str,
+        model_id: &str,
+        state: custody_domain::device::DeviceState,
+    ) -> String {
+        let now = custody_store::now_ms();
+        let id = custody_store::new_id();
+        let device = custody_store::devices::DeviceRow {
+            id: id.clone(),
+            agency_code: agency.into(),
+            state,
+            device_type: custody_domain::catalog::DeviceType::Tablet,
+            model_id: model_id.into(),
+            serial: None,
+            imei: None,
+            meid: None,
+            funding: "standard".into(),
+            ordered_for: None,
+            holder_id: None,
+            line_id: None,
+            request_id: None,
+            location: "deployment_center".into(),
+            accessories: String::new(),
+            enrolled_at: None,
+            billing_stop_at: None,
+            destination: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut conn = self.app().store.conn().await.unwrap();
+        custody_store::devices::insert(&mut conn, &device).await.unwrap();
+        id
+    }
+
+    /// A legal hold in force on a device, written straight to the store. Returns its id.
+    pub async fn hold_on(&self, agency: &str, device_id: &str) -> String {
+        let hold = custody_store::devices::HoldRow {
+            id: custody_store::new_id(),
+            agency_code: agency.into(),
+            matter: "Test matter".into(),
+            person_id: None,
+            device_id: Some(device_id.into()),
+            placed_by: "test".into(),
+            placed_at: custody_store::now_ms(),
+            released_by: None,
+            released_at: None,
+        };
+        let mut conn = self.app().store.conn().await.unwrap();
+        custody_store::devices::insert_hold(&mut conn, &hold).await.unwrap();
+        hold.id
+    }
+}

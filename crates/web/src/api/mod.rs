@@ -6,6 +6,7 @@ pub mod agencies;
 pub mod audit;
 pub mod catalog;
 pub mod dashboard;
+pub mod devices;
 pub mod notifications;
 pub mod people;
 pub mod plans;
@@ -58,6 +59,7 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         (name = "plans", description = "Mobile Device Plans: versions, certification, compliance"),
         (name = "requests", description = "Service requests, approvals and service levels"),
         (name = "notifications", description = "The signed-in user's inbox"),
+        (name = "devices", description = "Devices through their life, the chain of custody, legal holds"),
         (name = "operations", description = "Health, readiness and metrics")
     )
 )]
@@ -119,6 +121,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(requests::service_levels))
         .routes(routes!(notifications::list))
         .routes(routes!(notifications::read))
+        .routes(routes!(devices::list))
+        .routes(routes!(devices::get))
+        .routes(routes!(devices::act))
+        .routes(routes!(devices::clear))
+        .routes(routes!(devices::holds, devices::place))
+        .routes(routes!(devices::release))
         .routes(routes!(crate::ops::healthz))
         .routes(routes!(crate::ops::readyz))
         .routes(routes!(crate::ops::metrics))

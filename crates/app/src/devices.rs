@@ -1,0 +1,610 @@
+//! Devices through their life: ordered by an approved request, received, staged, enrolled and
+//! delivered by the Deployment Center, repaired, lost, returned, cleared by agency legal or held,
+//! destroyed, decommissioned and disposed of.
+//!
+//! Every move is `custody_domain::device::transition`; this module applies its effects (holder,
+//! line, billing dates, pending commands, a replacement request), writes the custody event and
+//! the audit event, all in one transaction.
+
+use custody_domain::FieldErrors;
+use custody_domain::agency::AgencyCode;
+use custody_domain::authz::{Action, Scope};
+use custody_domain::device::{CommandKind, Context, Destination, DeviceState, Effect, Event, imei, meid, transition};
+use custody_domain::request::{RequestType, phone_number, serial_number};
+use custody_store::devices::{self, CommandRow, CustodyEvent, DeviceFilter, DeviceRow, HoldRow, LineRow};
+use custody_store::requests::RequestRow;
+use custody_store::{Conn, audit, catalog};
+
+use crate::paging::{self, Page};
+use crate::{Actor, App, AppError};
+
+/// Where a device in `state` is, by default.
+fn location_of(state: DeviceState) -> &'static str {
+    use DeviceState::*;
+    match state {
+        Ordered => "vendor",
+        Received | Staged | Enrolled | Recovered | AwaitingClearance | OnLegalHold | Sanitizing | Sanitized
+        | Decommissioned => "deployment_center",
+        InTransit => "courier",
+        InService => "holder",
+        InRepair => "repair_vendor",
+        LostStolen | WrittenOff => "unknown",
+        Returned => "return_shipment",
+        Destroyed => "destruction_vendor",
+        Surplus => "surplus",
+        Transferred => "new_owner",
+        Recycled => "recycler",
+    }
+}
+
+fn scope_of(device: &DeviceRow) -> Result<AgencyCode, AppError> {
+    AgencyCode::parse(&device.agency_code).map_err(|_| AppError::NotFound)
+}
+
+async fn load(conn: &mut Conn, actor: &Actor, id: &str, action: Action) -> Result<DeviceRow, AppError> {
+    let device = devices::get(conn, id).await?.ok_or(AppError::NotFound)?;
+    let code = scope_of(&device)?;
+    actor.authorize(Action::DeviceRead, Scope::Agency(&code))?;
+    actor.authorize(action, Scope::Agency(&code))?;
+    Ok(device)
+}
+
+/// What the caller gives with a lifecycle action.
+#[derive(Debug, Clone, Default)]
+pub struct ActionInput {
+    pub serial: Option<String>,
+    pub imei: Option<String>,
+    pub meid: Option<String>,
+    /// The model received, checked against the order.
+    pub model_id: Option<String>,
+    /// Who took the device at delivery.
+    pub received_by: Option<String>,
+    /// The line attached at delivery.
+    pub phone_number: Option<String>,
+    pub carrier: Option<String>,
+    pub destination: Option<String>,
+    pub note: Option<String>,
+}
+
+/// The lifecycle actions central IT takes through the API.
+pub const ACTIONS: [&str; 15] = [
+    "receive",
+    "stage",
+    "record-enrollment",
+    "ship",
+    "deliver",
+    "send-to-repair",
+    "return-from-repair",
+    "report-lost",
+    "recover",
+    "return-to-service",
+    "write-off",
+    "return",
+    "request-clearance",
+    "destroy",
+    "decommission",
+];
+
+/// Moves a device by one lifecycle action (`ACTIONS`, or `dispose` with a destination).
+pub async fn act(app: &App, actor: &Actor, id: &str, action: &str, input: ActionInput) -> Result<DeviceRow, AppError> {
+    let mut tx = app.store.write().await?;
+    let mut device = load(&mut tx, actor, id, Action::DeviceWrite).await?;
+    let mut errors = FieldErrors::new();
+    let event = match action {
+        "receive" => {
+            let serial = match input.serial.as_deref() {
+                Some(raw) => errors.check("serial", serial_number(raw)),
+                None => {
+                    errors.push("serial", "is required");
+                    None
+                }
+            };
+            let imei = input.imei.as_deref().and_then(|raw| errors.check("imei", imei(raw)));
+            let meid = input.meid.as_deref().and_then(|raw| errors.check("meid", meid(raw)));
+            if !errors.is_empty() {
+                return Err(errors.into());
+            }
+            let mismatch = match input.model_id.as_deref() {
+                None => Some("the received model is required (model_id)".to_string()),
+                Some(model) if model != device.model_id => {
+                    let name = |m: Option<custody_store::catalog::ModelRow>| {
+                        m.map_or("an unknown model".to_string(), |m| format!("{} {}", m.details.maker, m.details.model))
+                    };
+                    let ordered = name(catalog::get_model(&mut tx, &device.model_id).await?);
+                    let received = name(catalog::get_model(&mut tx, model).await?);
+                    Some(format!("model: ordered {ordered}, received {received}"))
+                }
+                Some(_) => None,
+            };
+            if let Some(serial) = &serial
+                && devices::by_serial(&mut tx, serial).await?.is_some_and(|d| d.id != device.id)
+            {
+                return Err(AppError::conflict("serial", "another device has this serial number"));
+            }
+            if let Some(imei) = &imei
+                && devices::by_imei(&mut tx, imei).await?.is_some_and(|d| d.id != device.id)
+            {
+                return Err(AppError::conflict("imei", "another device has this IMEI"));
+            }
+            if mismatch.is_none() {
+                device.serial = serial;
+                device.imei = imei;
+                device.meid = meid;
+            }
+            Event::Receive { mismatch }
+        }
+        "stage" => Event::Stage,
+        "record-enrollment" => Event::RecordEnrollment,
+        "ship" => Event::Ship,
+        "deliver" => Event::Deliver,
+        "send-to-repair" => Event::SendToRepair,
+        "return-from-repair" => Event::ReturnFromRepair,
+        "report-lost" => Event::ReportLost,
+        "recover" => Event::Recover,
+        "return-to-service" => Event::ReturnToService,
+        "write-off" => Event::WriteOff,
+        "return" => Event::Return,
+        "request-clearance" => Event::RequestClearance,
+        "destroy" => Event::Destroy,
+        "decommission" => Event::Decommission,
+        "dispose" => match input.destination.as_deref().map(str::parse::<Destination>) {
+            Some(Ok(destination)) => Event::Dispose(destination),
+            Some(Err(message)) => return Err(AppError::invalid("destination", message)),
+            None => return Err(AppError::invalid("destination", "is required")),
+        },
+        _ => return Err(AppError::NotFound),
+    };
+    move_device(app, &mut tx, actor, &mut device, event, input).await?;
+    tx.commit().await?;
+    Ok(device)
+}
+
+/// Applies `event` to `device` inside `tx`: transition, effects, custody event, audit event.
+async fn move_device(
+    app: &App,
+    tx: &mut Conn,
+    actor: &Actor,
+    device: &mut DeviceRow,
+    event: Event,
+    input: ActionInput,
+) -> Result<(), AppError> {
+    let holds = devices::holds_covering(tx, device).await?;
+    let transfer_approved = match &device.serial {
+        Some(serial) => devices::transfer_approved(tx, &device.agency_code, serial).await?,
+        None => false,
+    };
+    let context = Context { hold: holds.first().map(|h| h.matter.clone()), transfer_approved };
+    let outcome = transition(device.state, &event, &context).map_err(|r| AppError::conflict("state", r.0))?;
+    let now = custody_store::now_ms();
+    let before = device.clone();
+    device.state = outcome.state;
+    device.location = location_of(outcome.state).to_string();
+    device.updated_at = now;
+    if let Event::Dispose(destination) = &event {
+        device.destination = Some(destination.as_str().to_string());
+    }
+    let mut line_attached = None;
+    for effect in &outcome.effects {
+        match effect {
+            Effect::StartBilling => device.enrolled_at = Some(now),
+            Effect::StopBilling => {
+                device.billing_stop_at.get_or_insert(now);
+            }
+            Effect::EndEnrollment => {}
+            Effect::AssignToHolder => {
+                device.holder_id = device.ordered_for.clone();
+                if let Some(raw) = input.phone_number.as_deref() {
+                    let phone = phone_number(raw).map_err(|m| AppError::invalid("phone_number", m))?;
+                    line_attached = Some(attach_line(tx, device, &phone, input.carrier.as_deref(), now).await?);
+                }
+            }
+            Effect::Unassign => device.holder_id = None,
+            Effect::DetachLine => {
+                if let Some(line) = device.line_id.take() {
+                    devices::attach_line(tx, &line, None, now).await?;
+                }
+            }
+            Effect::Command(kind) => {
+                let command = CommandRow {
+                    id: custody_store::new_id(),
+                    device_id: device.id.clone(),
+                    kind: kind.as_str().to_string(),
+                    status: "pending".into(),
+                    requested_by: actor.label.clone(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                devices::insert_command(tx, &command).await?;
+            }
+            Effect::CreateReplacementRequest => replacement_request(app, tx, actor, device).await?,
+        }
+    }
+    if let Some(line) = line_attached {
+        device.line_id = Some(line);
+    }
+    devices::update(tx, device).await?;
+    let custody = CustodyEvent {
+        id: custody_store::new_id(),
+        device_id: device.id.clone(),
+        event: event.name().to_string(),
+        from_state: Some(before.state.as_str().to_string()),
+        to_state: device.state.as_str().to_string(),
+        from_location: Some(before.location.clone()),
+        to_location: device.location.clone(),
+        holder_before: before.holder_id.clone(),
+        holder_after: device.holder_id.clone(),
+        received_by: input.received_by.clone().filter(|r| !r.trim().is_empty()),
+        actor_label: actor.label.clone(),
+        note: input.note.clone().filter(|n| !n.trim().is_empty()),
+        at: now,
+    };
+    devices::insert_custody_event(tx, &custody).await?;
+    let commands: Vec<&str> = outcome
+        .effects
+        .iter()
+        .filter_map(|e| if let Effect::Command(kind) = e { Some(kind.as_str()) } else { None })
+        .collect();
+    let changes = serde_json::json!({
+        "state": { "from": before.state, "to": device.state },
+        "location": { "from": before.location, "to": device.location },
+        "holder": { "from": before.holder_id, "to": device.holder_id },
+        "serial": device.serial, "imei": device.imei, "commands": commands,
+        "received_by": custody.received_by, "billing_stop_at": device.billing_stop_at,
+    });
+    let action = format!("device.{}", event.name());
+    audit::append(tx, actor.event(&action, "device", &device.id, Some(&device.agency_code), changes)).await?;
+    Ok(())
+}
+
+async fn attach_line(
+    tx: &mut Conn,
+    device: &DeviceRow,
+    phone: &str,
+    carrier: Option<&str>,
+    now: i64,
+) -> Result<String, AppError> {
+    let line = match devices::line_by_phone(tx, phone).await? {
+        Some(line) if line.agency_code != device.agency_code => {
+            return Err(AppError::conflict(
+                "phone_number",
+                "this number belongs to another agency: moving it needs an approved transfer_exception",
+            ));
+        }
+        Some(line) if line.device_id.as_deref().is_some_and(|d| d != device.id) => {
+            return Err(AppError::conflict("phone_number", "this line is attached to another device"));
+        }
+        Some(line) => line.id,
+        None => {
+            let plan_kind = if device.device_type.has_data_plan() { "voice_data" } else { "voice_only" };
+            let line = LineRow {
+                id: custody_store::new_id(),
+                agency_code: device.agency_code.clone(),
+                phone_number: phone.to_string(),
+                carrier: carrier.filter(|c| !c.trim().is_empty()).unwrap_or("unspecified").to_string(),
+                plan_kind: plan_kind.into(),
+                status: "active".into(),
+                international_from: None,
+                international_until: None,
+                device_id: None,
+                created_at: now,
+                updated_at: now,
+            };
+            devices::insert_line(tx, &line).await?;
+            line.id
+        }
+    };
+    devices::attach_line(tx, &line, Some(&device.id), now).await?;
+    Ok(line)
+}
+
+/// Files a draft `new_device` request for a like device after a loss, for the agency to submit.
+async fn replacement_request(app: &App, tx: &mut Conn, actor: &Actor, device: &DeviceRow) -> Result<(), AppError> {
+    let Some(principal) = &actor.principal else { return Ok(()) };
+    let line_plan = match device.device_type {
+        custody_domain::catalog::DeviceType::CellPhone => "voice_only",
+        custody_domain::catalog::DeviceType::Smartphone => "voice_data",
+        custody_domain::catalog::DeviceType::Tablet => "none",
+        _ => "data_only",
+    };
+    let details = serde_json::json!({
+        "device_model_id": device.model_id,
+        "line_plan": line_plan,
+        "justification": format!("Replacement for lost or stolen device {}", device.serial.as_deref().unwrap_or(&device.id)),
+    });
+    let _ = app;
+    crate::requests::file_in(
+        tx,
+        actor,
+        &principal.user_id,
+        &device.agency_code,
+        RequestType::NewDevice,
+        device.holder_id.clone().or_else(|| device.ordered_for.clone()),
+        details,
+    )
+    .await
+}
+
+/// Called when a request is approved, in its transaction: a device order creates the ordered
+/// device; a loss report moves the named device to lost_stolen at once.
+pub async fn on_request_approved(
+    app: &App,
+    tx: &mut Conn,
+    actor: &Actor,
+    request: &RequestRow,
+) -> Result<(), AppError> {
+    match request.request_type {
+        RequestType::NewDevice | RequestType::Onboarding => {
+            let (Some(order), Some(device_type)) = (request.details.order(), request.device_type) else {
+                return Ok(());
+            };
+            let now = custody_store::now_ms();
+            let device = DeviceRow {
+                id: custody_store::new_id(),
+                agency_code: request.agency_code.clone(),
+                state: DeviceState::Ordered,
+                device_type,
+                model_id: order.device_model_id.clone(),
+                serial: None,
+                imei: None,
+                meid: None,
+                funding: request.funding.clone().unwrap_or_else(|| "standard".into()),
+                ordered_for: request.subject_person_id.clone(),
+                holder_id: None,
+                line_id: None,
+                request_id: Some(request.id.clone()),
+                location: location_of(DeviceState::Ordered).into(),
+                accessories: device_type.standard_accessories().join(", "),
+                enrolled_at: None,
+                billing_stop_at: None,
+                destination: None,
+                created_at: now,
+                updated_at: now,
+            };
+            devices::insert(tx, &device).await?;
+            let custody = CustodyEvent {
+                id: custody_store::new_id(),
+                device_id: device.id.clone(),
+                event: "order".into(),
+                from_state: None,
+                to_state: DeviceState::Ordered.as_str().into(),
+                from_location: None,
+                to_location: device.location.clone(),
+                holder_before: None,
+                holder_after: None,
+                received_by: None,
+                actor_label: actor.label.clone(),
+                note: Some(format!("ordered by request #{}", request.number)),
+                at: now,
+            };
+            devices::insert_custody_event(tx, &custody).await?;
+            let changes = serde_json::json!({ "request": request.id, "model": device.model_id, "state": "ordered" });
+            audit::append(tx, actor.event("device.order", "device", &device.id, Some(&device.agency_code), changes))
+                .await?;
+        }
+        RequestType::LostStolen => {
+            if let custody_domain::request::Details::LostStolen { device_serial, .. } = &request.details
+                && let Some(mut device) = devices::by_serial(tx, device_serial).await?
+                && device.agency_code == request.agency_code
+            {
+                let input = ActionInput {
+                    note: Some(format!("reported by request #{}", request.number)),
+                    ..ActionInput::default()
+                };
+                move_device(app, tx, actor, &mut device, Event::ReportLost, input).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A device with its chain of custody, commands and the holds over it.
+#[derive(Debug, Clone)]
+pub struct DeviceView {
+    pub device: DeviceRow,
+    pub phone_number: Option<String>,
+    pub custody: Vec<CustodyEvent>,
+    pub commands: Vec<CommandRow>,
+    pub holds: Vec<HoldRow>,
+}
+
+pub async fn get(app: &App, actor: &Actor, id: &str) -> Result<DeviceView, AppError> {
+    let mut conn = app.store.conn().await?;
+    let device = load(&mut conn, actor, id, Action::DeviceRead).await?;
+    let phone_number = match &device.line_id {
+        Some(line) => devices::line(&mut conn, line).await?,
+        None => None,
+    };
+    let custody = devices::custody_of(&mut conn, id).await?;
+    let commands = devices::commands_of(&mut conn, id).await?;
+    let holds = devices::holds_covering(&mut conn, &device).await?;
+    Ok(DeviceView { device, phone_number, custody, commands, holds })
+}
+
+/// What a device list shows.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceQuery {
+    pub agency: Option<String>,
+    /// Comma-separated states.
+    pub state: Option<String>,
+    /// A serial number, IMEI or phone number: an exact lookup.
+    pub q: Option<String>,
+    pub holder_id: Option<String>,
+    pub request_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub async fn list(app: &App, actor: &Actor, query: DeviceQuery) -> Result<Page<DeviceRow>, AppError> {
+    let agency = match query.agency.as_deref().filter(|a| !a.is_empty()) {
+        Some(asked) => {
+            let code = AgencyCode::parse(asked).map_err(|m| AppError::invalid("agency", m))?;
+            actor.authorize(Action::DeviceRead, Scope::Agency(&code))?;
+            Some(code.to_string())
+        }
+        None => {
+            actor.authorize(Action::DeviceRead, Scope::Global)?;
+            actor.agency_filter()
+        }
+    };
+    let limit = paging::limit(query.limit)?;
+    let mut states = Vec::new();
+    for raw in query.state.as_deref().unwrap_or("").split(',').filter(|s| !s.trim().is_empty()) {
+        states.push(raw.parse::<DeviceState>().map_err(|m| AppError::invalid("state", m))?);
+    }
+    let mut conn = app.store.conn().await?;
+    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let found = match (imei(q), phone_number(q), serial_number(q)) {
+            (Ok(i), _, _) => devices::by_imei(&mut conn, &i).await?,
+            (_, Ok(p), _) if q.starts_with('+') || q.chars().filter(char::is_ascii_digit).count() >= 10 => {
+                match devices::by_phone(&mut conn, &p).await? {
+                    Some(d) => Some(d),
+                    None => devices::by_serial(&mut conn, &q.to_ascii_uppercase()).await?,
+                }
+            }
+            (_, _, Ok(s)) => devices::by_serial(&mut conn, &s).await?,
+            _ => None,
+        };
+        let visible = found.filter(|d| {
+            agency.as_deref().is_none_or(|a| a == d.agency_code) && (states.is_empty() || states.contains(&d.state))
+        });
+        return Ok(Page { items: visible.into_iter().collect(), next: None });
+    }
+    let filter = DeviceFilter {
+        agency,
+        states,
+        holder_id: query.holder_id,
+        request_id: query.request_id,
+        ..DeviceFilter::default()
+    };
+    let after = match &query.cursor {
+        Some(cursor) => Some(paging::decode(cursor, 1)?.remove(0)),
+        None => None,
+    };
+    let rows = devices::list(&mut conn, &filter, after.as_deref(), limit + 1).await?;
+    Ok(paging::page(rows, limit, |d| paging::encode(&[&d.id]), |d| d))
+}
+
+/// Places a legal hold for `matter` on a person (covering their devices) or on one device.
+pub async fn place_hold(
+    app: &App,
+    actor: &Actor,
+    matter: &str,
+    person_id: Option<&str>,
+    device_id: Option<&str>,
+) -> Result<HoldRow, AppError> {
+    let matter = custody_domain::validate::text(matter, 2, 300).map_err(|m| AppError::invalid("matter", m))?;
+    let mut tx = app.store.write().await?;
+    let (agency, covered) = match (person_id, device_id) {
+        (Some(person), None) => {
+            let found = custody_store::people::get(&mut tx, person).await?.ok_or(AppError::NotFound)?;
+            let code = AgencyCode::parse(&found.agency_code).map_err(|_| AppError::NotFound)?;
+            actor.authorize(Action::HoldWrite, Scope::Agency(&code))?;
+            let filter = DeviceFilter { person_id: Some(person.into()), ..DeviceFilter::default() };
+            let covered = devices::list(&mut tx, &filter, None, 500).await?;
+            (found.agency_code, covered)
+        }
+        (None, Some(device)) => {
+            let found = devices::get(&mut tx, device).await?.ok_or(AppError::NotFound)?;
+            let code = scope_of(&found)?;
+            actor.authorize(Action::HoldWrite, Scope::Agency(&code))?;
+            (found.agency_code.clone(), vec![found])
+        }
+        _ => return Err(AppError::invalid("person_id", "name a person or a device (not both)")),
+    };
+    let hold = HoldRow {
+        id: custody_store::new_id(),
+        agency_code: agency.clone(),
+        matter,
+        person_id: person_id.map(str::to_string),
+        device_id: device_id.map(str::to_string),
+        placed_by: actor.label.clone(),
+        placed_at: custody_store::now_ms(),
+        released_by: None,
+        released_at: None,
+    };
+    devices::insert_hold(&mut tx, &hold).await?;
+    let changes = serde_json::json!({ "matter": hold.matter, "person": hold.person_id, "device": hold.device_id });
+    audit::append(&mut tx, actor.event("legal_hold.place", "legal_hold", &hold.id, Some(&agency), changes)).await?;
+    for mut device in covered.into_iter().filter(|d| d.state == DeviceState::AwaitingClearance) {
+        // The hold is recorded first, so the transition sees it; placing a hold is not refused by one.
+        let outcome = transition(device.state, &Event::PlaceHold, &Context::default());
+        if outcome.is_ok() {
+            move_device(app, &mut tx, actor, &mut device, Event::PlaceHold, ActionInput::default()).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(hold)
+}
+
+/// Releases a hold; devices it alone kept on hold go back to awaiting clearance.
+pub async fn release_hold(app: &App, actor: &Actor, id: &str) -> Result<HoldRow, AppError> {
+    let mut tx = app.store.write().await?;
+    let hold = devices::get_hold(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let code = AgencyCode::parse(&hold.agency_code).map_err(|_| AppError::NotFound)?;
+    actor.authorize(Action::HoldRead, Scope::Agency(&code))?;
+    actor.authorize(Action::HoldWrite, Scope::Agency(&code))?;
+    if hold.released_at.is_some() {
+        return Err(AppError::conflict("hold", "this hold is already released"));
+    }
+    let now = custody_store::now_ms();
+    devices::release_hold(&mut tx, id, &actor.label, now).await?;
+    audit::append(
+        &mut tx,
+        actor.event(
+            "legal_hold.release",
+            "legal_hold",
+            id,
+            Some(&hold.agency_code),
+            serde_json::json!({"matter": hold.matter}),
+        ),
+    )
+    .await?;
+    let filter = match (&hold.person_id, &hold.device_id) {
+        (Some(person), _) => DeviceFilter { person_id: Some(person.clone()), ..DeviceFilter::default() },
+        _ => DeviceFilter {
+            agency: Some(hold.agency_code.clone()),
+            states: vec![DeviceState::OnLegalHold],
+            ..DeviceFilter::default()
+        },
+    };
+    for mut device in devices::list(&mut tx, &filter, None, 500).await? {
+        let on_hold = device.state == DeviceState::OnLegalHold;
+        let mine = hold.device_id.as_deref().is_none_or(|d| d == device.id);
+        if on_hold && mine && devices::holds_covering(&mut tx, &device).await?.is_empty() {
+            move_device(app, &mut tx, actor, &mut device, Event::ReleaseHold, ActionInput::default()).await?;
+        }
+    }
+    let released = devices::get_hold(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(released)
+}
+
+/// Agency legal clears a returned device: sanitization may start (refused while a hold covers it).
+pub async fn clear(app: &App, actor: &Actor, id: &str) -> Result<DeviceRow, AppError> {
+    let mut tx = app.store.write().await?;
+    let mut device = load(&mut tx, actor, id, Action::HoldWrite).await?;
+    move_device(app, &mut tx, actor, &mut device, Event::Clear, ActionInput::default()).await?;
+    tx.commit().await?;
+    Ok(device)
+}
+
+/// The holds of an agency (or every agency for central IT).
+pub async fn holds(app: &App, actor: &Actor, agency: Option<&str>) -> Result<Vec<HoldRow>, AppError> {
+    let agency = match agency.filter(|a| !a.is_empty()).map(str::to_string).or_else(|| actor.agency_filter()) {
+        Some(asked) => asked,
+        None => {
+            actor.authorize(Action::HoldRead, Scope::Global)?;
+            return Err(AppError::invalid("agency", "is required: legal holds are listed per agency"));
+        }
+    };
+    let code = AgencyCode::parse(&agency).map_err(|m| AppError::invalid("agency", m))?;
+    actor.authorize(Action::HoldRead, Scope::Agency(&code))?;
+    let mut conn = app.store.conn().await?;
+    Ok(devices::holds_of_agency(&mut conn, code.as_str(), false).await?)
+}
+
+/// The pending commands of a kind, for the record (step 6 sends them).
+pub fn command_label(kind: &str) -> &'static str {
+    kind.parse::<CommandKind>().map(CommandKind::label).unwrap_or("command")
+}

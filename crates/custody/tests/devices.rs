@@ -1,0 +1,256 @@
+//! Devices through their life, through the API, on SQLite and PostgreSQL: fulfilment of an
+//! approved order at the Deployment Center, a loss, legal holds against clearance and
+//! destruction, decommissioning with its billing stop, and transfers.
+
+mod common;
+
+use common::TestApp;
+use custody_domain::role::Role;
+use custody_store::testing::TestDb;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Shop {
+    app: TestApp,
+    requester: String,
+    approver: String,
+    legal: String,
+    foreign_legal: String,
+    euc: String,
+    person: String,
+    phone: String,
+    tablet: String,
+}
+
+impl Shop {
+    async fn new(db: TestDb) -> Shop {
+        let app = TestApp::spawn_with(db, |_| {}).await;
+        app.agency("AAA", "Agency A").await;
+        app.agency("BBB", "Agency B").await;
+        let requester = app.user_with_token("req@aaa.example", Role::AgencyRequester, Some("AAA")).await.1;
+        let approver = app.user_with_token("appr@aaa.example", Role::AgencyApprover, Some("AAA")).await.1;
+        let legal = app.user_with_token("clo@aaa.example", Role::AgencyLegal, Some("AAA")).await.1;
+        let foreign_legal = app.user_with_token("clo@bbb.example", Role::AgencyLegal, Some("BBB")).await.1;
+        let euc = app.user_with_token("euc@its.example", Role::Euc, None).await.1;
+        let person = app.person("AAA", "Dana", "Device").await;
+        let system = custody_app::Actor::system("test");
+        let model = |device_type: &str, name: &str| custody_domain::catalog::ModelInput {
+            device_type: Some(device_type.into()),
+            platform: Some("ios".into()),
+            maker: Some("Apple".into()),
+            model: Some(name.into()),
+            ..Default::default()
+        };
+        let phone =
+            custody_app::catalog::create_model(app.app(), &system, model("smartphone", "iPhone 16")).await.unwrap().id;
+        let tablet =
+            custody_app::catalog::create_model(app.app(), &system, model("tablet", "iPad 11")).await.unwrap().id;
+        Shop { app, requester, approver, legal, foreign_legal, euc, person, phone, tablet }
+    }
+
+    async fn call(&self, method: Method, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let response = self.app.send_json(method, path, Some(token), &body).await;
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn act(&self, device: &str, action: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, &format!("/api/v1/devices/{device}/actions/{action}"), &self.euc, body).await
+    }
+
+    /// Files a smartphone order for the person, approves it twice, and returns the ordered device.
+    async fn ordered_device(&self) -> Value {
+        let body = json!({"type": "new_device", "subject_person_id": self.person,
+                          "details": {"device_model_id": self.phone, "line_plan": "voice_data"}});
+        let (status, request) = self.call(Method::POST, "/api/v1/requests", &self.requester, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{request}");
+        let id = request["id"].as_str().unwrap();
+        let approve = format!("/api/v1/requests/{id}/approve");
+        let (status, body) =
+            self.call(Method::POST, &approve, &self.approver, json!({"override_reason": "no plan yet"})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = self.call(Method::POST, &approve, &self.euc, json!({})).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("approved")), "{body}");
+        let (_, devices) =
+            self.call(Method::GET, &format!("/api/v1/devices?request_id={id}"), &self.euc, Value::Null).await;
+        assert_eq!(devices["items"].as_array().unwrap().len(), 1, "the approved order created its device: {devices}");
+        devices["items"][0].clone()
+    }
+
+    /// Takes an ordered device to in service with a line, serial `serial`.
+    async fn in_service(&self, serial: &str, imei: &str, phone: &str) -> String {
+        let device = self.ordered_device().await;
+        let id = device["id"].as_str().unwrap().to_string();
+        let steps = [
+            ("receive", json!({"serial": serial, "imei": imei, "model_id": self.phone})),
+            ("stage", json!({})),
+            ("record-enrollment", json!({})),
+            ("ship", json!({})),
+            ("deliver", json!({"received_by": "Dana Device", "phone_number": phone, "carrier": "Verizon"})),
+        ];
+        for (action, body) in steps {
+            let (status, body) = self.act(&id, action, body).await;
+            assert_eq!(status, StatusCode::OK, "{action}: {body}");
+        }
+        id
+    }
+}
+
+#[tokio::test]
+async fn an_approved_order_goes_through_the_deployment_center_to_its_holder() {
+    for db in TestDb::all().await {
+        let s = Shop::new(db).await;
+        let device = s.ordered_device().await;
+        assert_eq!((device["state"].as_str(), device["location"].as_str()), (Some("ordered"), Some("vendor")));
+        let id = device["id"].as_str().unwrap();
+        // A wrong model is refused, naming both models; a bad IMEI names the field.
+        let (status, problem) = s.act(id, "receive", json!({"serial": "F2LXK0ABC1", "model_id": s.tablet})).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("iPhone 16") && detail.contains("iPad 11"), "{detail}");
+        let (status, problem) =
+            s.act(id, "receive", json!({"serial": "F2LXK0ABC1", "imei": "490154203237517", "model_id": s.phone})).await;
+        assert_eq!((status, common::fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["imei".to_string()]));
+        let (status, body) = s
+            .act(id, "receive", json!({"serial": "f2lxk0abc1", "imei": "49-015420-323751-8", "model_id": s.phone}))
+            .await;
+        assert_eq!(
+            (status, body["state"].as_str(), body["serial"].as_str()),
+            (StatusCode::OK, Some("received"), Some("F2LXK0ABC1"))
+        );
+        assert_eq!(body["imei"], "490154203237518");
+        assert_eq!(s.act(id, "stage", json!({})).await.0, StatusCode::OK);
+        // Not enrolled: it cannot be delivered or even shipped.
+        let (status, problem) = s.act(id, "deliver", json!({"received_by": "Dana"})).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(problem["detail"].as_str().unwrap().contains("not enrolled"), "{problem}");
+        let (status, body) = s.act(id, "record-enrollment", json!({})).await;
+        assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("enrolled")));
+        assert!(body["enrolled_at"].is_string(), "enrollment starts the billing: {body}");
+        assert_eq!(s.act(id, "ship", json!({})).await.0, StatusCode::OK);
+        let (status, body) = s
+            .act(
+                id,
+                "deliver",
+                json!({"received_by": "Dana Device", "phone_number": "(518) 555-0150", "carrier": "Verizon"}),
+            )
+            .await;
+        assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("in_service")), "{body}");
+        assert_eq!(body["holder_id"], s.person.as_str());
+
+        // Found by serial, IMEI and phone number; the chain of custody tells every move.
+        for q in ["F2LXK0ABC1", "490154203237518", "+15185550150"] {
+            let (_, found) =
+                s.call(Method::GET, &format!("/api/v1/devices?q={}", q.replace('+', "%2B")), &s.euc, Value::Null).await;
+            assert_eq!(found["items"][0]["id"], id, "lookup by {q}: {found}");
+        }
+        let (_, detail) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &s.requester, Value::Null).await;
+        assert_eq!(detail["phone_number"], "+15185550150");
+        let moves: Vec<&str> =
+            detail["custody"].as_array().unwrap().iter().map(|c| c["event"].as_str().unwrap()).collect();
+        assert_eq!(moves, ["order", "receive", "stage", "record_enrollment", "ship", "deliver"]);
+        assert_eq!(detail["custody"][5]["received_by"], "Dana Device");
+        assert_eq!(detail["custody"][5]["to_location"], "holder");
+        // Agency users of another agency see nothing.
+        let (status, _) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &s.foreign_legal, Value::Null).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn a_lost_device_gets_a_pending_lock_and_a_replacement_request() {
+    for db in TestDb::all().await {
+        let s = Shop::new(db).await;
+        let id = s.in_service("DNPLOST01", "356938035643809", "+15185550151").await;
+        let body = json!({"type": "lost_stolen", "subject_person_id": s.person, "details": {
+            "device_serial": "DNPLOST01", "loss": "stolen", "occurred_on": "2026-11-20",
+            "circumstances": "taken from a car", "comptroller_report": "OSC-2026-118"}});
+        let (status, request) = s.call(Method::POST, "/api/v1/requests", &s.requester, body).await;
+        assert_eq!((status, request["status"].as_str()), (StatusCode::CREATED, Some("approved")), "{request}");
+        let (_, detail) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &s.euc, Value::Null).await;
+        assert_eq!(detail["state"], "lost_stolen");
+        assert_eq!(detail["holder_id"], s.person.as_str(), "the holder stays on record until written off");
+        assert_eq!(detail["commands"][0]["kind"], "enable_lost_mode");
+        assert_eq!(detail["commands"][0]["status"], "pending");
+        let (_, drafts) =
+            s.call(Method::GET, "/api/v1/requests?status=draft&type=new_device", &s.requester, Value::Null).await;
+        let replacement = &drafts["items"][0];
+        assert_eq!(replacement["subject_person_id"], s.person.as_str());
+        assert!(replacement["details"]["justification"].as_str().unwrap().contains("DNPLOST01"), "{replacement}");
+    }
+}
+
+#[tokio::test]
+async fn a_legal_hold_stops_clearance_and_destruction_until_released() {
+    for db in TestDb::all().await {
+        let s = Shop::new(db).await;
+        let id = s.in_service("DNPHOLD01", "490154203237518", "+15185550152").await;
+        assert_eq!(s.act(&id, "return", json!({"note": "employee separated"})).await.0, StatusCode::OK);
+        // Legal places a hold on the person (another agency's legal cannot; central IT cannot).
+        let hold_body = json!({"matter": "Doe v. Agency A, index 2026-0042", "person_id": s.person});
+        let (status, _) = s.call(Method::POST, "/api/v1/legal-holds", &s.foreign_legal, hold_body.clone()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = s.call(Method::POST, "/api/v1/legal-holds", &s.euc, hold_body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        // The hold covers the person's devices; a returned device waits for clearance, then is held.
+        let (status, _) = s.act(&id, "request-clearance", json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, hold) = s.call(Method::POST, "/api/v1/legal-holds", &s.legal, hold_body).await;
+        assert_eq!(status, StatusCode::CREATED, "{hold}");
+        let (_, device) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &s.legal, Value::Null).await;
+        assert_eq!(device["state"], "on_legal_hold");
+        assert_eq!(device["holds"][0]["matter"], "Doe v. Agency A, index 2026-0042");
+        let (status, problem) =
+            s.call(Method::POST, &format!("/api/v1/devices/{id}/clearance"), &s.legal, json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(problem["detail"].as_str().unwrap().contains("Doe v. Agency A"), "the hold is named: {problem}");
+        let (status, problem) = s.act(&id, "destroy", json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(problem["detail"].as_str().unwrap().contains("Doe v. Agency A"), "{problem}");
+
+        // Released: back to awaiting clearance; legal clears; the device is destroyed and decommissioned.
+        let release = format!("/api/v1/legal-holds/{}/release", hold["id"].as_str().unwrap());
+        let (status, released) = s.call(Method::POST, &release, &s.legal, json!({})).await;
+        assert_eq!((status, released["released_by"].as_str().is_some()), (StatusCode::OK, true), "{released}");
+        let (_, device) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &s.legal, Value::Null).await;
+        assert_eq!(device["state"], "awaiting_clearance");
+        let (status, device) =
+            s.call(Method::POST, &format!("/api/v1/devices/{id}/clearance"), &s.legal, json!({})).await;
+        assert_eq!((status, device["state"].as_str()), (StatusCode::OK, Some("sanitizing")), "{device}");
+        let (status, problem) = s.act(&id, "decommission", json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "not sanitized or destroyed yet: {problem}");
+        assert_eq!(s.act(&id, "destroy", json!({"note": "cannot be accessed"})).await.0, StatusCode::OK);
+        let (status, device) = s.act(&id, "decommission", json!({})).await;
+        assert_eq!((status, device["state"].as_str()), (StatusCode::OK, Some("decommissioned")));
+        assert!(device["billing_stop_at"].is_string(), "the MDM charge stops: {device}");
+        let (_, holds) = s.call(Method::GET, "/api/v1/legal-holds", &s.legal, Value::Null).await;
+        assert_eq!(holds["items"].as_array().unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_needs_an_approved_exception() {
+    let s = Shop::new(TestDb::sqlite().await).await;
+    let id = s.in_service("DNPXFER01", "356938035643809", "+15185550153").await;
+    for action in ["return", "request-clearance"] {
+        assert_eq!(s.act(&id, action, json!({})).await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        s.call(Method::POST, &format!("/api/v1/devices/{id}/clearance"), &s.legal, json!({})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(s.act(&id, "destroy", json!({})).await.0, StatusCode::OK);
+    assert_eq!(s.act(&id, "decommission", json!({})).await.0, StatusCode::OK);
+    let (status, problem) = s.act(&id, "dispose", json!({"destination": "transferred"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(problem["detail"].as_str().unwrap().contains("transfer_exception"), "{problem}");
+    // The exception, approved by agency legal and central IT, lets it go.
+    let body = json!({"type": "transfer_exception", "details": {"device_serial": "DNPXFER01",
+        "destination": "another_agency", "to_agency": "BBB", "justification": "program moved to Agency B"}});
+    let (_, request) = s.call(Method::POST, "/api/v1/requests", &s.requester, body).await;
+    let approve = format!("/api/v1/requests/{}/approve", request["id"].as_str().unwrap());
+    assert_eq!(s.call(Method::POST, &approve, &s.legal, json!({})).await.0, StatusCode::OK);
+    assert_eq!(s.call(Method::POST, &approve, &s.euc, json!({})).await.0, StatusCode::OK);
+    let (status, device) = s.act(&id, "dispose", json!({"destination": "transferred"})).await;
+    assert_eq!((status, device["state"].as_str()), (StatusCode::OK, Some("transferred")), "{device}");
+}

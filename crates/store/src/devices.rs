@@ -1,0 +1,477 @@
+//! Devices, their lines, the chain of custody, legal holds and lifecycle commands.
+
+use custody_domain::catalog::DeviceType;
+use custody_domain::device::DeviceState;
+use serde::Deserialize;
+use sqlx::Row;
+
+use crate::{Conn, SqlError};
+
+fn decode_error(message: impl std::fmt::Display) -> SqlError {
+    SqlError::Decode(message.to_string().into())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DeviceRow {
+    pub id: String,
+    pub agency_code: String,
+    #[serde(deserialize_with = "named")]
+    pub state: DeviceState,
+    #[serde(deserialize_with = "named")]
+    pub device_type: DeviceType,
+    pub model_id: String,
+    pub serial: Option<String>,
+    pub imei: Option<String>,
+    pub meid: Option<String>,
+    /// `standard` or `agency_funded`.
+    pub funding: String,
+    /// The person the device was ordered for.
+    pub ordered_for: Option<String>,
+    pub holder_id: Option<String>,
+    pub line_id: Option<String>,
+    /// The request that ordered it.
+    pub request_id: Option<String>,
+    /// Where it physically is: vendor, deployment_center, courier, holder, return_shipment...
+    pub location: String,
+    /// Accessories issued with it, comma-separated.
+    pub accessories: String,
+    pub enrolled_at: Option<i64>,
+    pub billing_stop_at: Option<i64>,
+    pub destination: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn named<'de, D: serde::Deserializer<'de>, T: std::str::FromStr<Err = String>>(d: D) -> Result<T, D::Error> {
+    let raw = String::deserialize(d)?;
+    raw.parse().map_err(serde::de::Error::custom)
+}
+
+const COLUMNS: &str = "id, agency_code, state, device_type, model_id, serial, imei, meid, funding, ordered_for, \
+                       holder_id, line_id, request_id, location, accessories, enrolled_at, billing_stop_at, \
+                       destination, created_at, updated_at";
+
+pub async fn insert(conn: &mut Conn, d: &DeviceRow) -> Result<(), SqlError> {
+    sqlx::query(
+        "INSERT INTO devices (id, agency_code, state, device_type, model_id, serial, imei, meid, funding, ordered_for, \
+         holder_id, line_id, request_id, location, accessories, enrolled_at, billing_stop_at, destination, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+    )
+    .bind(&d.id)
+    .bind(&d.agency_code)
+    .bind(d.state.as_str())
+    .bind(d.device_type.as_str())
+    .bind(&d.model_id)
+    .bind(&d.serial)
+    .bind(&d.imei)
+    .bind(&d.meid)
+    .bind(&d.funding)
+    .bind(&d.ordered_for)
+    .bind(&d.holder_id)
+    .bind(&d.line_id)
+    .bind(&d.request_id)
+    .bind(&d.location)
+    .bind(&d.accessories)
+    .bind(d.enrolled_at)
+    .bind(d.billing_stop_at)
+    .bind(&d.destination)
+    .bind(d.created_at)
+    .bind(d.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes every changeable column of `d`.
+pub async fn update(conn: &mut Conn, d: &DeviceRow) -> Result<(), SqlError> {
+    sqlx::query(
+        "UPDATE devices SET state = $2, model_id = $3, serial = $4, imei = $5, meid = $6, holder_id = $7, line_id = $8, \
+         location = $9, accessories = $10, enrolled_at = $11, billing_stop_at = $12, destination = $13, updated_at = $14 \
+         WHERE id = $1",
+    )
+    .bind(&d.id)
+    .bind(d.state.as_str())
+    .bind(&d.model_id)
+    .bind(&d.serial)
+    .bind(&d.imei)
+    .bind(&d.meid)
+    .bind(&d.holder_id)
+    .bind(&d.line_id)
+    .bind(&d.location)
+    .bind(&d.accessories)
+    .bind(d.enrolled_at)
+    .bind(d.billing_stop_at)
+    .bind(&d.destination)
+    .bind(d.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn one(conn: &mut Conn, clause: &str, value: &str) -> Result<Option<DeviceRow>, SqlError> {
+    let inner = format!("SELECT {COLUMNS} FROM devices WHERE {clause} = $1");
+    let columns: Vec<&str> = COLUMNS.split(", ").collect();
+    let sql = crate::page_as_json(conn, &inner, &columns, "id");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).fetch_one(&mut *conn).await?;
+    let page: String = row.try_get("page")?;
+    let mut rows: Vec<DeviceRow> = serde_json::from_str(&page).map_err(decode_error)?;
+    Ok(rows.pop())
+}
+
+pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<DeviceRow>, SqlError> {
+    one(conn, "id", id).await
+}
+
+pub async fn by_serial(conn: &mut Conn, serial: &str) -> Result<Option<DeviceRow>, SqlError> {
+    one(conn, "serial", serial).await
+}
+
+pub async fn by_imei(conn: &mut Conn, imei: &str) -> Result<Option<DeviceRow>, SqlError> {
+    one(conn, "imei", imei).await
+}
+
+/// The device a line is attached to, found by the line's phone number.
+pub async fn by_phone(conn: &mut Conn, phone: &str) -> Result<Option<DeviceRow>, SqlError> {
+    let row = sqlx::query("SELECT device_id FROM lines WHERE phone_number = $1")
+        .bind(phone)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row.map(|r| r.try_get::<Option<String>, _>("device_id")).transpose()?.flatten() {
+        Some(id) => get(conn, &id).await,
+        None => Ok(None),
+    }
+}
+
+/// Which devices a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFilter {
+    pub agency: Option<String>,
+    pub states: Vec<DeviceState>,
+    pub holder_id: Option<String>,
+    /// Devices a person holds or was last assigned (ordered for).
+    pub person_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Devices by id (time-ordered), after `after`, at most `limit`, as one JSON page.
+pub async fn list(
+    conn: &mut Conn,
+    filter: &DeviceFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeviceRow>, SqlError> {
+    let mut sql = format!("SELECT {COLUMNS} FROM devices WHERE 1 = 1");
+    let mut binds: Vec<String> = Vec::new();
+    let mut bind = |sql: &mut String, clause: &str, value: String| {
+        binds.push(value);
+        sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+    };
+    if let Some(agency) = &filter.agency {
+        bind(&mut sql, " AND agency_code = ?", agency.clone());
+    }
+    if !filter.states.is_empty() {
+        // States are a closed set of identifiers, written into the SQL.
+        let names: Vec<String> = filter.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        sql.push_str(&format!(" AND state IN ({})", names.join(", ")));
+    }
+    if let Some(holder) = &filter.holder_id {
+        bind(&mut sql, " AND holder_id = ?", holder.clone());
+    }
+    if let Some(person) = &filter.person_id {
+        bind(&mut sql, " AND (holder_id = ?", person.clone());
+        bind(&mut sql, " OR ordered_for = ?)", person.clone());
+    }
+    if let Some(request) = &filter.request_id {
+        bind(&mut sql, " AND request_id = ?", request.clone());
+    }
+    if let Some(after) = after {
+        bind(&mut sql, " AND id > ?", after.to_string());
+    }
+    sql.push_str(&format!(" ORDER BY id LIMIT {}", limit.max(0)));
+    let columns: Vec<&str> = COLUMNS.split(", ").collect();
+    let sql = crate::page_as_json(conn, &sql, &columns, "id");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in binds {
+        query = query.bind(value);
+    }
+    let page: String = query.fetch_one(&mut *conn).await?.try_get("page")?;
+    let rows: Vec<DeviceRow> = serde_json::from_str(&page).map_err(decode_error)?;
+    Ok(crate::sort_page(conn, rows, |a, b| a.id.cmp(&b.id)))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CustodyEvent {
+    pub id: String,
+    pub device_id: String,
+    pub event: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub from_location: Option<String>,
+    pub to_location: String,
+    pub holder_before: Option<String>,
+    pub holder_after: Option<String>,
+    pub received_by: Option<String>,
+    pub actor_label: String,
+    pub note: Option<String>,
+    pub at: i64,
+}
+
+const CUSTODY_COLUMNS: &str = "id, device_id, event, from_state, to_state, from_location, to_location, holder_before, \
+                               holder_after, received_by, actor_label, note, at";
+
+pub async fn insert_custody_event(conn: &mut Conn, e: &CustodyEvent) -> Result<(), SqlError> {
+    sqlx::query(
+        "INSERT INTO custody_events (id, device_id, event, from_state, to_state, from_location, to_location, \
+         holder_before, holder_after, received_by, actor_label, note, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&e.id)
+    .bind(&e.device_id)
+    .bind(&e.event)
+    .bind(&e.from_state)
+    .bind(&e.to_state)
+    .bind(&e.from_location)
+    .bind(&e.to_location)
+    .bind(&e.holder_before)
+    .bind(&e.holder_after)
+    .bind(&e.received_by)
+    .bind(&e.actor_label)
+    .bind(&e.note)
+    .bind(e.at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The device's whole chain of custody, oldest first.
+pub async fn custody_of(conn: &mut Conn, device_id: &str) -> Result<Vec<CustodyEvent>, SqlError> {
+    let inner = format!("SELECT {CUSTODY_COLUMNS} FROM custody_events WHERE device_id = $1 ORDER BY at, id");
+    let columns: Vec<&str> = CUSTODY_COLUMNS.split(", ").collect();
+    let sql = crate::page_as_json(conn, &inner, &columns, "at, id");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(device_id).fetch_one(&mut *conn).await?;
+    let page: String = row.try_get("page")?;
+    let rows: Vec<CustodyEvent> = serde_json::from_str(&page).map_err(decode_error)?;
+    Ok(crate::sort_page(conn, rows, |a, b| (a.at, &a.id).cmp(&(b.at, &b.id))))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HoldRow {
+    pub id: String,
+    pub agency_code: String,
+    pub matter: String,
+    pub person_id: Option<String>,
+    pub device_id: Option<String>,
+    pub placed_by: String,
+    pub placed_at: i64,
+    pub released_by: Option<String>,
+    pub released_at: Option<i64>,
+}
+
+const HOLD_COLUMNS: &str =
+    "id, agency_code, matter, person_id, device_id, placed_by, placed_at, released_by, released_at";
+
+pub async fn insert_hold(conn: &mut Conn, h: &HoldRow) -> Result<(), SqlError> {
+    sqlx::query(
+        "INSERT INTO legal_holds (id, agency_code, matter, person_id, device_id, placed_by, placed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&h.id)
+    .bind(&h.agency_code)
+    .bind(&h.matter)
+    .bind(&h.person_id)
+    .bind(&h.device_id)
+    .bind(&h.placed_by)
+    .bind(h.placed_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn release_hold(conn: &mut Conn, id: &str, by: &str, at: i64) -> Result<(), SqlError> {
+    sqlx::query("UPDATE legal_holds SET released_by = $2, released_at = $3 WHERE id = $1 AND released_at IS NULL")
+        .bind(id)
+        .bind(by)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn holds_where(conn: &mut Conn, clause: &str, binds: &[&str]) -> Result<Vec<HoldRow>, SqlError> {
+    let inner = format!("SELECT {HOLD_COLUMNS} FROM legal_holds WHERE {clause} ORDER BY placed_at, id");
+    let columns: Vec<&str> = HOLD_COLUMNS.split(", ").collect();
+    let sql = crate::page_as_json(conn, &inner, &columns, "placed_at, id");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in binds {
+        query = query.bind(value.to_string());
+    }
+    let page: String = query.fetch_one(&mut *conn).await?.try_get("page")?;
+    let rows: Vec<HoldRow> = serde_json::from_str(&page).map_err(decode_error)?;
+    Ok(crate::sort_page(conn, rows, |a, b| (a.placed_at, &a.id).cmp(&(b.placed_at, &b.id))))
+}
+
+pub async fn get_hold(conn: &mut Conn, id: &str) -> Result<Option<HoldRow>, SqlError> {
+    Ok(holds_where(conn, "id = $1", &[id]).await?.pop())
+}
+
+/// Holds in force over a device: on the device itself or on the person holding it or it was
+/// ordered for.
+pub async fn holds_covering(conn: &mut Conn, device: &DeviceRow) -> Result<Vec<HoldRow>, SqlError> {
+    let people: Vec<&str> =
+        [device.holder_id.as_deref(), device.ordered_for.as_deref()].into_iter().flatten().collect();
+    let (a, b) = (people.first().copied().unwrap_or(""), people.get(1).copied().unwrap_or(""));
+    holds_where(
+        conn,
+        "released_at IS NULL AND (device_id = $1 OR (person_id IS NOT NULL AND person_id IN ($2, $3)))",
+        &[device.id.as_str(), a, b],
+    )
+    .await
+}
+
+/// An agency's holds (those in force first when `active_only`).
+pub async fn holds_of_agency(conn: &mut Conn, agency: &str, active_only: bool) -> Result<Vec<HoldRow>, SqlError> {
+    let clause = if active_only { "agency_code = $1 AND released_at IS NULL" } else { "agency_code = $1" };
+    holds_where(conn, clause, &[agency]).await
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CommandRow {
+    pub id: String,
+    pub device_id: String,
+    pub kind: String,
+    /// `pending` until step 6 sends it.
+    pub status: String,
+    pub requested_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub async fn insert_command(conn: &mut Conn, c: &CommandRow) -> Result<(), SqlError> {
+    sqlx::query(
+        "INSERT INTO device_commands (id, device_id, kind, status, requested_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(&c.id)
+    .bind(&c.device_id)
+    .bind(&c.kind)
+    .bind(&c.status)
+    .bind(&c.requested_by)
+    .bind(c.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn commands_of(conn: &mut Conn, device_id: &str) -> Result<Vec<CommandRow>, SqlError> {
+    let rows = sqlx::query(
+        "SELECT id, device_id, kind, status, requested_by, created_at, updated_at FROM device_commands \
+         WHERE device_id = $1 ORDER BY created_at, id",
+    )
+    .bind(device_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CommandRow {
+                id: r.try_get("id")?,
+                device_id: r.try_get("device_id")?,
+                kind: r.try_get("kind")?,
+                status: r.try_get("status")?,
+                requested_by: r.try_get("requested_by")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LineRow {
+    pub id: String,
+    pub agency_code: String,
+    pub phone_number: String,
+    pub carrier: String,
+    /// `voice_only`, `voice_data` or `data_only`.
+    pub plan_kind: String,
+    /// `active`, `suspended` or `terminated`.
+    pub status: String,
+    pub international_from: Option<String>,
+    pub international_until: Option<String>,
+    pub device_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub async fn insert_line(conn: &mut Conn, l: &LineRow) -> Result<(), SqlError> {
+    sqlx::query(
+        "INSERT INTO lines (id, agency_code, phone_number, carrier, plan_kind, status, international_from, \
+         international_until, device_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+    )
+    .bind(&l.id)
+    .bind(&l.agency_code)
+    .bind(&l.phone_number)
+    .bind(&l.carrier)
+    .bind(&l.plan_kind)
+    .bind(&l.status)
+    .bind(&l.international_from)
+    .bind(&l.international_until)
+    .bind(&l.device_id)
+    .bind(l.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn line_by_phone(conn: &mut Conn, phone: &str) -> Result<Option<LineRow>, SqlError> {
+    let inner = "SELECT id, agency_code, phone_number, carrier, plan_kind, status, international_from, \
+                 international_until, device_id, created_at, updated_at FROM lines WHERE phone_number = $1";
+    let columns = [
+        "id",
+        "agency_code",
+        "phone_number",
+        "carrier",
+        "plan_kind",
+        "status",
+        "international_from",
+        "international_until",
+        "device_id",
+        "created_at",
+        "updated_at",
+    ];
+    let sql = crate::page_as_json(conn, inner, &columns, "id");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(phone).fetch_one(&mut *conn).await?;
+    let page: String = row.try_get("page")?;
+    let mut rows: Vec<LineRow> = serde_json::from_str(&page).map_err(decode_error)?;
+    Ok(rows.pop())
+}
+
+pub async fn line(conn: &mut Conn, id: &str) -> Result<Option<String>, SqlError> {
+    let row = sqlx::query("SELECT phone_number FROM lines WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?;
+    row.map(|r| r.try_get("phone_number")).transpose()
+}
+
+/// Attaches a line to a device (or detaches it with `None`).
+pub async fn attach_line(conn: &mut Conn, line_id: &str, device_id: Option<&str>, at: i64) -> Result<(), SqlError> {
+    sqlx::query("UPDATE lines SET device_id = $2, updated_at = $3 WHERE id = $1")
+        .bind(line_id)
+        .bind(device_id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether an approved (or fulfilled) `transfer_exception` request of the agency names the
+/// device's serial number.
+pub async fn transfer_approved(conn: &mut Conn, agency: &str, serial: &str) -> Result<bool, SqlError> {
+    let needle = format!("%\"device_serial\":\"{}\"%", serial.replace(['%', '_', '"', '\\'], ""));
+    let row = sqlx::query(
+        "SELECT id FROM requests WHERE agency_code = $1 AND request_type = 'transfer_exception' \
+         AND status IN ('approved', 'in_fulfillment', 'fulfilled') AND details LIKE $2 LIMIT 1",
+    )
+    .bind(agency)
+    .bind(needle)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.is_some())
+}
