@@ -146,7 +146,15 @@ pub async fn act(app: &App, actor: &Actor, id: &str, action: &str, input: Action
         "return" => Event::Return,
         "request-clearance" => Event::RequestClearance,
         "destroy" => Event::Destroy,
-        "decommission" => Event::Decommission,
+        "decommission" => {
+            if !crate::sanitization::validated(&mut tx, &device.id).await? {
+                return Err(AppError::conflict(
+                    "state",
+                    "decommissioning needs a validated sanitization or destruction record (NIST SP 800-88)",
+                ));
+            }
+            Event::Decommission
+        }
         "dispose" => match input.destination.as_deref().map(str::parse::<Destination>) {
             Some(Ok(destination)) => Event::Dispose(destination),
             Some(Err(message)) => return Err(AppError::invalid("destination", message)),
@@ -160,7 +168,7 @@ pub async fn act(app: &App, actor: &Actor, id: &str, action: &str, input: Action
 }
 
 /// Applies `event` to `device` inside `tx`: transition, effects, custody event, audit event.
-async fn move_device(
+pub(crate) async fn move_device(
     app: &App,
     tx: &mut Conn,
     actor: &Actor,

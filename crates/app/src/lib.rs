@@ -8,6 +8,7 @@ pub mod agencies;
 pub mod audit_log;
 pub mod auth;
 pub mod catalog;
+pub mod certificate;
 pub mod dashboard;
 pub mod demo;
 pub mod devices;
@@ -18,6 +19,7 @@ pub mod paging;
 pub mod people;
 pub mod plans;
 pub mod requests;
+pub mod sanitization;
 pub mod tokens;
 pub mod users;
 

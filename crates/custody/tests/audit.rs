@@ -128,6 +128,19 @@ async fn successful_call(
                 app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::AwaitingClearance).await;
             return (format!("/api/v1/devices/{device}/clearance"), None, false, Some(others.legal.clone()));
         }
+        "POST /api/v1/devices/{id}/sanitization" => {
+            let device =
+                app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Sanitizing).await;
+            (format!("/api/v1/devices/{device}/sanitization"), Some(common::sanitization_record("clear")), false)
+        }
+        "POST /api/v1/devices/{id}/sanitization/validation" => {
+            // A destruction record: validating it moves no device, so one event is written.
+            let device =
+                app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Destroyed).await;
+            app.sanitization_on("AAA", &device, "destroy", "another-user", false).await;
+            let body = json!({"name": "Vic Validator", "title": "Supervisor", "organization": "ITS"});
+            (format!("/api/v1/devices/{device}/sanitization/validation"), Some(body), false)
+        }
         "POST /api/v1/legal-holds" => {
             let device = app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Ordered).await;
             let body = json!({"matter": "Audit v. Test", "device_id": device});

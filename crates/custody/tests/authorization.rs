@@ -192,6 +192,13 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
             allow(&[Role::AgencyLegal], 200)
         }
         "GET /api/v1/legal-holds" => allow(HOLD_READERS, 200),
+        "GET /api/v1/devices/{id}/sanitization" | "GET /api/v1/devices/{id}/sanitization/certificate" => {
+            allow(READERS_OF_PEOPLE, 200)
+        }
+        "POST /api/v1/devices/{id}/sanitization" | "POST /api/v1/devices/{id}/sanitization/validation" => {
+            let ok = if key.ends_with("validation") { 200 } else { 201 };
+            if hidden || !READERS_OF_PEOPLE.contains(&role) { allow(&[], 0) } else { allow(FULFILLERS, ok) }
+        }
         "POST /api/v1/legal-holds" => allow(&[Role::AgencyLegal], 201),
         _ => return None,
     })
@@ -231,8 +238,18 @@ async fn call_for(
         path.replace("{code}", agency).replace("{version}", &version.to_string())
     } else if path.starts_with("/api/v1/devices/") {
         use custody_domain::device::DeviceState;
-        let state = if path.ends_with("/clearance") { DeviceState::AwaitingClearance } else { DeviceState::Ordered };
+        let state = if path.ends_with("/clearance") {
+            DeviceState::AwaitingClearance
+        } else if path.contains("/sanitization") {
+            DeviceState::Sanitizing
+        } else {
+            DeviceState::Ordered
+        };
         let id = app.device_in_state(agency, &fixture.device_model, state).await;
+        if path.ends_with("/validation") || path.ends_with("/certificate") {
+            let validated = path.ends_with("/certificate");
+            app.sanitization_on(agency, &id, "clear", &fixture.foreign_user, validated).await;
+        }
         path.replace("{id}", &id).replace("{action}", "receive")
     } else if path.starts_with("/api/v1/legal-holds/") {
         let device =
@@ -312,6 +329,10 @@ async fn call_for(
         "POST /api/v1/requests/{id}/reject" => Some(json!({"reason": "not needed"})),
         "POST /api/v1/devices/{id}/actions/{action}" => {
             Some(json!({"serial": format!("SER{n:06}"), "model_id": fixture.device_model}))
+        }
+        "POST /api/v1/devices/{id}/sanitization" => Some(common::sanitization_record("clear")),
+        "POST /api/v1/devices/{id}/sanitization/validation" => {
+            Some(json!({"name": "Vic Validator", "title": "Supervisor", "organization": "ITS"}))
         }
         "POST /api/v1/legal-holds" => {
             let device =

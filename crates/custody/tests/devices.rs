@@ -17,6 +17,8 @@ struct Shop {
     legal: String,
     foreign_legal: String,
     euc: String,
+    /// A second EUC technician: validates what the first performed.
+    euc2: String,
     person: String,
     phone: String,
     tablet: String,
@@ -32,6 +34,7 @@ impl Shop {
         let legal = app.user_with_token("clo@aaa.example", Role::AgencyLegal, Some("AAA")).await.1;
         let foreign_legal = app.user_with_token("clo@bbb.example", Role::AgencyLegal, Some("BBB")).await.1;
         let euc = app.user_with_token("euc@its.example", Role::Euc, None).await.1;
+        let euc2 = app.user_with_token("euc2@its.example", Role::Euc, None).await.1;
         let person = app.person("AAA", "Dana", "Device").await;
         let system = custody_app::Actor::system("test");
         let model = |device_type: &str, name: &str| custody_domain::catalog::ModelInput {
@@ -45,7 +48,7 @@ impl Shop {
             custody_app::catalog::create_model(app.app(), &system, model("smartphone", "iPhone 16")).await.unwrap().id;
         let tablet =
             custody_app::catalog::create_model(app.app(), &system, model("tablet", "iPad 11")).await.unwrap().id;
-        Shop { app, requester, approver, legal, foreign_legal, euc, person, phone, tablet }
+        Shop { app, requester, approver, legal, foreign_legal, euc, euc2, person, phone, tablet }
     }
 
     async fn call(&self, method: Method, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
@@ -56,6 +59,17 @@ impl Shop {
 
     async fn act(&self, device: &str, action: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, &format!("/api/v1/devices/{device}/actions/{action}"), &self.euc, body).await
+    }
+
+    /// Records a sanitization (`clear`) or destruction (`destroy`) by the first technician and
+    /// has the second validate it.
+    async fn sanitize(&self, device: &str, serial: &str, method_type: &str) {
+        let path = format!("/api/v1/devices/{device}/sanitization");
+        let (status, body) = self.call(Method::POST, &path, &self.euc, record(serial, method_type)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let validation = json!({"name": "Vic Validator", "title": "EUC Supervisor", "organization": "ITS"});
+        let (status, body) = self.call(Method::POST, &format!("{path}/validation"), &self.euc2, validation).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     /// Files a smartphone order for the person, approves it twice, and returns the ordered device.
@@ -94,6 +108,23 @@ impl Shop {
         }
         id
     }
+}
+
+/// A complete NIST SP 800-88 record for a device.
+fn record(serial: &str, method_type: &str) -> Value {
+    let (method, destination) = match method_type {
+        "destroy" => ("physical destruction (shredding), device could not be accessed", "recycling"),
+        _ => ("crypto erase by factory reset", "internal_reuse"),
+    };
+    json!({
+        "performer_name": "Pat Technician", "performer_title": "EUC Technician", "performer_organization": "ITS EUC",
+        "performer_location": "Deployment Center, Albany", "performer_phone": "+15185550199",
+        "media_make": "Apple", "media_model": "iPhone 16", "media_serial": serial, "media_property_number": "NYS-000123",
+        "media_type": "flash memory", "media_source": "Dana Device", "classification": "Confidential",
+        "data_backed_up": "no", "method_type": method_type, "method_used": method, "tool": "Apple Configurator",
+        "tool_version": "2.17", "verification_method": "full verification of the erase status",
+        "post_classification": "Unclassified", "destination": destination, "notes": "sanitized per ITS policy"
+    })
 }
 
 #[tokio::test]
@@ -207,6 +238,10 @@ async fn a_legal_hold_stops_clearance_and_destruction_until_released() {
         let (status, problem) = s.act(&id, "destroy", json!({})).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert!(problem["detail"].as_str().unwrap().contains("Doe v. Agency A"), "{problem}");
+        let path = format!("/api/v1/devices/{id}/sanitization");
+        let (status, problem) = s.call(Method::POST, &path, &s.euc, record("DNPHOLD01", "destroy")).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(problem["detail"].as_str().unwrap().contains("Doe v. Agency A"), "{problem}");
 
         // Released: back to awaiting clearance; legal clears; the device is destroyed and decommissioned.
         let release = format!("/api/v1/legal-holds/{}/release", hold["id"].as_str().unwrap());
@@ -218,8 +253,20 @@ async fn a_legal_hold_stops_clearance_and_destruction_until_released() {
             s.call(Method::POST, &format!("/api/v1/devices/{id}/clearance"), &s.legal, json!({})).await;
         assert_eq!((status, device["state"].as_str()), (StatusCode::OK, Some("sanitizing")), "{device}");
         let (status, problem) = s.act(&id, "decommission", json!({})).await;
-        assert_eq!(status, StatusCode::CONFLICT, "not sanitized or destroyed yet: {problem}");
-        assert_eq!(s.act(&id, "destroy", json!({"note": "cannot be accessed"})).await.0, StatusCode::OK);
+        assert_eq!(status, StatusCode::CONFLICT, "not sanitized yet: {problem}");
+        // Sanitized by one technician, validated by another (the same one is refused).
+        let path = format!("/api/v1/devices/{id}/sanitization");
+        let (status, body) = s.call(Method::POST, &path, &s.euc, record("DNPHOLD01", "clear")).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let validation = json!({"name": "Pat Technician", "title": "EUC Technician", "organization": "ITS"});
+        let (status, problem) = s.call(Method::POST, &format!("{path}/validation"), &s.euc, validation).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(problem["detail"].as_str().unwrap().contains("different person"), "{problem}");
+        let validation = json!({"name": "Vic Validator", "title": "EUC Supervisor", "organization": "ITS"});
+        let (status, _) = s.call(Method::POST, &format!("{path}/validation"), &s.euc2, validation).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, device) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &s.euc, Value::Null).await;
+        assert_eq!(device["state"], "sanitized");
         let (status, device) = s.act(&id, "decommission", json!({})).await;
         assert_eq!((status, device["state"].as_str()), (StatusCode::OK, Some("decommissioned")));
         assert!(device["billing_stop_at"].is_string(), "the MDM charge stops: {device}");
@@ -239,7 +286,7 @@ async fn a_transfer_needs_an_approved_exception() {
         s.call(Method::POST, &format!("/api/v1/devices/{id}/clearance"), &s.legal, json!({})).await.0,
         StatusCode::OK
     );
-    assert_eq!(s.act(&id, "destroy", json!({})).await.0, StatusCode::OK);
+    s.sanitize(&id, "DNPXFER01", "clear").await;
     assert_eq!(s.act(&id, "decommission", json!({})).await.0, StatusCode::OK);
     let (status, problem) = s.act(&id, "dispose", json!({"destination": "transferred"})).await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -253,4 +300,79 @@ async fn a_transfer_needs_an_approved_exception() {
     assert_eq!(s.call(Method::POST, &approve, &s.euc, json!({})).await.0, StatusCode::OK);
     let (status, device) = s.act(&id, "dispose", json!({"destination": "transferred"})).await;
     assert_eq!((status, device["state"].as_str()), (StatusCode::OK, Some("transferred")), "{device}");
+}
+
+#[tokio::test]
+async fn an_inaccessible_device_is_destroyed_and_its_certificate_carries_the_800_88_fields() {
+    let s = Shop::new(TestDb::sqlite().await).await;
+    let id = s.in_service("DNPDEAD01", "356938035643809", "+15185550155").await;
+    let (status, problem) = s.act(&id, "destroy", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "an in-service device is cleared before destruction: {problem}");
+    for action in ["return", "request-clearance"] {
+        assert_eq!(s.act(&id, action, json!({})).await.0, StatusCode::OK);
+    }
+    let clearance = format!("/api/v1/devices/{id}/clearance");
+    assert_eq!(s.call(Method::POST, &clearance, &s.legal, json!({})).await.0, StatusCode::OK);
+    // A record that misses fields names every one of them; a wrong serial is refused.
+    let path = format!("/api/v1/devices/{id}/sanitization");
+    let (status, problem) = s.call(Method::POST, &path, &s.euc, json!({"method_type": "degauss"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields = common::fields(&problem);
+    assert!(fields.contains(&"method_type".to_string()) && fields.contains(&"verification_method".to_string()));
+    let (status, problem) = s.call(Method::POST, &path, &s.euc, record("WRONG0001", "destroy")).await;
+    assert_eq!(
+        (status, common::fields(&problem)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["media_serial".to_string()])
+    );
+    let (status, _) = s.call(Method::POST, &path, &s.euc, record("DNPDEAD01", "destroy")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, device) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &s.euc, Value::Null).await;
+    assert_eq!(device["state"], "destroyed");
+    // Not validated yet: no certificate, no decommissioning.
+    let certificate = format!("{path}/certificate");
+    assert_eq!(s.app.get(&certificate, &s.euc).await.status(), StatusCode::CONFLICT);
+    assert_eq!(s.act(&id, "decommission", json!({})).await.0, StatusCode::CONFLICT);
+    let validation =
+        json!({"name": "Vic Validator", "title": "EUC Supervisor", "organization": "ITS", "phone": "+15185550198"});
+    assert_eq!(s.call(Method::POST, &format!("{path}/validation"), &s.euc2, validation).await.0, StatusCode::OK);
+    assert_eq!(s.act(&id, "decommission", json!({})).await.0, StatusCode::OK);
+
+    // The certificate, read back as text.
+    let response = s.app.get(&certificate, &s.requester).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let pdf = response.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("certificate.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", file.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext is installed (apt-get install poppler-utils)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "Certificate of Sanitization",
+        "NIST SP 800-88",
+        "Person performing sanitization",
+        "Pat Technician",
+        "Deployment Center, Albany",
+        "Media information",
+        "DNPDEAD01",
+        "NYS-000123",
+        "flash memory",
+        "Confidential",
+        "Method type",
+        "Destroy",
+        "physical destruction",
+        "Apple Configurator 2.17",
+        "Verification method",
+        "Post-sanitization classification",
+        "Recycling facility",
+        "Validation",
+        "Vic Validator",
+        "EUC Supervisor",
+    ] {
+        assert!(text.contains(expected), "the certificate lacks {expected:?}:\n{text}");
+    }
 }

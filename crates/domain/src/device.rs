@@ -270,9 +270,14 @@ pub fn transition(state: DeviceState, event: &Event, context: &Context) -> Resul
         (Returned, Event::Clear) => refuse("agency legal is asked to clear a returned device first".into()),
         (Sanitizing, Event::CompleteSanitization) => to(Sanitized, vec![]),
         (Sanitized, Event::Reissue) => to(Staged, vec![]),
-        (state, Event::Destroy) if state.holds_data() => {
+        (Received | Staged | Enrolled | Sanitizing, Event::Destroy) => {
             to(Destroyed, vec![StopBilling, EndEnrollment, Unassign, DetachLine])
         }
+        (state, Event::Destroy) if state.holds_data() => refuse(format!(
+            "a device that is {} may hold its user's data: it is returned and cleared by agency legal before it is \
+             destroyed",
+            state.label().to_lowercase()
+        )),
         (Sanitized | Destroyed, Event::Decommission) => to(Decommissioned, vec![StopBilling, EndEnrollment]),
         (Decommissioned, Event::Dispose(Destination::Transferred)) if !context.transfer_approved => {
             refuse("a transfer of ownership needs an approved transfer_exception request".into())
@@ -403,7 +408,7 @@ mod tests {
         for (state, event) in [
             (DeviceState::AwaitingClearance, Event::Clear),
             (DeviceState::Sanitizing, Event::CompleteSanitization),
-            (DeviceState::InService, Event::Destroy),
+            (DeviceState::Sanitizing, Event::Destroy),
             (DeviceState::Sanitized, Event::Decommission),
             (DeviceState::Sanitized, Event::Reissue),
             (DeviceState::LostStolen, Event::WriteOff),

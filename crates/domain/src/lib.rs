@@ -16,6 +16,7 @@ pub mod person;
 pub mod plan;
 pub mod request;
 pub mod role;
+pub mod sanitization;
 pub mod user;
 pub mod validate;
 

@@ -435,14 +435,16 @@ pub fn serial_number(raw: &str) -> Result<String, String> {
 
 /// Reads the fields of one request type out of a JSON object, naming each bad field as
 /// `details.<name>` and refusing fields the type does not have.
-struct Reader<'a> {
-    object: &'a Map<String, Value>,
-    errors: &'a mut FieldErrors,
-    known: Vec<&'static str>,
+pub(crate) struct Reader<'a> {
+    pub(crate) object: &'a Map<String, Value>,
+    pub(crate) errors: &'a mut FieldErrors,
+    pub(crate) known: Vec<&'static str>,
+    /// Put before every field name in errors (`details.`).
+    pub(crate) prefix: &'static str,
 }
 
 impl Reader<'_> {
-    fn raw(&mut self, name: &'static str) -> Option<String> {
+    pub(crate) fn raw(&mut self, name: &'static str) -> Option<String> {
         self.known.push(name);
         match self.object.get(name) {
             None | Some(Value::Null) => None,
@@ -451,56 +453,64 @@ impl Reader<'_> {
             Some(Value::Number(n)) => Some(n.to_string()),
             Some(Value::Bool(b)) => Some(b.to_string()),
             Some(_) => {
-                self.errors.push(format!("details.{name}"), "must be a string");
+                self.errors.push(format!("{}{name}", self.prefix), "must be a string");
                 None
             }
         }
     }
 
-    fn optional<T>(&mut self, name: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    pub(crate) fn optional<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let raw = self.raw(name)?;
-        self.errors.check(&format!("details.{name}"), parse(&raw))
+        self.errors.check(&format!("{}{name}", self.prefix), parse(&raw))
     }
 
-    fn required<T>(&mut self, name: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    pub(crate) fn required<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         if !self.object.get(name).is_some_and(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty())) {
             self.known.push(name);
-            self.errors.push(format!("details.{name}"), "is required");
+            self.errors.push(format!("{}{name}", self.prefix), "is required");
             return None;
         }
         self.optional(name, parse)
     }
 
-    fn flag(&mut self, name: &'static str) -> Option<bool> {
+    pub(crate) fn flag(&mut self, name: &'static str) -> Option<bool> {
         self.known.push(name);
         match self.object.get(name) {
             None | Some(Value::Null) => Some(false),
             Some(Value::Bool(b)) => Some(*b),
             Some(_) => {
-                self.errors.push(format!("details.{name}"), "must be true or false");
+                self.errors.push(format!("{}{name}", self.prefix), "must be true or false");
                 None
             }
         }
     }
 
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         for key in self.object.keys() {
             if !self.known.contains(&key.as_str()) {
-                self.errors.push(format!("details.{key}"), "is not a field of this request type");
+                self.errors.push(format!("{}{key}", self.prefix), "is not a field of this kind of record");
             }
         }
     }
 }
 
-fn prose(max: usize) -> impl FnOnce(&str) -> Result<String, String> {
+pub(crate) fn prose(max: usize) -> impl FnOnce(&str) -> Result<String, String> {
     move |raw| text(raw, 1, max)
 }
 
-fn date(raw: &str) -> Result<String, String> {
+pub(crate) fn date(raw: &str) -> Result<String, String> {
     parse_date(raw)
 }
 
-fn choice<T: std::str::FromStr<Err = String>>(raw: &str) -> Result<T, String> {
+pub(crate) fn choice<T: std::str::FromStr<Err = String>>(raw: &str) -> Result<T, String> {
     raw.parse()
 }
 
@@ -516,7 +526,7 @@ pub fn parse_details(kind: RequestType, details: &Value, errors: &mut FieldError
         }
     };
     let before = errors.0.len();
-    let mut r = Reader { object, errors, known: Vec::new() };
+    let mut r = Reader { object, errors, known: Vec::new(), prefix: "details." };
     let details = match kind {
         RequestType::NewDevice | RequestType::Onboarding => {
             let device_model_id = r.required("device_model_id", prose(64));

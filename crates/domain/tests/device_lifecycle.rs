@@ -121,5 +121,7 @@ fn every_refusal_gives_a_reason_and_the_diagram_paths_hold() {
         walk(DeviceState::InService, &[Event::ReportLost, Event::Recover, Event::ReturnToService]),
         DeviceState::InService
     );
-    assert_eq!(walk(DeviceState::InRepair, &[Event::Destroy, Event::Decommission]), DeviceState::Decommissioned);
+    assert_eq!(walk(DeviceState::Sanitizing, &[Event::Destroy, Event::Decommission]), DeviceState::Decommissioned);
+    let refused = transition(DeviceState::InService, &Event::Destroy, &none).unwrap_err();
+    assert!(refused.0.contains("cleared by agency legal"), "{refused:?}");
 }

@@ -475,3 +475,77 @@ pub async fn transfer_approved(conn: &mut Conn, agency: &str, serial: &str) -> R
     .await?;
     Ok(row.is_some())
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SanitizationRow {
+    pub id: String,
+    pub device_id: String,
+    pub agency_code: String,
+    pub method_type: String,
+    /// The certificate's fields (JSON of `custody_domain::sanitization::Record`).
+    pub record: String,
+    pub performed_by: String,
+    pub performed_by_label: String,
+    pub performed_at: i64,
+    /// The validator's identity (JSON of `custody_domain::sanitization::Validation`).
+    pub validation: Option<String>,
+    pub validated_by: Option<String>,
+    pub validated_by_label: Option<String>,
+    pub validated_at: Option<i64>,
+}
+
+const SANITIZATION_COLUMNS: &str = "id, device_id, agency_code, method_type, record, performed_by, performed_by_label, \
+                                    performed_at, validation, validated_by, validated_by_label, validated_at";
+
+pub async fn insert_sanitization(conn: &mut Conn, s: &SanitizationRow) -> Result<(), SqlError> {
+    sqlx::query(
+        "INSERT INTO sanitization_records (id, device_id, agency_code, method_type, record, performed_by, \
+         performed_by_label, performed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&s.id)
+    .bind(&s.device_id)
+    .bind(&s.agency_code)
+    .bind(&s.method_type)
+    .bind(&s.record)
+    .bind(&s.performed_by)
+    .bind(&s.performed_by_label)
+    .bind(s.performed_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn validate_sanitization(
+    conn: &mut Conn,
+    id: &str,
+    validation: &str,
+    by: &str,
+    by_label: &str,
+    at: i64,
+) -> Result<(), SqlError> {
+    sqlx::query(
+        "UPDATE sanitization_records SET validation = $2, validated_by = $3, validated_by_label = $4, validated_at = $5 \
+         WHERE id = $1 AND validated_at IS NULL",
+    )
+    .bind(id)
+    .bind(validation)
+    .bind(by)
+    .bind(by_label)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The device's sanitization records, newest first.
+pub async fn sanitizations_of(conn: &mut Conn, device_id: &str) -> Result<Vec<SanitizationRow>, SqlError> {
+    let inner = format!(
+        "SELECT {SANITIZATION_COLUMNS} FROM sanitization_records WHERE device_id = $1 ORDER BY performed_at DESC, id DESC"
+    );
+    let columns: Vec<&str> = SANITIZATION_COLUMNS.split(", ").collect();
+    let sql = crate::page_as_json(conn, &inner, &columns, "performed_at DESC, id DESC");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(device_id).fetch_one(&mut *conn).await?;
+    let page: String = row.try_get("page")?;
+    let rows: Vec<SanitizationRow> = serde_json::from_str(&page).map_err(decode_error)?;
+    Ok(crate::sort_page(conn, rows, |a, b| (b.performed_at, &b.id).cmp(&(a.performed_at, &a.id))))
+}

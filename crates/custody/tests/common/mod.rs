@@ -233,3 +233,61 @@ impl TestApp {
         hold.id
     }
 }
+
+/// A complete sanitization record (NIST SP 800-88 fields) with `method_type`.
+pub fn sanitization_record(method_type: &str) -> Value {
+    json!({
+        "performer_name": "Pat Technician", "performer_title": "EUC Technician", "performer_organization": "ITS EUC",
+        "performer_location": "Deployment Center", "performer_phone": "+15185550199", "media_make": "Apple",
+        "media_model": "iPad", "media_serial": "ANY", "media_type": "flash memory", "classification": "Confidential",
+        "data_backed_up": "no", "method_type": method_type, "method_used": "crypto erase", "tool": "Configurator",
+        "verification_method": "erase status verified", "post_classification": "Unclassified",
+        "destination": "recycling"
+    })
+}
+
+impl TestApp {
+    /// A sanitization record on a device performed by `performer` (a user id), validated or not,
+    /// written straight to the store.
+    pub async fn sanitization_on(
+        &self,
+        agency: &str,
+        device_id: &str,
+        method_type: &str,
+        performer: &str,
+        validated: bool,
+    ) {
+        let mut errors = custody_domain::FieldErrors::new();
+        let record = custody_domain::sanitization::parse_record(&sanitization_record(method_type), &mut errors)
+            .expect("a complete record");
+        let row = custody_store::devices::SanitizationRow {
+            id: custody_store::new_id(),
+            device_id: device_id.into(),
+            agency_code: agency.into(),
+            method_type: method_type.into(),
+            record: serde_json::to_string(&record).unwrap(),
+            performed_by: performer.into(),
+            performed_by_label: "someone".into(),
+            performed_at: custody_store::now_ms(),
+            validation: None,
+            validated_by: None,
+            validated_by_label: None,
+            validated_at: None,
+        };
+        let mut conn = self.app().store.conn().await.unwrap();
+        custody_store::devices::insert_sanitization(&mut conn, &row).await.unwrap();
+        if validated {
+            let validation = r#"{"name":"Vic","title":"Supervisor","organization":"ITS","phone":null}"#;
+            custody_store::devices::validate_sanitization(
+                &mut conn,
+                &row.id,
+                validation,
+                "v",
+                "v",
+                custody_store::now_ms(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+}

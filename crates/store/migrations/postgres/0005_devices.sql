@@ -90,3 +90,21 @@ CREATE TABLE device_commands (
 );
 CREATE INDEX device_commands_by_device ON device_commands (device_id, created_at);
 CREATE INDEX device_commands_pending ON device_commands (status, created_at);
+
+-- NIST SP 800-88 sanitization (and destruction) records: performed by one person, validated
+-- by another. `record` holds the certificate's fields as JSON.
+CREATE TABLE sanitization_records (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices (id),
+    agency_code TEXT NOT NULL REFERENCES agencies (code),
+    method_type TEXT NOT NULL,
+    record TEXT NOT NULL,
+    performed_by TEXT NOT NULL,
+    performed_by_label TEXT NOT NULL,
+    performed_at BIGINT NOT NULL,
+    validation TEXT,
+    validated_by TEXT,
+    validated_by_label TEXT,
+    validated_at BIGINT
+);
+CREATE INDEX sanitization_records_by_device ON sanitization_records (device_id, performed_at);

@@ -368,3 +368,162 @@ pub async fn release(
 ) -> ApiResult<Json<HoldDto>> {
     Ok(Json(devices::release_hold(&state.app, &actor, &id).await?.into()))
 }
+
+/// The fields of a Certificate of Sanitization (NIST SP 800-88 Rev. 1, Appendix G). Missing or
+/// bad fields are all named in one answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SanitizationRecordBody {
+    pub performer_name: Option<String>,
+    pub performer_title: Option<String>,
+    pub performer_organization: Option<String>,
+    pub performer_location: Option<String>,
+    pub performer_phone: Option<String>,
+    pub media_make: Option<String>,
+    pub media_model: Option<String>,
+    /// Must match the device's serial number.
+    pub media_serial: Option<String>,
+    pub media_property_number: Option<String>,
+    /// E.g. `flash memory`.
+    pub media_type: Option<String>,
+    /// The source (user) of the media.
+    pub media_source: Option<String>,
+    pub classification: Option<String>,
+    /// `yes`, `no` or `unknown`.
+    pub data_backed_up: Option<String>,
+    pub backup_location: Option<String>,
+    /// `clear`, `purge` or `destroy` (physical destruction of a device that cannot be accessed).
+    pub method_type: Option<String>,
+    /// E.g. `crypto erase by factory reset`.
+    pub method_used: Option<String>,
+    pub tool: Option<String>,
+    pub tool_version: Option<String>,
+    pub verification_method: Option<String>,
+    pub post_classification: Option<String>,
+    /// `internal_reuse`, `external_reuse`, `recycling`, `manufacturer` or `other`.
+    pub destination: Option<String>,
+    pub destination_detail: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// The validator's identity.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationBody {
+    pub name: Option<String>,
+    pub title: Option<String>,
+    pub organization: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SanitizationDto {
+    pub id: String,
+    pub device_id: String,
+    pub method_type: String,
+    /// The certificate's fields.
+    #[schema(value_type = Object)]
+    pub record: serde_json::Value,
+    pub performed_by: String,
+    pub performed_at: String,
+    #[schema(value_type = Object)]
+    pub validation: Option<serde_json::Value>,
+    pub validated_by: Option<String>,
+    pub validated_at: Option<String>,
+}
+
+impl From<custody_store::devices::SanitizationRow> for SanitizationDto {
+    fn from(s: custody_store::devices::SanitizationRow) -> Self {
+        Self {
+            id: s.id,
+            device_id: s.device_id,
+            method_type: s.method_type,
+            record: serde_json::from_str(&s.record).unwrap_or_default(),
+            performed_by: s.performed_by_label,
+            performed_at: super::timestamp(s.performed_at),
+            validation: s.validation.as_deref().and_then(|v| serde_json::from_str(v).ok()),
+            validated_by: s.validated_by_label,
+            validated_at: s.validated_at.map(super::timestamp),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SanitizationList {
+    pub items: Vec<SanitizationDto>,
+    pub next: Option<String>,
+}
+
+/// Record a sanitization performed (clear or purge of a cleared device), or the physical
+/// destruction of a device that cannot be accessed. Refused while a legal hold covers it.
+#[utoipa::path(operation_id = "record_sanitization", post, path = "/api/v1/devices/{id}/sanitization", tag = "devices",
+    params(("id" = String, Path)), request_body = SanitizationRecordBody,
+    responses((status = 201, body = SanitizationDto), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn sanitize(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SanitizationRecordBody>,
+) -> ApiResult<(StatusCode, Json<SanitizationDto>)> {
+    let record = serde_json::to_value(&body).unwrap_or_default();
+    let row = custody_app::sanitization::perform(&state.app, &actor, &id, &record).await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+/// The device's sanitization and destruction records, newest first.
+#[utoipa::path(operation_id = "list_sanitizations", get, path = "/api/v1/devices/{id}/sanitization", tag = "devices",
+    params(("id" = String, Path)),
+    responses((status = 200, body = SanitizationList), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn sanitizations(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SanitizationList>> {
+    let rows = custody_app::sanitization::records(&state.app, &actor, &id).await?;
+    Ok(Json(SanitizationList { items: rows.into_iter().map(Into::into).collect(), next: None }))
+}
+
+/// Validate the latest record (a different person from the one who performed it); a cleared or
+/// purged device becomes sanitized.
+#[utoipa::path(operation_id = "validate_sanitization", post, path = "/api/v1/devices/{id}/sanitization/validation",
+    tag = "devices", params(("id" = String, Path)), request_body = ValidationBody,
+    responses((status = 200, body = SanitizationDto), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn validate(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ValidationBody>,
+) -> ApiResult<Json<SanitizationDto>> {
+    let validation = serde_json::to_value(&body).unwrap_or_default();
+    Ok(Json(custody_app::sanitization::validate(&state.app, &actor, &id, &validation).await?.into()))
+}
+
+/// The Certificate of Sanitization of the latest validated record (PDF).
+#[utoipa::path(operation_id = "sanitization_certificate", get, path = "/api/v1/devices/{id}/sanitization/certificate",
+    tag = "devices", params(("id" = String, Path)),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn certificate(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let pdf = custody_app::sanitization::certificate(&state.app, &actor, &id).await?;
+    let disposition = format!("attachment; filename=\"sanitization-certificate-{id}.pdf\"");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/pdf".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        pdf,
+    )
+        .into_response())
+}
