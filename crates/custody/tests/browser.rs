@@ -182,12 +182,12 @@ async fn setup() -> (TestApp, String) {
 
 /// What the navigation must show to each role: exactly what the role may use.
 fn expected_nav(role: Role) -> Vec<&'static str> {
+    let base = ["Dashboard", "Requests", "Devices", "Agencies", "People", "Plans", "Catalog"];
     match role {
-        Role::Admin | Role::Auditor => {
-            vec!["Dashboard", "Requests", "Agencies", "People", "Plans", "Catalog", "Users and roles", "Audit log"]
-        }
+        Role::Admin | Role::Auditor => [&base[..], &["Legal holds", "Users and roles", "Audit log"]].concat(),
+        Role::Infosec | Role::Euc | Role::ServiceDesk | Role::AgencyLegal => [&base[..], &["Legal holds"]].concat(),
         Role::DeviceHolder => vec!["Dashboard", "Agencies", "Catalog"],
-        _ => vec!["Dashboard", "Requests", "Agencies", "People", "Plans", "Catalog"],
+        _ => base.to_vec(),
     }
 }
 
@@ -556,5 +556,64 @@ async fn a_request_goes_from_submission_through_both_approvals_in_the_console() 
     assert!(browser.text("#inbox").await.contains("approved"), "{}", browser.text("#inbox").await);
     browser.click("#mark-read").await;
     assert!(browser.web.find_all(By::Id("unread-count")).await.unwrap().is_empty());
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn a_device_goes_through_the_deployment_center_queues_in_the_console() {
+    let (app, _) = setup().await;
+    let system = custody_app::Actor::system("test");
+    let model = custody_domain::catalog::ModelInput {
+        device_type: Some("smartphone".into()),
+        platform: Some("ios".into()),
+        maker: Some("Apple".into()),
+        model: Some("iPhone 16".into()),
+        ..Default::default()
+    };
+    let model = custody_app::catalog::create_model(app.app(), &system, model).await.unwrap().id;
+    let person = app.person(OWN, "Dee", "Livery").await;
+    // An approved order (through the API) put a device in the queue to receive.
+    let requester = app.token_for_email(&email_for(Role::AgencyRequester)).await;
+    let body = serde_json::json!({"type": "new_device", "subject_person_id": person,
+                                  "details": {"device_model_id": model, "line_plan": "voice_data"}});
+    let request: Value =
+        app.send_json(reqwest::Method::POST, "/api/v1/requests", Some(&requester), &body).await.json().await.unwrap();
+    let approve = format!("/api/v1/requests/{}/approve", request["id"].as_str().unwrap());
+    let approver = app.token_for_email(&email_for(Role::AgencyApprover)).await;
+    let desk = app.token_for_email(&email_for(Role::ServiceDesk)).await;
+    let body = serde_json::json!({"override_reason": "no plan yet"});
+    assert!(app.send_json(reqwest::Method::POST, &approve, Some(&approver), &body).await.status().is_success());
+    assert!(
+        app.send_json(reqwest::Method::POST, &approve, Some(&desk), &serde_json::json!({})).await.status().is_success()
+    );
+
+    let mut browser = Browser::open(&app, "deployment").await;
+    browser.sign_in(&email_for(Role::Euc), PASSWORD).await;
+    browser.visit("/devices").await;
+    browser.click("#queue-receive").await;
+    browser.click("#device-list tbody a").await;
+    assert_eq!(browser.text("#device-state").await, "Ordered");
+    browser.fill("serial", "F2LXRECV01").await;
+    browser.fill("imei", "356938035643809").await;
+    browser.click("#receive").await;
+    assert_eq!(browser.text("#device-state").await, "Received at the Deployment Center");
+    // The device now waits in the queue to stage.
+    browser.visit("/devices?queue=stage").await;
+    assert!(browser.text("#device-list").await.contains("F2LXRECV01"));
+    browser.click("#device-list tbody a").await;
+    browser.click("#action-stage").await;
+    assert_eq!(browser.text("#device-state").await, "Staged");
+    // Not enrolled: no delivery form yet; the enrollment is recorded, then it is handed over.
+    assert!(browser.web.find_all(By::Id("deliver")).await.unwrap().is_empty());
+    browser.click("#action-record-enrollment").await;
+    browser.visit("/devices?queue=deliver").await;
+    browser.click("#device-list tbody a").await;
+    browser.fill("received_by", "Dee Livery").await;
+    browser.fill("phone_number", "518 555 0177").await;
+    browser.click("#deliver").await;
+    assert_eq!(browser.text("#device-state").await, "In service");
+    let custody = browser.text("#custody").await;
+    assert!(custody.contains("received by Dee Livery") && custody.contains("deliver"), "{custody}");
+    assert!(browser.text("dl.facts").await.contains("+15185550177"));
     browser.quit().await;
 }

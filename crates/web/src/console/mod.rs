@@ -7,6 +7,7 @@ mod admin;
 mod agencies;
 mod catalog;
 mod dashboard;
+mod devices;
 mod people;
 mod plans;
 mod requests;
@@ -52,6 +53,12 @@ pub fn router() -> Router<AppState> {
         .route("/service-levels", get(requests::service_levels))
         .route("/inbox", get(requests::inbox))
         .route("/inbox/read", post(requests::read_all))
+        .route("/devices", get(devices::list))
+        .route("/devices/{id}", get(devices::show))
+        .route("/devices/{id}/certificate.pdf", get(devices::certificate))
+        .route("/devices/{id}/{action}", post(devices::act))
+        .route("/legal-holds", get(devices::holds).post(devices::place_hold))
+        .route("/legal-holds/{id}/release", post(devices::release_hold))
         .route("/plans", get(plans::compliance))
         .route("/agencies/{code}/plan", get(plans::show).post(plans::save))
         .route("/agencies/{code}/plan/versions/{version}/{verb}", post(plans::act))
@@ -99,13 +106,15 @@ pub struct Layout {
 
 /// The navigation a principal may use, decided by the same rule as every action.
 pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
-    let entries: [(&'static str, &'static str, Option<Action>); 8] = [
+    let entries: [(&'static str, &'static str, Option<Action>); 10] = [
         ("/", "Dashboard", None),
         ("/requests", "Requests", Some(Action::RequestRead)),
+        ("/devices", "Devices", Some(Action::DeviceRead)),
         ("/agencies", "Agencies", Some(Action::AgencyRead)),
         ("/people", "People", Some(Action::PersonRead)),
         ("/plans", "Plans", Some(Action::PlanRead)),
         ("/catalog", "Catalog", Some(Action::CatalogRead)),
+        ("/legal-holds", "Legal holds", Some(Action::HoldRead)),
         ("/users", "Users and roles", Some(Action::UserRead)),
         ("/audit", "Audit log", Some(Action::AuditRead)),
     ];
