@@ -37,11 +37,13 @@ pub const CENTRAL_DOMAIN: &str = "its.state.example";
 pub struct DemoOptions {
     pub seed: u64,
     pub people: u64,
+    /// Devices in every lifecycle state, with lines, holds and sanitization records.
+    pub devices: u64,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        Self { seed: 1, people: 2_000 }
+        Self { seed: 1, people: 2_000, devices: 2_000 }
     }
 }
 
@@ -322,8 +324,7 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
             status,
         };
         // Deterministic ids: the same seed gives the same people, ids included.
-        let id =
-            format!("00000000-0000-7000-8000-{:012x}", options.seed.wrapping_mul(1_000_003) % 0xFFFF + n * 0x1_0000);
+        let id = person_id(options.seed, n);
         if roster[agency].len() < ROSTER_LIMIT {
             roster[agency].push(Member {
                 id: id.clone(),
@@ -347,6 +348,7 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
     progress.finish_and_clear();
 
     let requests = seed_plans_and_requests(app, options.seed, &roster).await?;
+    seed_devices(app, options).await?;
 
     let mut tx = app.store.write().await?;
     let changes = serde_json::json!({
@@ -355,6 +357,7 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
         "people": options.people,
         "accounts": accounts().len(),
         "requests": requests,
+        "devices": options.devices,
     });
     audit::append(&mut tx, actor.event("demo.seed", "demo", "demo", None, changes)).await?;
     tx.commit().await?;
@@ -1556,6 +1559,222 @@ async fn backdate(app: &App, filed: &[Filed]) -> Result<(), AppError> {
                 .execute(&mut *tx)
                 .await?;
         }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The id of demo person `n` (deterministic: the same seed gives the same ids); person `n`
+/// belongs to agency `n % 8`.
+fn person_id(seed: u64, n: u64) -> String {
+    format!("00000000-0000-7000-8000-{:012x}", seed.wrapping_mul(1_000_003) % 0xFFFF + n * 0x1_0000)
+}
+
+/// The state of demo device `k`: most in service, every other state represented.
+fn demo_state(k: u64) -> custody_domain::device::DeviceState {
+    use custody_domain::device::DeviceState::*;
+    match k % 100 {
+        0..=69 => InService,
+        70..=72 => Ordered,
+        73..=74 => Received,
+        75 => Staged,
+        76 => Enrolled,
+        77 => InTransit,
+        78..=79 => InRepair,
+        80..=81 => LostStolen,
+        82 => Recovered,
+        83 => WrittenOff,
+        84..=85 => Returned,
+        86 => AwaitingClearance,
+        87 => OnLegalHold,
+        88 => Sanitizing,
+        89..=90 => Sanitized,
+        91 => Destroyed,
+        92..=95 => Decommissioned,
+        96..=97 => Surplus,
+        98 => Transferred,
+        _ => Recycled,
+    }
+}
+
+/// An IMEI for demo device `k`: TAC 35 693803, serial from `k`, and the Luhn check digit.
+fn demo_imei(k: u64) -> String {
+    let body = format!("356938{:08}", k % 100_000_000);
+    format!("{body}{}", custody_domain::device::luhn_check_digit(&body))
+}
+
+/// Devices in every lifecycle state, streamed to the database in batches (a progress bar on a
+/// terminal), with a line for each device in use, a legal hold for each held device, and
+/// validated sanitization records for some of the sanitized and destroyed ones.
+async fn seed_devices(app: &App, options: &DemoOptions) -> Result<(), AppError> {
+    use custody_domain::device::DeviceState::{self, *};
+    use custody_store::devices::{self as stored, DeviceRow, HoldRow, LineRow};
+    if options.devices == 0 {
+        return Ok(());
+    }
+    let models: Vec<custody_store::catalog::ModelRow> = {
+        let mut conn = app.store.conn().await?;
+        custody_store::catalog::list_models(&mut conn, None).await?.into_iter().filter(|m| m.details.active).collect()
+    };
+    if models.is_empty() {
+        return Ok(());
+    }
+    let progress = ProgressBar::new(options.devices);
+    progress.set_style(
+        ProgressStyle::with_template("{msg:>8} {wide_bar} {pos}/{len} ({per_sec}, {eta})").expect("valid template"),
+    );
+    progress.set_message("devices");
+    let per_agency_people = options.people / AGENCIES.len() as u64;
+    let now = now_ms();
+    let day = 86_400_000;
+    let (mut devices, mut lines, mut holds) = (Vec::with_capacity(2000), Vec::new(), Vec::new());
+    let mut held_for_sanitization = Vec::new();
+    for k in 0..options.devices {
+        let agency_index = k % AGENCIES.len() as u64;
+        let agency = AGENCIES[agency_index as usize].0;
+        let model = &models[(k / AGENCIES.len() as u64 % models.len() as u64) as usize];
+        let state = demo_state(k);
+        let person = (per_agency_people > 0)
+            .then(|| person_id(options.seed, (k / 8 * 13 % per_agency_people) * 8 + agency_index));
+        let holding = matches!(state, InService | InRepair | LostStolen | Recovered);
+        let enrolled = !matches!(state, Ordered | Received | Staged);
+        let stopped = matches!(state, WrittenOff | Destroyed | Decommissioned | Surplus | Transferred | Recycled);
+        let created = now - (k % 900) as i64 * day - 30 * day;
+        let id = format!("00000000-0000-7000-9000-{k:012x}");
+        let with_line = holding && model.details.device_type != custody_domain::catalog::DeviceType::Tablet;
+        let line_id = with_line.then(|| format!("00000000-0000-7000-a000-{k:012x}"));
+        if let Some(line) = &line_id {
+            lines.push(LineRow {
+                id: line.clone(),
+                agency_code: agency.into(),
+                phone_number: format!("+1518{:07}", k % 10_000_000),
+                carrier: ["Verizon", "AT&T", "T-Mobile"][(k % 3) as usize].into(),
+                plan_kind: if model.details.device_type.has_data_plan() { "voice_data" } else { "voice_only" }.into(),
+                status: "active".into(),
+                international_from: None,
+                international_until: None,
+                device_id: Some(id.clone()),
+                created_at: created,
+                updated_at: created,
+            });
+        }
+        if state == OnLegalHold {
+            holds.push(HoldRow {
+                id: format!("00000000-0000-7000-b000-{k:012x}"),
+                agency_code: agency.into(),
+                matter: format!("Matter {}-{:04}", agency, k % 9973),
+                person_id: None,
+                device_id: Some(id.clone()),
+                placed_by: account_email(Role::AgencyLegal, Some(agency)),
+                placed_at: created + 20 * day,
+                released_by: None,
+                released_at: None,
+            });
+        }
+        if matches!(state, Sanitized | Destroyed) && held_for_sanitization.len() < 50 {
+            held_for_sanitization.push((id.clone(), agency, state, model.details.clone(), format!("DMO{k:08}")));
+        }
+        devices.push(DeviceRow {
+            id,
+            agency_code: agency.into(),
+            state,
+            device_type: model.details.device_type,
+            model_id: model.id.clone(),
+            serial: (state != Ordered).then(|| format!("DMO{k:08}")),
+            imei: (state != Ordered).then(|| demo_imei(k)),
+            meid: None,
+            funding: if model.details.standard { "standard" } else { "agency_funded" }.into(),
+            ordered_for: person.clone(),
+            holder_id: if holding { person } else { None },
+            line_id,
+            request_id: None,
+            location: crate::devices::location_of(state).into(),
+            accessories: model.details.device_type.standard_accessories().join(", "),
+            enrolled_at: enrolled.then_some(created + 5 * day),
+            billing_stop_at: stopped.then_some(created + 25 * day),
+            destination: match state {
+                Surplus => Some("surplus".into()),
+                Transferred => Some("transferred".into()),
+                Recycled => Some("recycled".into()),
+                _ => None,
+            },
+            created_at: created,
+            updated_at: created + 25 * day,
+        });
+        if devices.len() == 2000 {
+            write_devices(app, &devices, &lines, &holds).await?;
+            progress.inc(devices.len() as u64);
+            devices.clear();
+            lines.clear();
+            holds.clear();
+        }
+    }
+    write_devices(app, &devices, &lines, &holds).await?;
+    progress.inc(devices.len() as u64);
+    progress.finish_and_clear();
+
+    // Validated certificates for some sanitized and destroyed devices.
+    let mut tx = app.store.write().await?;
+    for (i, (device, agency, state, model, serial)) in held_for_sanitization.into_iter().enumerate() {
+        let destroyed = state == DeviceState::Destroyed;
+        let record = serde_json::json!({
+            "performer_name": "Pat Okafor", "performer_title": "EUC Technician", "performer_organization": "ITS End User Computing",
+            "performer_location": "Deployment Center, 1 State Plaza", "performer_phone": "+15185550190",
+            "media_make": model.maker, "media_model": model.model, "media_serial": serial,
+            "media_property_number": format!("NYS-{:06}", 100_000 + i), "media_type": "flash memory",
+            "classification": "Confidential", "data_backed_up": "no",
+            "method_type": if destroyed { "destroy" } else { "purge" },
+            "method_used": if destroyed { "physical destruction (shredding): device could not be accessed" } else { "crypto erase by factory reset" },
+            "tool": if destroyed { "Industrial shredder" } else { "Apple Configurator" },
+            "verification_method": if destroyed { "visual inspection of the particles" } else { "erase status confirmed on the device" },
+            "post_classification": "Unclassified",
+            "destination": if destroyed { "recycling" } else { "internal_reuse" },
+        });
+        let mut errors = custody_domain::FieldErrors::new();
+        let Some(record) = custody_domain::sanitization::parse_record(&record, &mut errors) else { continue };
+        let at = now - (i as i64 + 1) * day;
+        let row = custody_store::devices::SanitizationRow {
+            id: format!("00000000-0000-7000-c000-{i:012x}"),
+            device_id: device.clone(),
+            agency_code: agency.into(),
+            method_type: record.method_type.as_str().into(),
+            record: serde_json::to_string(&record).expect("record serializes"),
+            performed_by: "demo".into(),
+            performed_by_label: account_email(Role::Euc, None),
+            performed_at: at,
+            validation: None,
+            validated_by: None,
+            validated_by_label: None,
+            validated_at: None,
+        };
+        stored::insert_sanitization(&mut tx, &row).await?;
+        let validation =
+            r#"{"name":"Jordan Reyes","title":"EUC Supervisor","organization":"ITS End User Computing","phone":null}"#;
+        stored::validate_sanitization(
+            &mut tx,
+            &row.id,
+            validation,
+            "demo-validator",
+            "supervisor (demo)",
+            at + 3_600_000,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn write_devices(
+    app: &App,
+    devices: &[custody_store::devices::DeviceRow],
+    lines: &[custody_store::devices::LineRow],
+    holds: &[custody_store::devices::HoldRow],
+) -> Result<(), AppError> {
+    let mut tx = app.store.write().await?;
+    custody_store::devices::insert_lines_many(&mut tx, lines).await?;
+    custody_store::devices::insert_many(&mut tx, devices).await?;
+    for hold in holds {
+        custody_store::devices::insert_hold(&mut tx, hold).await?;
     }
     tx.commit().await?;
     Ok(())

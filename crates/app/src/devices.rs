@@ -19,7 +19,7 @@ use crate::paging::{self, Page};
 use crate::{Actor, App, AppError};
 
 /// Where a device in `state` is, by default.
-fn location_of(state: DeviceState) -> &'static str {
+pub fn location_of(state: DeviceState) -> &'static str {
     use DeviceState::*;
     match state {
         Ordered => "vendor",

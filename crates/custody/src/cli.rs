@@ -74,6 +74,9 @@ pub struct DemoArgs {
     /// How many people to create across the demo agencies.
     #[arg(long, default_value_t = 2_000)]
     pub people: u64,
+    /// How many devices to create, in every lifecycle state (1000000 works: streamed in batches).
+    #[arg(long, default_value_t = 2_000)]
+    pub devices: u64,
     /// Seed only, do not serve.
     #[arg(long)]
     pub no_serve: bool,
@@ -145,10 +148,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let config = Config::load(config_file, &overrides(&args.serve.db, args.serve.listen))?;
             init_logging(&config);
             let app = build_app(&config).await?;
-            let options = DemoOptions { seed: args.seed, people: args.people };
+            let options = DemoOptions { seed: args.seed, people: args.people, devices: args.devices };
             let summary = demo::seed(&app, &options).await?;
             if summary.seeded {
-                eprintln!("Seeded {} agencies and {} people (seed {}).", summary.agencies, summary.people, args.seed);
+                eprintln!(
+                    "Seeded {} agencies, {} people and {} devices (seed {}).",
+                    summary.agencies, summary.people, args.devices, args.seed
+                );
             } else {
                 eprintln!("The database already holds data: reusing it.");
             }

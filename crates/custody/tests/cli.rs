@@ -260,7 +260,9 @@ async fn demo_seeds_once_and_is_deterministic_for_a_seed() {
     // Every demo account signs in with the printed password.
     let db = TestDb::sqlite().await;
     let app = TestApp::spawn_with(db, |_| {}).await;
-    custody_app::demo::seed(app.app(), &custody_app::demo::DemoOptions { seed: 1, people: 10 }).await.unwrap();
+    custody_app::demo::seed(app.app(), &custody_app::demo::DemoOptions { seed: 1, people: 10, devices: 100 })
+        .await
+        .unwrap();
     for account in custody_app::demo::accounts() {
         let response = app
             .send_json(
@@ -281,7 +283,9 @@ async fn demo_seeds_plans_and_requests_in_every_status() {
     use custody_store::requests::RequestFilter;
     let app = TestApp::spawn_with(database().await, |_| {}).await;
     let started = Instant::now();
-    custody_app::demo::seed(app.app(), &custody_app::demo::DemoOptions { seed: 3, people: 400 }).await.unwrap();
+    custody_app::demo::seed(app.app(), &custody_app::demo::DemoOptions { seed: 3, people: 400, devices: 400 })
+        .await
+        .unwrap();
     let elapsed = started.elapsed();
     let mut conn = app.app().store.conn().await.unwrap();
 

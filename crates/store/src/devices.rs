@@ -549,3 +549,63 @@ pub async fn sanitizations_of(conn: &mut Conn, device_id: &str) -> Result<Vec<Sa
     let rows: Vec<SanitizationRow> = serde_json::from_str(&page).map_err(decode_error)?;
     Ok(crate::sort_page(conn, rows, |a, b| (b.performed_at, &b.id).cmp(&(a.performed_at, &a.id))))
 }
+
+/// Inserts many devices, 400 to a statement (bulk loads: the demo, imports).
+pub async fn insert_many(conn: &mut Conn, rows: &[DeviceRow]) -> Result<(), SqlError> {
+    let head = format!("devices ({COLUMNS})");
+    for chunk in rows.chunks(400) {
+        let sql = crate::insert_values_sql(&head, 20, chunk.len());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for d in chunk {
+            query = query
+                .bind(d.id.clone())
+                .bind(d.agency_code.clone())
+                .bind(d.state.as_str())
+                .bind(d.device_type.as_str())
+                .bind(d.model_id.clone())
+                .bind(d.serial.clone())
+                .bind(d.imei.clone())
+                .bind(d.meid.clone())
+                .bind(d.funding.clone())
+                .bind(d.ordered_for.clone())
+                .bind(d.holder_id.clone())
+                .bind(d.line_id.clone())
+                .bind(d.request_id.clone())
+                .bind(d.location.clone())
+                .bind(d.accessories.clone())
+                .bind(d.enrolled_at)
+                .bind(d.billing_stop_at)
+                .bind(d.destination.clone())
+                .bind(d.created_at)
+                .bind(d.updated_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Inserts many lines, 500 to a statement.
+pub async fn insert_lines_many(conn: &mut Conn, rows: &[LineRow]) -> Result<(), SqlError> {
+    let head = "lines (id, agency_code, phone_number, carrier, plan_kind, status, international_from, \
+                international_until, device_id, created_at, updated_at)";
+    for chunk in rows.chunks(500) {
+        let sql = crate::insert_values_sql(head, 11, chunk.len());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for l in chunk {
+            query = query
+                .bind(l.id.clone())
+                .bind(l.agency_code.clone())
+                .bind(l.phone_number.clone())
+                .bind(l.carrier.clone())
+                .bind(l.plan_kind.clone())
+                .bind(l.status.clone())
+                .bind(l.international_from.clone())
+                .bind(l.international_until.clone())
+                .bind(l.device_id.clone())
+                .bind(l.created_at)
+                .bind(l.updated_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}

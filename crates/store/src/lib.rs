@@ -234,3 +234,18 @@ mod tests {
 }
 
 pub mod testing;
+
+/// `INSERT INTO <head> VALUES ($1, ...), (...)` for `rows` rows of `columns` values each.
+pub fn insert_values_sql(head: &str, columns: usize, rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {head} VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        let placeholders: Vec<String> = (1..=columns).map(|k| format!("${}", row * columns + k)).collect();
+        sql.push('(');
+        sql.push_str(&placeholders.join(", "));
+        sql.push(')');
+    }
+    sql
+}

@@ -42,6 +42,7 @@ CREATE UNIQUE INDEX devices_serial_key ON devices (serial) WHERE serial IS NOT N
 CREATE UNIQUE INDEX devices_imei_key ON devices (imei) WHERE imei IS NOT NULL;
 CREATE INDEX devices_by_agency_state ON devices (agency_code, state, id);
 CREATE INDEX devices_by_state ON devices (state, id);
+CREATE INDEX devices_by_agency ON devices (agency_code, id);
 CREATE INDEX devices_by_holder ON devices (holder_id);
 CREATE INDEX devices_by_request ON devices (request_id);
 
