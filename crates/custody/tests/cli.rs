@@ -236,7 +236,7 @@ async fn demo_seeds_once_and_is_deterministic_for_a_seed() {
     };
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    assert!(people(a.path()).contains("Seeded 8 agencies and 300 people"));
+    assert!(people(a.path()).contains("Seeded 8 agencies, 300 people and 2000 devices"));
     assert!(people(a.path()).contains("reusing"));
     people(b.path());
     let dump = |dir: std::path::PathBuf| async move {
