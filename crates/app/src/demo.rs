@@ -1633,7 +1633,7 @@ async fn seed_devices(app: &App, options: &DemoOptions) -> Result<(), AppError> 
         let agency_index = k % AGENCIES.len() as u64;
         let agency = AGENCIES[agency_index as usize].0;
         let model = &models[(k / AGENCIES.len() as u64 % models.len() as u64) as usize];
-        let state = demo_state(k);
+        let state = demo_state(k / AGENCIES.len() as u64);
         let person = (per_agency_people > 0)
             .then(|| person_id(options.seed, (k / 8 * 13 % per_agency_people) * 8 + agency_index));
         let holding = matches!(state, InService | InRepair | LostStolen | Recovered);

@@ -376,3 +376,42 @@ async fn an_inaccessible_device_is_destroyed_and_its_certificate_carries_the_800
         assert!(text.contains(expected), "the certificate lacks {expected:?}:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn lists_of_several_states_merge_in_order_and_page() {
+    use custody_domain::device::DeviceState;
+    for db in TestDb::all().await {
+        let s = Shop::new(db).await;
+        let mut expected = Vec::new();
+        for (i, state) in [
+            DeviceState::Ordered,
+            DeviceState::Received,
+            DeviceState::Staged,
+            DeviceState::Received,
+            DeviceState::Ordered,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let id = s.app.device_in_state(if i == 4 { "BBB" } else { "AAA" }, &s.tablet, state).await;
+            if i != 2 && i != 4 {
+                expected.push(id);
+            }
+        }
+        expected.sort();
+        let mut seen = Vec::new();
+        let mut path = "/api/v1/devices?agency=AAA&state=ordered,received&limit=2".to_string();
+        loop {
+            let (status, page) = s.call(Method::GET, &path, &s.euc, Value::Null).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            seen.extend(page["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()));
+            match page["next"].as_str() {
+                Some(next) => path = format!("/api/v1/devices?agency=AAA&state=ordered,received&limit=2&cursor={next}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "every device of the two states, in id order, once");
+        let (status, problem) = s.call(Method::GET, "/api/v1/devices?state=teleported", &s.euc, Value::Null).await;
+        assert_eq!((status, common::fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["state".to_string()]));
+    }
+}

@@ -154,42 +154,58 @@ pub struct DeviceFilter {
 }
 
 /// Devices by id (time-ordered), after `after`, at most `limit`, as one JSON page.
+///
+/// Several states are read as one ordered range per state (each walks the index on
+/// (agency, state, id) or (state, id) in id order) merged by id, so that a rare state never
+/// turns into a scan of the agency's devices.
 pub async fn list(
     conn: &mut Conn,
     filter: &DeviceFilter,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<DeviceRow>, SqlError> {
-    let mut sql = format!("SELECT {COLUMNS} FROM devices WHERE 1 = 1");
+    let limit = limit.max(0);
+    let states: Vec<Option<DeviceState>> =
+        if filter.states.is_empty() { vec![None] } else { filter.states.iter().copied().map(Some).collect() };
     let mut binds: Vec<String> = Vec::new();
-    let mut bind = |sql: &mut String, clause: &str, value: String| {
-        binds.push(value);
-        sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+    let mut parts = Vec::new();
+    for state in &states {
+        let mut sql = format!("SELECT {COLUMNS} FROM devices WHERE 1 = 1");
+        let mut bind = |sql: &mut String, clause: &str, value: String| {
+            binds.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(agency) = &filter.agency {
+            bind(&mut sql, " AND agency_code = ?", agency.clone());
+        }
+        if let Some(state) = state {
+            // States are a closed set of identifiers, written into the SQL.
+            sql.push_str(&format!(" AND state = '{}'", state.as_str()));
+        }
+        if let Some(holder) = &filter.holder_id {
+            bind(&mut sql, " AND holder_id = ?", holder.clone());
+        }
+        if let Some(person) = &filter.person_id {
+            bind(&mut sql, " AND (holder_id = ?", person.clone());
+            bind(&mut sql, " OR ordered_for = ?)", person.clone());
+        }
+        if let Some(request) = &filter.request_id {
+            bind(&mut sql, " AND request_id = ?", request.clone());
+        }
+        if let Some(after) = after {
+            bind(&mut sql, " AND id > ?", after.to_string());
+        }
+        sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
+        parts.push(sql);
+    }
+    let inner = if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        let union: Vec<String> = parts.iter().map(|p| format!("SELECT * FROM ({p}) AS s")).collect();
+        format!("SELECT * FROM ({}) AS merged ORDER BY id LIMIT {limit}", union.join(" UNION ALL "))
     };
-    if let Some(agency) = &filter.agency {
-        bind(&mut sql, " AND agency_code = ?", agency.clone());
-    }
-    if !filter.states.is_empty() {
-        // States are a closed set of identifiers, written into the SQL.
-        let names: Vec<String> = filter.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
-        sql.push_str(&format!(" AND state IN ({})", names.join(", ")));
-    }
-    if let Some(holder) = &filter.holder_id {
-        bind(&mut sql, " AND holder_id = ?", holder.clone());
-    }
-    if let Some(person) = &filter.person_id {
-        bind(&mut sql, " AND (holder_id = ?", person.clone());
-        bind(&mut sql, " OR ordered_for = ?)", person.clone());
-    }
-    if let Some(request) = &filter.request_id {
-        bind(&mut sql, " AND request_id = ?", request.clone());
-    }
-    if let Some(after) = after {
-        bind(&mut sql, " AND id > ?", after.to_string());
-    }
-    sql.push_str(&format!(" ORDER BY id LIMIT {}", limit.max(0)));
     let columns: Vec<&str> = COLUMNS.split(", ").collect();
-    let sql = crate::page_as_json(conn, &sql, &columns, "id");
+    let sql = crate::page_as_json(conn, &inner, &columns, "id");
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for value in binds {
         query = query.bind(value);
