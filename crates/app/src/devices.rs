@@ -444,17 +444,7 @@ pub struct DeviceQuery {
 }
 
 pub async fn list(app: &App, actor: &Actor, query: DeviceQuery) -> Result<Page<DeviceRow>, AppError> {
-    let agency = match query.agency.as_deref().filter(|a| !a.is_empty()) {
-        Some(asked) => {
-            let code = AgencyCode::parse(asked).map_err(|m| AppError::invalid("agency", m))?;
-            actor.authorize(Action::DeviceRead, Scope::Agency(&code))?;
-            Some(code.to_string())
-        }
-        None => {
-            actor.authorize(Action::DeviceRead, Scope::Global)?;
-            actor.agency_filter()
-        }
-    };
+    let agency = actor.list_scope(Action::DeviceRead, query.agency.as_deref())?;
     let limit = paging::limit(query.limit)?;
     let mut states = Vec::new();
     for raw in query.state.as_deref().unwrap_or("").split(',').filter(|s| !s.trim().is_empty()) {

@@ -123,6 +123,23 @@ impl Actor {
         }
     }
 
+    /// The agency a list of `action` is narrowed to: the one asked for (another agency's is
+    /// hidden from agency users), else the actor's own (none for central IT).
+    pub fn list_scope(&self, action: Action, asked: Option<&str>) -> Result<Option<String>, AppError> {
+        match asked.filter(|a| !a.is_empty()) {
+            Some(asked) => {
+                let code =
+                    custody_domain::agency::AgencyCode::parse(asked).map_err(|m| AppError::invalid("agency", m))?;
+                self.authorize(action, Scope::Agency(&code))?;
+                Ok(Some(code.to_string()))
+            }
+            None => {
+                self.authorize(action, Scope::Global)?;
+                Ok(self.agency_filter())
+            }
+        }
+    }
+
     /// The agency a list must be narrowed to (agency users see only their own).
     pub fn agency_filter(&self) -> Option<String> {
         self.principal.as_ref().and_then(|p| p.agency.as_ref()).map(|a| a.to_string())

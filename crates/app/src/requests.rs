@@ -704,17 +704,7 @@ pub async fn list(app: &App, actor: &Actor, query: RequestQuery) -> Result<Page<
     let status = query.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| errors.check("status", s.parse()));
     let request_type =
         query.request_type.as_deref().filter(|s| !s.is_empty()).and_then(|s| errors.check("type", s.parse()));
-    let agency = match query.agency.as_deref().filter(|a| !a.is_empty()) {
-        Some(asked) => {
-            let code = AgencyCode::parse(asked).map_err(|m| AppError::invalid("agency", m))?;
-            actor.authorize(Action::RequestRead, Scope::Agency(&code))?;
-            Some(code.to_string())
-        }
-        None => {
-            actor.authorize(Action::RequestRead, Scope::Global)?;
-            actor.agency_filter()
-        }
-    };
+    let agency = actor.list_scope(Action::RequestRead, query.agency.as_deref())?;
     let limit = paging::limit(query.limit)?;
     let before = match &query.cursor {
         Some(cursor) => {
@@ -780,17 +770,7 @@ pub async fn service_levels(
     agency: Option<&str>,
     days: i64,
 ) -> Result<Vec<ServiceLevel>, AppError> {
-    let agency = match agency.filter(|a| !a.is_empty()) {
-        Some(asked) => {
-            let code = AgencyCode::parse(asked).map_err(|m| AppError::invalid("agency", m))?;
-            actor.authorize(Action::RequestRead, Scope::Agency(&code))?;
-            Some(code.to_string())
-        }
-        None => {
-            actor.authorize(Action::RequestRead, Scope::Global)?;
-            actor.agency_filter()
-        }
-    };
+    let agency = actor.list_scope(Action::RequestRead, agency)?;
     if !(1..=3660).contains(&days) {
         return Err(AppError::invalid("days", "must be between 1 and 3660"));
     }

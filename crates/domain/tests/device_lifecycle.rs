@@ -2,6 +2,8 @@
 //! A change to the lifecycle shows up as a diff of that file; write it anew with
 //! `UPDATE_SNAPSHOTS=1 cargo test -p custody-domain --test device_lifecycle`.
 
+mod support;
+
 use custody_domain::device::{Context, Destination, DeviceState, Event, transition};
 
 fn events() -> Vec<Event> {
@@ -71,16 +73,7 @@ fn table() -> String {
 
 #[test]
 fn the_state_event_table_matches_the_snapshot() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/device_lifecycle.txt");
-    let actual = table();
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(path, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(path).expect("snapshot file (UPDATE_SNAPSHOTS=1 writes it)");
-    if actual != expected {
-        let first = actual.lines().zip(expected.lines()).position(|(a, e)| a != e);
-        panic!("the lifecycle table changed; first differing line: {first:?}; run with UPDATE_SNAPSHOTS=1 and review");
-    }
+    support::assert_snapshot("device_lifecycle.txt", &table());
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! committed snapshot. A change to the workflow shows up as a diff of that file; write it anew
 //! with `UPDATE_SNAPSHOTS=1 cargo test -p custody-domain --test request_workflow`.
 
+mod support;
+
 use custody_domain::request::{Canceller, Decider, Event, RequestType, Status, chain, transition};
 
 fn events() -> Vec<(&'static str, Event)> {
@@ -59,18 +61,7 @@ fn table() -> String {
 
 #[test]
 fn the_state_event_table_matches_the_snapshot() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/request_workflow.txt");
-    let actual = table();
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(path, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(path).expect("snapshot file (UPDATE_SNAPSHOTS=1 writes it)");
-    if actual != expected {
-        let first = actual.lines().zip(expected.lines()).position(|(a, e)| a != e);
-        panic!(
-            "the workflow table changed; first differing line: {first:?}\nrun with UPDATE_SNAPSHOTS=1 and review the diff"
-        );
-    }
+    support::assert_snapshot("request_workflow.txt", &table());
 }
 
 #[test]
