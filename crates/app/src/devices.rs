@@ -606,3 +606,132 @@ pub async fn holds(app: &App, actor: &Actor, agency: Option<&str>) -> Result<Vec
 pub fn command_label(kind: &str) -> &'static str {
     kind.parse::<CommandKind>().map(CommandKind::label).unwrap_or("command")
 }
+
+/// The preservation export for legal: a ZIP of the device's record, line, holds, chain of
+/// custody, commands, sanitization records, the request that ordered it and every audit event
+/// about it, as JSON. Reading it is itself audited.
+pub async fn preservation_export(app: &App, actor: &Actor, id: &str) -> Result<Vec<u8>, AppError> {
+    use std::io::Write;
+    let mut tx = app.store.write().await?;
+    let device = load(&mut tx, actor, id, Action::HoldRead).await?;
+    let view_line = match &device.line_id {
+        Some(line) => devices::line(&mut tx, line).await?,
+        None => None,
+    };
+    let custody = devices::custody_of(&mut tx, id).await?;
+    let commands = devices::commands_of(&mut tx, id).await?;
+    let holds = devices::holds_covering(&mut tx, &device).await?;
+    let records = devices::sanitizations_of(&mut tx, id).await?;
+    let request = match &device.request_id {
+        Some(request) => custody_store::requests::get(&mut tx, request).await?,
+        None => None,
+    };
+    let filter = custody_store::audit::AuditFilter {
+        object_type: None,
+        object_id: Some(id.to_string()),
+        actor_id: None,
+        action: None,
+        agency: None,
+        from_ms: None,
+        to_ms: None,
+    };
+    let events = custody_store::audit::list(&mut tx, &filter, None, 10_000).await?;
+    let json = |value: serde_json::Value| serde_json::to_vec_pretty(&value).expect("JSON serializes");
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "device.json",
+            json(serde_json::json!({
+                "id": device.id, "agency": device.agency_code, "state": device.state, "device_type": device.device_type,
+                "model_id": device.model_id, "serial": device.serial, "imei": device.imei, "meid": device.meid,
+                "funding": device.funding, "ordered_for": device.ordered_for, "holder_id": device.holder_id,
+                "phone_number": view_line, "location": device.location, "accessories": device.accessories,
+                "enrolled_at_ms": device.enrolled_at, "billing_stop_at_ms": device.billing_stop_at,
+                "destination": device.destination, "created_at_ms": device.created_at,
+            })),
+        ),
+        (
+            "custody.json",
+            json(serde_json::Value::Array(
+                custody
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({"event": c.event, "from_state": c.from_state, "to_state": c.to_state,
+                            "from_location": c.from_location, "to_location": c.to_location,
+                            "holder_before": c.holder_before, "holder_after": c.holder_after,
+                            "received_by": c.received_by, "by": c.actor_label, "note": c.note, "at_ms": c.at})
+                    })
+                    .collect(),
+            )),
+        ),
+        (
+            "commands.json",
+            json(serde_json::Value::Array(
+                commands
+                    .iter()
+                    .map(|c| serde_json::json!({"kind": c.kind, "status": c.status, "requested_by": c.requested_by, "at_ms": c.created_at}))
+                    .collect(),
+            )),
+        ),
+        (
+            "legal_holds.json",
+            json(serde_json::Value::Array(
+                holds
+                    .iter()
+                    .map(|h| serde_json::json!({"id": h.id, "matter": h.matter, "person_id": h.person_id,
+                        "device_id": h.device_id, "placed_by": h.placed_by, "placed_at_ms": h.placed_at}))
+                    .collect(),
+            )),
+        ),
+        (
+            "sanitization.json",
+            json(serde_json::Value::Array(
+                records
+                    .iter()
+                    .map(|r| serde_json::json!({"id": r.id, "method_type": r.method_type,
+                        "record": serde_json::from_str::<serde_json::Value>(&r.record).unwrap_or_default(),
+                        "performed_by": r.performed_by_label, "performed_at_ms": r.performed_at,
+                        "validated_by": r.validated_by_label, "validated_at_ms": r.validated_at}))
+                    .collect(),
+            )),
+        ),
+        (
+            "request.json",
+            json(match &request {
+                Some(r) => serde_json::json!({"id": r.id, "number": r.number, "type": r.request_type, "status": r.status,
+                    "requester": r.requester_label, "details": r.details, "summary": r.summary}),
+                None => serde_json::Value::Null,
+            }),
+        ),
+        (
+            "audit_events.json",
+            json(serde_json::Value::Array(
+                events
+                    .iter()
+                    .map(|e| {
+                        let c = &e.content;
+                        serde_json::json!({"seq": c.seq, "at_ms": c.at_ms, "actor": c.actor_label, "action": c.action,
+                            "object_type": c.object_type, "object_id": c.object_id,
+                            "changes": serde_json::from_str::<serde_json::Value>(&c.changes).unwrap_or_default(),
+                            "hash": e.hash})
+                    })
+                    .collect(),
+            )),
+        ),
+    ];
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buffer);
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, bytes) in &files {
+            zip.start_file(*name, options).map_err(|e| anyhow::anyhow!("zip: {e}"))?;
+            zip.write_all(bytes).map_err(|e| anyhow::anyhow!("zip: {e}"))?;
+        }
+        zip.finish().map_err(|e| anyhow::anyhow!("zip: {e}"))?;
+    }
+    let changes =
+        serde_json::json!({ "files": files.iter().map(|(n, _)| *n).collect::<Vec<_>>(), "audit_events": events.len() });
+    audit::append(&mut tx, actor.event("device.preservation_export", "device", id, Some(&device.agency_code), changes))
+        .await?;
+    tx.commit().await?;
+    Ok(buffer.into_inner())
+}

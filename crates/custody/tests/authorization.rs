@@ -191,7 +191,7 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
         "POST /api/v1/devices/{id}/clearance" | "POST /api/v1/legal-holds/{id}/release" => {
             allow(&[Role::AgencyLegal], 200)
         }
-        "GET /api/v1/legal-holds" => allow(HOLD_READERS, 200),
+        "GET /api/v1/legal-holds" | "GET /api/v1/devices/{id}/preservation-export" => allow(HOLD_READERS, 200),
         "GET /api/v1/devices/{id}/sanitization" | "GET /api/v1/devices/{id}/sanitization/certificate" => {
             allow(READERS_OF_PEOPLE, 200)
         }

@@ -238,6 +238,28 @@ async fn a_legal_hold_stops_clearance_and_destruction_until_released() {
         let (status, problem) = s.act(&id, "destroy", json!({})).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert!(problem["detail"].as_str().unwrap().contains("Doe v. Agency A"), "{problem}");
+        // Legal exports the device's records for preservation.
+        let response = s.app.get(&format!("/api/v1/devices/{id}/preservation-export"), &s.legal).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "application/zip");
+        let bytes = response.bytes().await.unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+        let read = |archive: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str| -> Value {
+            let file = archive.by_name(name).unwrap_or_else(|_| panic!("{name} in the export"));
+            serde_json::from_reader(file).unwrap()
+        };
+        let custody = read(&mut archive, "custody.json");
+        let moves: Vec<&str> = custody.as_array().unwrap().iter().map(|c| c["event"].as_str().unwrap()).collect();
+        assert_eq!(moves.first(), Some(&"order"));
+        assert!(moves.contains(&"deliver") && moves.contains(&"place_hold"), "{moves:?}");
+        let device = read(&mut archive, "device.json");
+        assert_eq!(device["serial"], "DNPHOLD01");
+        let holds = read(&mut archive, "legal_holds.json");
+        assert_eq!(holds[0]["matter"], "Doe v. Agency A, index 2026-0042");
+        let audit = read(&mut archive, "audit_events.json");
+        assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "device.receive"), "{audit}");
+        let request = read(&mut archive, "request.json");
+        assert_eq!(request["type"], "new_device");
         let path = format!("/api/v1/devices/{id}/sanitization");
         let (status, problem) = s.call(Method::POST, &path, &s.euc, record("DNPHOLD01", "destroy")).await;
         assert_eq!(status, StatusCode::CONFLICT);

@@ -527,3 +527,29 @@ pub async fn certificate(
     )
         .into_response())
 }
+
+/// The preservation export for legal: a ZIP of the device's records, chain of custody,
+/// commands, holds, sanitization records, ordering request and audit events as JSON (central IT
+/// and the agency's legal officer; the export is audited).
+#[utoipa::path(operation_id = "device_preservation_export", get, path = "/api/v1/devices/{id}/preservation-export",
+    tag = "devices", params(("id" = String, Path)),
+    responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn preservation_export(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let zip = devices::preservation_export(&state.app, &actor, &id).await?;
+    let disposition = format!("attachment; filename=\"preservation-{id}.zip\"");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/zip".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        zip,
+    )
+        .into_response())
+}

@@ -128,6 +128,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::sanitize, devices::sanitizations))
         .routes(routes!(devices::validate))
         .routes(routes!(devices::certificate))
+        .routes(routes!(devices::preservation_export))
         .routes(routes!(devices::holds, devices::place))
         .routes(routes!(devices::release))
         .routes(routes!(crate::ops::healthz))

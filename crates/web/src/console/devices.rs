@@ -87,6 +87,7 @@ struct Moves {
     clear: bool,
     sanitize: bool,
     validate: bool,
+    export: bool,
 }
 
 fn moves(viewer: &Viewer, device: &DeviceRow, records: &[SanitizationRow]) -> Moves {
@@ -121,6 +122,7 @@ fn moves(viewer: &Viewer, device: &DeviceRow, records: &[SanitizationRow]) -> Mo
         clear: viewer.may(Action::HoldWrite) && device.state == AwaitingClearance,
         sanitize: central && !pending && matches!(device.state, Sanitizing),
         validate: central && pending,
+        export: viewer.may(Action::HoldRead),
     }
 }
 
@@ -252,6 +254,20 @@ pub async fn certificate(State(state): State<AppState>, viewer: Viewer, Path(id)
             (headers, pdf).into_response()
         }
         Err(AppError::Conflict { message, .. }) => (StatusCode::CONFLICT, message).into_response(),
+        Err(error) => error_page(&viewer, error),
+    }
+}
+
+pub async fn preservation_export(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    match devices::preservation_export(&state.app, &viewer.actor, &id).await {
+        Ok(zip) => {
+            let disposition = format!("attachment; filename=\"preservation-{id}.zip\"");
+            let headers = [
+                (axum::http::header::CONTENT_TYPE, "application/zip".to_string()),
+                (axum::http::header::CONTENT_DISPOSITION, disposition),
+            ];
+            (headers, zip).into_response()
+        }
         Err(error) => error_page(&viewer, error),
     }
 }

@@ -56,6 +56,7 @@ pub fn router() -> Router<AppState> {
         .route("/devices", get(devices::list))
         .route("/devices/{id}", get(devices::show))
         .route("/devices/{id}/certificate.pdf", get(devices::certificate))
+        .route("/devices/{id}/preservation.zip", get(devices::preservation_export))
         .route("/devices/{id}/{action}", post(devices::act))
         .route("/legal-holds", get(devices::holds).post(devices::place_hold))
         .route("/legal-holds/{id}/release", post(devices::release_hold))
