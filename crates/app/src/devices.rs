@@ -64,26 +64,12 @@ pub struct ActionInput {
     pub carrier: Option<String>,
     pub destination: Option<String>,
     pub note: Option<String>,
+    /// `deliver`: the accessories issued with the device (comma-separated).
+    pub accessories: Option<String>,
+    /// `replace`: a repurposed like device (staged, or sanitized for reuse) to take its place;
+    /// without one a new like device is ordered.
+    pub replacement_device_id: Option<String>,
 }
-
-/// The lifecycle actions central IT takes through the API.
-pub const ACTIONS: [&str; 15] = [
-    "receive",
-    "stage",
-    "record-enrollment",
-    "ship",
-    "deliver",
-    "send-to-repair",
-    "return-from-repair",
-    "report-lost",
-    "recover",
-    "return-to-service",
-    "write-off",
-    "return",
-    "request-clearance",
-    "destroy",
-    "decommission",
-];
 
 /// Moves a device by one lifecycle action (`ACTIONS`, or `dispose` with a destination).
 pub async fn act(app: &App, actor: &Actor, id: &str, action: &str, input: ActionInput) -> Result<DeviceRow, AppError> {
@@ -138,6 +124,7 @@ pub async fn act(app: &App, actor: &Actor, id: &str, action: &str, input: Action
         "ship" => Event::Ship,
         "deliver" => Event::Deliver,
         "send-to-repair" => Event::SendToRepair,
+        "replace" => Event::Replace,
         "return-from-repair" => Event::ReturnFromRepair,
         "report-lost" => Event::ReportLost,
         "recover" => Event::Recover,
@@ -162,9 +149,108 @@ pub async fn act(app: &App, actor: &Actor, id: &str, action: &str, input: Action
         },
         _ => return Err(AppError::NotFound),
     };
+    let holder = device.holder_id.clone().or_else(|| device.ordered_for.clone());
+    let replacement = input.replacement_device_id.clone();
+    if let (Event::Deliver, Some(raw)) = (&event, input.accessories.as_deref()) {
+        device.accessories =
+            custody_domain::validate::text(raw, 0, 500).map_err(|m| AppError::invalid("accessories", m))?;
+    }
+    let replacing = event == Event::Replace;
     move_device(app, &mut tx, actor, &mut device, event, input).await?;
+    if replacing {
+        replace_with(app, &mut tx, actor, &device, holder, replacement.as_deref()).await?;
+    }
     tx.commit().await?;
     Ok(device)
+}
+
+/// Puts a like device in the place of `old` for `holder`: a repurposed one from stock, or a new
+/// one ordered; it then goes through enrollment and delivery like any other.
+async fn replace_with(
+    app: &App,
+    tx: &mut Conn,
+    actor: &Actor,
+    old: &DeviceRow,
+    holder: Option<String>,
+    repurposed: Option<&str>,
+) -> Result<(), AppError> {
+    let now = custody_store::now_ms();
+    match repurposed {
+        Some(id) => {
+            let mut stock = devices::get(tx, id)
+                .await?
+                .filter(|d| d.agency_code == old.agency_code)
+                .ok_or_else(|| AppError::invalid("replacement_device_id", "no device of this agency has this id"))?;
+            if stock.device_type != old.device_type {
+                return Err(AppError::invalid(
+                    "replacement_device_id",
+                    format!("a {} is replaced by a like device, not a {}", old.device_type, stock.device_type),
+                ));
+            }
+            if stock.state == DeviceState::Sanitized {
+                move_device(app, tx, actor, &mut stock, Event::Reissue, ActionInput::default()).await?;
+            }
+            if stock.state != DeviceState::Staged {
+                return Err(AppError::invalid(
+                    "replacement_device_id",
+                    format!(
+                        "the replacement must be staged or sanitized for reuse; it is {}",
+                        stock.state.label().to_lowercase()
+                    ),
+                ));
+            }
+            stock.ordered_for = holder;
+            stock.updated_at = now;
+            devices::update_assignment(tx, &stock.id, stock.ordered_for.as_deref(), now).await?;
+            let changes = serde_json::json!({ "replaces": old.id, "for": stock.ordered_for });
+            audit::append(
+                tx,
+                actor.event("device.assign_replacement", "device", &stock.id, Some(&stock.agency_code), changes),
+            )
+            .await?;
+        }
+        None => {
+            let device = DeviceRow {
+                id: custody_store::new_id(),
+                state: DeviceState::Ordered,
+                serial: None,
+                imei: None,
+                meid: None,
+                ordered_for: holder,
+                holder_id: None,
+                line_id: None,
+                location: location_of(DeviceState::Ordered).into(),
+                accessories: old.device_type.standard_accessories().join(", "),
+                enrolled_at: None,
+                billing_stop_at: None,
+                destination: None,
+                created_at: now,
+                updated_at: now,
+                ..old.clone()
+            };
+            devices::insert(tx, &device).await?;
+            let custody = CustodyEvent {
+                id: custody_store::new_id(),
+                device_id: device.id.clone(),
+                event: "order".into(),
+                from_state: None,
+                to_state: DeviceState::Ordered.as_str().into(),
+                from_location: None,
+                to_location: device.location.clone(),
+                holder_before: None,
+                holder_after: None,
+                received_by: None,
+                actor_label: actor.label.clone(),
+                note: Some(format!("replaces {}", old.serial.as_deref().unwrap_or(&old.id))),
+                at: now,
+            };
+            devices::insert_custody_event(tx, &custody).await?;
+            let changes = serde_json::json!({ "replaces": old.id, "model": device.model_id, "state": "ordered" });
+            audit::append(tx, actor.event("device.order", "device", &device.id, Some(&device.agency_code), changes))
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies `event` to `device` inside `tx`: transition, effects, custody event, audit event.

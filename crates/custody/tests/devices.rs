@@ -437,3 +437,54 @@ async fn lists_of_several_states_merge_in_order_and_page() {
         assert_eq!((status, common::fields(&problem)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["state".to_string()]));
     }
 }
+
+#[tokio::test]
+async fn repair_and_replacement_by_a_new_or_repurposed_like_device() {
+    use custody_domain::device::DeviceState;
+    let s = Shop::new(TestDb::sqlite().await).await;
+    let id = s.in_service("DNPFIX001", "356938035643809", "+15185550160").await;
+    // Repaired and back.
+    for (action, state) in [("send-to-repair", "in_repair"), ("return-from-repair", "in_service")] {
+        let (status, device) = s.act(&id, action, json!({})).await;
+        assert_eq!((status, device["state"].as_str()), (StatusCode::OK, Some(state)), "{device}");
+    }
+    // Replaced by a repurposed device: a tablet is not a like device; a staged smartphone is.
+    assert_eq!(s.act(&id, "send-to-repair", json!({})).await.0, StatusCode::OK);
+    let tablet = s.app.device_in_state("AAA", &s.tablet, DeviceState::Staged).await;
+    let (status, problem) = s.act(&id, "replace", json!({"replacement_device_id": tablet})).await;
+    assert_eq!(
+        (status, common::fields(&problem)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["replacement_device_id".to_string()])
+    );
+    let (_, still) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &s.euc, Value::Null).await;
+    assert_eq!(still["state"], "in_repair", "a refused replacement changes nothing");
+    let stock = s.ordered_device().await["id"].as_str().unwrap().to_string();
+    assert_eq!(s.act(&stock, "receive", json!({"serial": "DNPSTOCK1", "model_id": s.phone})).await.0, StatusCode::OK);
+    assert_eq!(s.act(&stock, "stage", json!({})).await.0, StatusCode::OK);
+    let (status, old) = s.act(&id, "replace", json!({"replacement_device_id": stock})).await;
+    assert_eq!((status, old["state"].as_str()), (StatusCode::OK, Some("returned")), "{old}");
+    assert_eq!(old["holder_id"], Value::Null);
+    let (_, replacement) = s.call(Method::GET, &format!("/api/v1/devices/{stock}"), &s.euc, Value::Null).await;
+    assert_eq!(replacement["ordered_for"], s.person.as_str());
+    // It is enrolled and delivered like any device, with the accessories issued recorded.
+    for (action, body) in [
+        ("record-enrollment", json!({})),
+        ("deliver", json!({"received_by": "Dana Device", "accessories": "shell holster, charging cable, car charger"})),
+    ] {
+        assert_eq!(s.act(&stock, action, body).await.0, StatusCode::OK, "{action}");
+    }
+    let (_, delivered) = s.call(Method::GET, &format!("/api/v1/devices/{stock}"), &s.euc, Value::Null).await;
+    assert_eq!(
+        (delivered["state"].as_str(), delivered["holder_id"].as_str()),
+        (Some("in_service"), Some(s.person.as_str()))
+    );
+    assert_eq!(delivered["accessories"], "shell holster, charging cable, car charger");
+    // Without a repurposed device, a new like device is ordered for the holder.
+    assert_eq!(s.act(&stock, "send-to-repair", json!({})).await.0, StatusCode::OK);
+    assert_eq!(s.act(&stock, "replace", json!({})).await.0, StatusCode::OK);
+    let (_, ordered) = s.call(Method::GET, "/api/v1/devices?agency=AAA&state=ordered", &s.euc, Value::Null).await;
+    let fresh: Vec<&Value> =
+        ordered["items"].as_array().unwrap().iter().filter(|d| d["ordered_for"] == s.person.as_str()).collect();
+    assert_eq!(fresh.len(), 1, "{ordered}");
+    assert_eq!(fresh[0]["model_id"], s.phone.as_str());
+}

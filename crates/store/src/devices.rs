@@ -108,6 +108,17 @@ pub async fn update(conn: &mut Conn, d: &DeviceRow) -> Result<(), SqlError> {
     Ok(())
 }
 
+/// Assigns a device to the person it is meant for (a replacement from stock).
+pub async fn update_assignment(conn: &mut Conn, id: &str, ordered_for: Option<&str>, at: i64) -> Result<(), SqlError> {
+    sqlx::query("UPDATE devices SET ordered_for = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(ordered_for)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 async fn one(conn: &mut Conn, clause: &str, value: &str) -> Result<Option<DeviceRow>, SqlError> {
     let inner = format!("SELECT {COLUMNS} FROM devices WHERE {clause} = $1");
     let columns: Vec<&str> = COLUMNS.split(", ").collect();

@@ -253,10 +253,14 @@ pub struct ActionBody {
     /// `dispose`: `surplus`, `transferred` or `recycled`.
     pub destination: Option<String>,
     pub note: Option<String>,
+    /// `deliver`: the accessories issued (comma-separated).
+    pub accessories: Option<String>,
+    /// `replace`: a repurposed like device (staged or sanitized); without one a new like device is ordered.
+    pub replacement_device_id: Option<String>,
 }
 
 /// Move a device through its life (central IT): `receive`, `stage`, `record-enrollment`, `ship`,
-/// `deliver`, `send-to-repair`, `return-from-repair`, `report-lost`, `recover`,
+/// `deliver`, `send-to-repair`, `return-from-repair`, `replace`, `report-lost`, `recover`,
 /// `return-to-service`, `write-off`, `return`, `request-clearance`, `destroy`, `decommission`,
 /// `dispose`. A refused move answers 409 with the reason (a legal hold is named).
 #[utoipa::path(operation_id = "device_action", post, path = "/api/v1/devices/{id}/actions/{action}", tag = "devices",
@@ -280,6 +284,8 @@ pub async fn act(
         carrier: body.carrier,
         destination: body.destination,
         note: body.note,
+        accessories: body.accessories,
+        replacement_device_id: body.replacement_device_id,
     };
     Ok(Json(devices::act(&state.app, &actor, &id, &action, input).await?.into()))
 }

@@ -100,7 +100,7 @@ fn moves(viewer: &Viewer, device: &DeviceRow, records: &[SanitizationRow]) -> Mo
         InService => {
             vec![("send-to-repair", "Send to repair"), ("report-lost", "Report lost or stolen"), ("return", "Return")]
         }
-        InRepair => vec![("return-from-repair", "Back from repair"), ("return", "Retire (replaced)")],
+        InRepair => vec![("return-from-repair", "Back from repair"), ("replace", "Replace with a new like device")],
         LostStolen => vec![("recover", "Recovered"), ("write-off", "Write off")],
         Recovered => vec![("return-to-service", "Return to service"), ("return", "Return")],
         Returned => vec![("request-clearance", "Ask agency legal for clearance")],
@@ -222,6 +222,8 @@ pub async fn act(
                 carrier: get("carrier"),
                 destination: get("destination"),
                 note: get("note"),
+                accessories: get("accessories"),
+                replacement_device_id: get("replacement_device_id"),
             };
             devices::act(app, actor, &id, &action, input).await.map(|_| ())
         }
