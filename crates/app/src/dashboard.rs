@@ -13,6 +13,8 @@ pub struct Figures {
     pub agency: Option<String>,
     pub people_total: i64,
     pub people_by_agency: Vec<(String, i64)>,
+    /// Devices in the fleet (ordered to in service or returned) by type, from counters.
+    pub devices_by_type: Vec<(String, i64)>,
     /// Recent audit events, for those who may read the audit log.
     pub recent: Vec<ChainedEvent>,
 }
@@ -35,6 +37,9 @@ pub async fn figures(app: &App, actor: &Actor, agency: Option<&str>) -> Result<F
     if may(Action::PersonRead) {
         figures.people_by_agency = people::count_by_agency(&mut conn, agency.as_deref()).await?;
         figures.people_total = figures.people_by_agency.iter().map(|(_, n)| n).sum();
+    }
+    if may(Action::DeviceRead) {
+        figures.devices_by_type = custody_store::counts::devices_by_type(&mut conn, agency.as_deref()).await?;
     }
     if may(Action::AuditRead) {
         figures.recent = audit::recent(&mut conn, agency.as_deref(), 10).await?;

@@ -317,6 +317,16 @@ pub(crate) async fn move_device(
         device.line_id = Some(line);
     }
     devices::update(tx, device).await?;
+    if before.state.in_fleet() != device.state.in_fleet() {
+        let delta = if device.state.in_fleet() { 1 } else { -1 };
+        custody_store::counts::add(
+            tx,
+            &device.agency_code,
+            &custody_store::counts::devices_of(device.device_type),
+            delta,
+        )
+        .await?;
+    }
     let custody = CustodyEvent {
         id: custody_store::new_id(),
         device_id: device.id.clone(),

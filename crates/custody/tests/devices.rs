@@ -203,6 +203,9 @@ async fn a_lost_device_gets_a_pending_lock_and_a_replacement_request() {
         assert_eq!(detail["holder_id"], s.person.as_str(), "the holder stays on record until written off");
         assert_eq!(detail["commands"][0]["kind"], "enable_lost_mode");
         assert_eq!(detail["commands"][0]["status"], "pending");
+        let (_, dashboard) = s.call(Method::GET, "/api/v1/dashboard", &s.requester, Value::Null).await;
+        let fleet = json!([{"device_type": "smartphone", "count": 1}]);
+        assert_eq!(dashboard["devices_by_type"], fleet, "a lost device is still in the fleet");
         let (_, drafts) =
             s.call(Method::GET, "/api/v1/requests?status=draft&type=new_device", &s.requester, Value::Null).await;
         let replacement = &drafts["items"][0];
@@ -292,6 +295,9 @@ async fn a_legal_hold_stops_clearance_and_destruction_until_released() {
         let (status, device) = s.act(&id, "decommission", json!({})).await;
         assert_eq!((status, device["state"].as_str()), (StatusCode::OK, Some("decommissioned")));
         assert!(device["billing_stop_at"].is_string(), "the MDM charge stops: {device}");
+        let (dash_status, dashboard) = s.call(Method::GET, "/api/v1/dashboard?agency=AAA", &s.euc, Value::Null).await;
+        assert_eq!(dash_status, StatusCode::OK, "{dashboard}");
+        assert_eq!(dashboard["devices_by_type"], json!([]), "a decommissioned device leaves the fleet count");
         let (_, holds) = s.call(Method::GET, "/api/v1/legal-holds", &s.legal, Value::Null).await;
         assert_eq!(holds["items"].as_array().unwrap().len(), 1);
     }

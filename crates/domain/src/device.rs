@@ -57,6 +57,13 @@ impl DeviceState {
         )
     }
 
+    /// True while the device is part of an agency's fleet (counted on dashboards): from the
+    /// order until it is written off, destroyed or decommissioned.
+    pub fn in_fleet(self) -> bool {
+        use DeviceState::*;
+        !matches!(self, WrittenOff | Destroyed | Decommissioned | Surplus | Transferred | Recycled)
+    }
+
     /// True when the device has left service for good.
     pub fn is_final(self) -> bool {
         matches!(

@@ -7,6 +7,29 @@ use crate::{Conn, SqlError};
 /// People of an agency.
 pub const PEOPLE: &str = "people";
 
+/// The fleet counter of a device type (`devices.smartphone`...).
+pub fn devices_of(device_type: custody_domain::catalog::DeviceType) -> String {
+    format!("devices.{}", device_type.as_str())
+}
+
+/// Device types in the fleet with their counts, summed over agencies (or of one agency).
+pub async fn devices_by_type(conn: &mut Conn, agency: Option<&str>) -> Result<Vec<(String, i64)>, SqlError> {
+    let rows = sqlx::query(
+        "SELECT metric, CAST(SUM(n) AS BIGINT) AS n FROM agency_counts WHERE metric LIKE 'devices.%' \
+         AND ($1 = '' OR agency_code = $1) GROUP BY metric ORDER BY metric",
+    )
+    .bind(agency.unwrap_or(""))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let metric: String = r.try_get("metric")?;
+            Ok((metric.trim_start_matches("devices.").to_string(), r.try_get("n")?))
+        })
+        .filter(|r: &Result<(String, i64), SqlError>| r.as_ref().map_or(true, |(_, n)| *n > 0))
+        .collect()
+}
+
 /// Adds `delta` to the agency's `metric`.
 pub async fn add(conn: &mut Conn, agency: &str, metric: &str, delta: i64) -> Result<(), SqlError> {
     sqlx::query(

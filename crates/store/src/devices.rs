@@ -79,6 +79,9 @@ pub async fn insert(conn: &mut Conn, d: &DeviceRow) -> Result<(), SqlError> {
     .bind(d.updated_at)
     .execute(&mut *conn)
     .await?;
+    if d.state.in_fleet() {
+        crate::counts::add(conn, &d.agency_code, &crate::counts::devices_of(d.device_type), 1).await?;
+    }
     Ok(())
 }
 
@@ -607,6 +610,13 @@ pub async fn insert_many(conn: &mut Conn, rows: &[DeviceRow]) -> Result<(), SqlE
                 .bind(d.updated_at);
         }
         query.execute(&mut *conn).await?;
+    }
+    let mut fleet: std::collections::BTreeMap<(&str, String), i64> = std::collections::BTreeMap::new();
+    for d in rows.iter().filter(|d| d.state.in_fleet()) {
+        *fleet.entry((d.agency_code.as_str(), crate::counts::devices_of(d.device_type))).or_default() += 1;
+    }
+    for ((agency, metric), n) in fleet {
+        crate::counts::add(conn, agency, &metric, n).await?;
     }
     Ok(())
 }

@@ -22,6 +22,14 @@ pub struct DashboardDto {
     pub agency: Option<String>,
     pub people_total: i64,
     pub people_by_agency: Vec<AgencyCount>,
+    /// Devices in the fleet (from the order until written off, destroyed or decommissioned) by type.
+    pub devices_by_type: Vec<TypeCount>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypeCount {
+    pub device_type: String,
+    pub count: i64,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -49,6 +57,11 @@ pub async fn get(
             .people_by_agency
             .into_iter()
             .map(|(agency, count)| AgencyCount { agency, count })
+            .collect(),
+        devices_by_type: figures
+            .devices_by_type
+            .into_iter()
+            .map(|(device_type, count)| TypeCount { device_type, count })
             .collect(),
     }))
 }

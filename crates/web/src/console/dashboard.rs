@@ -17,6 +17,7 @@ struct DashboardPage<'a> {
     scope: Option<String>,
     total_people: i64,
     people_chart: String,
+    devices_chart: Option<String>,
     /// (when, who, action, object)
     activity: Vec<(String, String, String, String)>,
     /// Requests waiting for the viewer's decision; `None` when the viewer decides nothing.
@@ -52,6 +53,9 @@ pub async fn show(State(state): State<AppState>, viewer: Viewer) -> Response {
         scope,
         total_people: figures.people_total,
         people_chart: crate::charts::bar_chart("People by agency", &bars, "people-by-agency"),
+        devices_chart: viewer
+            .may(Action::DeviceRead)
+            .then(|| crate::charts::bar_chart("Devices by type", &figures.devices_by_type, "devices-by-type")),
         activity,
         waiting,
     };
