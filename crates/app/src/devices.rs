@@ -210,44 +210,16 @@ async fn replace_with(
             .await?;
         }
         None => {
-            let device = DeviceRow {
-                id: custody_store::new_id(),
-                state: DeviceState::Ordered,
-                serial: None,
-                imei: None,
-                meid: None,
+            let order = Order {
+                agency: &old.agency_code,
+                device_type: old.device_type,
+                model_id: &old.model_id,
+                funding: &old.funding,
                 ordered_for: holder,
-                holder_id: None,
-                line_id: None,
-                location: location_of(DeviceState::Ordered).into(),
-                accessories: old.device_type.standard_accessories().join(", "),
-                enrolled_at: None,
-                billing_stop_at: None,
-                destination: None,
-                created_at: now,
-                updated_at: now,
-                ..old.clone()
+                request_id: None,
+                note: format!("replaces {}", old.serial.as_deref().unwrap_or(&old.id)),
             };
-            devices::insert(tx, &device).await?;
-            let custody = CustodyEvent {
-                id: custody_store::new_id(),
-                device_id: device.id.clone(),
-                event: "order".into(),
-                from_state: None,
-                to_state: DeviceState::Ordered.as_str().into(),
-                from_location: None,
-                to_location: device.location.clone(),
-                holder_before: None,
-                holder_after: None,
-                received_by: None,
-                actor_label: actor.label.clone(),
-                note: Some(format!("replaces {}", old.serial.as_deref().unwrap_or(&old.id))),
-                at: now,
-            };
-            devices::insert_custody_event(tx, &custody).await?;
-            let changes = serde_json::json!({ "replaces": old.id, "model": device.model_id, "state": "ordered" });
-            audit::append(tx, actor.event("device.order", "device", &device.id, Some(&device.agency_code), changes))
-                .await?;
+            order_device(tx, actor, order, serde_json::json!({ "replaces": old.id })).await?;
         }
     }
     Ok(())
@@ -428,6 +400,72 @@ async fn replacement_request(app: &App, tx: &mut Conn, actor: &Actor, device: &D
     .await
 }
 
+/// A device to order.
+struct Order<'a> {
+    agency: &'a str,
+    device_type: custody_domain::catalog::DeviceType,
+    model_id: &'a str,
+    funding: &'a str,
+    ordered_for: Option<String>,
+    request_id: Option<String>,
+    /// Why, for the chain of custody.
+    note: String,
+}
+
+/// Creates an ordered device with its first custody event and audit event (`changes` adds the
+/// reason to the audit event).
+async fn order_device(
+    tx: &mut Conn,
+    actor: &Actor,
+    order: Order<'_>,
+    mut changes: serde_json::Value,
+) -> Result<(), AppError> {
+    let now = custody_store::now_ms();
+    let device = DeviceRow {
+        id: custody_store::new_id(),
+        agency_code: order.agency.to_string(),
+        state: DeviceState::Ordered,
+        device_type: order.device_type,
+        model_id: order.model_id.to_string(),
+        serial: None,
+        imei: None,
+        meid: None,
+        funding: order.funding.to_string(),
+        ordered_for: order.ordered_for,
+        holder_id: None,
+        line_id: None,
+        request_id: order.request_id,
+        location: location_of(DeviceState::Ordered).into(),
+        accessories: order.device_type.standard_accessories().join(", "),
+        enrolled_at: None,
+        billing_stop_at: None,
+        destination: None,
+        created_at: now,
+        updated_at: now,
+    };
+    devices::insert(tx, &device).await?;
+    let custody = CustodyEvent {
+        id: custody_store::new_id(),
+        device_id: device.id.clone(),
+        event: "order".into(),
+        from_state: None,
+        to_state: DeviceState::Ordered.as_str().into(),
+        from_location: None,
+        to_location: device.location.clone(),
+        holder_before: None,
+        holder_after: None,
+        received_by: None,
+        actor_label: actor.label.clone(),
+        note: Some(order.note),
+        at: now,
+    };
+    devices::insert_custody_event(tx, &custody).await?;
+    changes["model"] = serde_json::json!(device.model_id);
+    changes["state"] = serde_json::json!("ordered");
+    audit::append(tx, actor.event("device.order", "device", &device.id, Some(&device.agency_code), changes)).await?;
+    Ok(())
+}
+
 /// Called when a request is approved, in its transaction: a device order creates the ordered
 /// device; a loss report moves the named device to lost_stolen at once.
 pub async fn on_request_approved(
@@ -441,49 +479,17 @@ pub async fn on_request_approved(
             let (Some(order), Some(device_type)) = (request.details.order(), request.device_type) else {
                 return Ok(());
             };
-            let now = custody_store::now_ms();
-            let device = DeviceRow {
-                id: custody_store::new_id(),
-                agency_code: request.agency_code.clone(),
-                state: DeviceState::Ordered,
+            let funding = request.funding.clone().unwrap_or_else(|| "standard".into());
+            let order = Order {
+                agency: &request.agency_code,
                 device_type,
-                model_id: order.device_model_id.clone(),
-                serial: None,
-                imei: None,
-                meid: None,
-                funding: request.funding.clone().unwrap_or_else(|| "standard".into()),
+                model_id: &order.device_model_id,
+                funding: &funding,
                 ordered_for: request.subject_person_id.clone(),
-                holder_id: None,
-                line_id: None,
                 request_id: Some(request.id.clone()),
-                location: location_of(DeviceState::Ordered).into(),
-                accessories: device_type.standard_accessories().join(", "),
-                enrolled_at: None,
-                billing_stop_at: None,
-                destination: None,
-                created_at: now,
-                updated_at: now,
+                note: format!("ordered by request #{}", request.number),
             };
-            devices::insert(tx, &device).await?;
-            let custody = CustodyEvent {
-                id: custody_store::new_id(),
-                device_id: device.id.clone(),
-                event: "order".into(),
-                from_state: None,
-                to_state: DeviceState::Ordered.as_str().into(),
-                from_location: None,
-                to_location: device.location.clone(),
-                holder_before: None,
-                holder_after: None,
-                received_by: None,
-                actor_label: actor.label.clone(),
-                note: Some(format!("ordered by request #{}", request.number)),
-                at: now,
-            };
-            devices::insert_custody_event(tx, &custody).await?;
-            let changes = serde_json::json!({ "request": request.id, "model": device.model_id, "state": "ordered" });
-            audit::append(tx, actor.event("device.order", "device", &device.id, Some(&device.agency_code), changes))
-                .await?;
+            order_device(tx, actor, order, serde_json::json!({ "request": request.id })).await?;
         }
         RequestType::LostStolen => {
             if let custody_domain::request::Details::LostStolen { device_serial, .. } = &request.details
