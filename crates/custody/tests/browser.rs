@@ -589,6 +589,9 @@ async fn a_device_goes_through_the_deployment_center_queues_in_the_console() {
 
     let mut browser = Browser::open(&app, "deployment").await;
     browser.sign_in(&email_for(Role::Euc), PASSWORD).await;
+    // The request shows the device it ordered.
+    browser.visit(&format!("/requests/{}", request["id"].as_str().unwrap())).await;
+    assert!(browser.text("#request-devices").await.contains("Ordered"));
     browser.visit("/devices").await;
     browser.click("#queue-receive").await;
     browser.click("#device-list tbody a").await;

@@ -350,6 +350,8 @@ struct RequestPage<'a> {
     can_start: bool,
     can_fulfill: bool,
     can_comment: bool,
+    /// Devices this request ordered: (id, label, state).
+    devices: Vec<(String, String, &'static str)>,
     message: Option<String>,
     errors: Vec<String>,
 }
@@ -395,7 +397,23 @@ async fn request_page(
             details.push((label_of(&key), shown));
         }
     }
+    let devices = if viewer.may(Action::DeviceRead) {
+        let query =
+            custody_app::devices::DeviceQuery { request_id: Some(view.request.id.clone()), ..Default::default() };
+        custody_app::devices::list(&state.app, &viewer.actor, query)
+            .await
+            .map(|page| {
+                page.items
+                    .into_iter()
+                    .map(|d| (d.id.clone(), d.serial.clone().unwrap_or_else(|| "on order".into()), d.state.label()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let page = RequestPage {
+        devices,
         layout: &viewer.layout,
         type_label: r.request_type.label(),
         status_label: r.status.label(),
