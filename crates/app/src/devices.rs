@@ -9,7 +9,7 @@
 use custody_domain::FieldErrors;
 use custody_domain::agency::AgencyCode;
 use custody_domain::authz::{Action, Scope};
-use custody_domain::device::{CommandKind, Context, Destination, DeviceState, Effect, Event, imei, meid, transition};
+use custody_domain::device::{Context, Destination, DeviceState, Effect, Event, imei, meid, transition};
 use custody_domain::request::{RequestType, phone_number, serial_number};
 use custody_store::devices::{self, CommandRow, CustodyEvent, DeviceFilter, DeviceRow, HoldRow, LineRow};
 use custody_store::requests::RequestRow;
@@ -701,12 +701,7 @@ pub async fn holds(app: &App, actor: &Actor, agency: Option<&str>) -> Result<Vec
     let code = AgencyCode::parse(&agency).map_err(|m| AppError::invalid("agency", m))?;
     actor.authorize(Action::HoldRead, Scope::Agency(&code))?;
     let mut conn = app.store.conn().await?;
-    Ok(devices::holds_of_agency(&mut conn, code.as_str(), false).await?)
-}
-
-/// The pending commands of a kind, for the record (step 6 sends them).
-pub fn command_label(kind: &str) -> &'static str {
-    kind.parse::<CommandKind>().map(CommandKind::label).unwrap_or("command")
+    Ok(devices::holds_of_agency(&mut conn, code.as_str()).await?)
 }
 
 /// The preservation export for legal: a ZIP of the device's record, line, holds, chain of

@@ -186,10 +186,9 @@ pub async fn rebuild_stage_stats(app: &App) -> Result<usize, AppError> {
     Ok(stays.len())
 }
 
-/// When the request entered its current status.
-async fn entered_at(conn: &mut Conn, request: &RequestRow) -> Result<i64, AppError> {
-    let timeline = requests::transitions(conn, &request.id).await?;
-    Ok(timeline.last().map_or(request.created_at, |t| t.at))
+/// When the request entered its current status: every status change stamps `updated_at`.
+fn entered_at(request: &RequestRow) -> i64 {
+    request.updated_at
 }
 
 fn refusal(r: custody_domain::request::Refusal) -> AppError {
@@ -468,7 +467,7 @@ async fn submit_in(
     now: i64,
 ) -> Result<(), AppError> {
     let flow = flow_chain(request);
-    let entered = entered_at(tx, request).await?;
+    let entered = entered_at(request);
     let submitted = transition(request.status, flow, Event::Submit).map_err(refusal)?;
     let from = request.status;
     request.status = submitted;
@@ -572,7 +571,7 @@ pub async fn decide(app: &App, actor: &Actor, id: &str, decision: Decision) -> R
         decided_at: now,
     };
     requests::insert_approval(&mut tx, &approval).await?;
-    let entered = entered_at(&mut tx, &request).await?;
+    let entered = entered_at(&request);
     let from = request.status;
     request.status = next;
     request.waiting_stage = flow.stage_at(next);
@@ -616,7 +615,7 @@ async fn advance(app: &App, actor: &Actor, id: &str, event: Event, name: &str) -
     };
     let next = transition(request.status, flow_chain(&request), event).map_err(refusal)?;
     let now = custody_store::now_ms();
-    let entered = entered_at(&mut tx, &request).await?;
+    let entered = entered_at(&request);
     let from = request.status;
     request.status = next;
     request.waiting_stage = None;

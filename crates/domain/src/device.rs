@@ -71,26 +71,6 @@ impl DeviceState {
             DeviceState::WrittenOff | DeviceState::Surplus | DeviceState::Transferred | DeviceState::Recycled
         )
     }
-
-    /// True while the device is billed (from enrollment until decommissioning, write-off or
-    /// destruction).
-    pub fn billable(self) -> bool {
-        use DeviceState::*;
-        matches!(
-            self,
-            Enrolled
-                | InTransit
-                | InService
-                | InRepair
-                | LostStolen
-                | Recovered
-                | Returned
-                | AwaitingClearance
-                | OnLegalHold
-                | Sanitizing
-                | Sanitized
-        )
-    }
 }
 
 named_enum! {

@@ -358,10 +358,9 @@ pub async fn holds_covering(conn: &mut Conn, device: &DeviceRow) -> Result<Vec<H
     .await
 }
 
-/// An agency's holds (those in force first when `active_only`).
-pub async fn holds_of_agency(conn: &mut Conn, agency: &str, active_only: bool) -> Result<Vec<HoldRow>, SqlError> {
-    let clause = if active_only { "agency_code = $1 AND released_at IS NULL" } else { "agency_code = $1" };
-    holds_where(conn, clause, &[agency]).await
+/// An agency's holds, in force and released, oldest first.
+pub async fn holds_of_agency(conn: &mut Conn, agency: &str) -> Result<Vec<HoldRow>, SqlError> {
+    holds_where(conn, "agency_code = $1", &[agency]).await
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

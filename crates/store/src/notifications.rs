@@ -113,9 +113,9 @@ pub async fn claim_due(conn: &mut Conn, now: i64, lease_ms: i64, limit: i64) -> 
     .iter()
     .map(|row| row.try_get("id"))
     .collect::<Result<_, _>>()?;
-    let mut claimed = Vec::new();
+    let mut taken = Vec::new();
     for id in ids {
-        let taken = sqlx::query(
+        let rows = sqlx::query(
             "UPDATE notifications SET claimed_until = $2 WHERE id = $1 AND email_status = 'pending' \
              AND (claimed_until IS NULL OR claimed_until < $3)",
         )
@@ -125,15 +125,22 @@ pub async fn claim_due(conn: &mut Conn, now: i64, lease_ms: i64, limit: i64) -> 
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        if taken == 1 {
-            let sql = format!("SELECT {COLUMNS} FROM notifications WHERE id = $1");
-            let columns: Vec<&str> = COLUMNS.split(", ").collect();
-            let sql = crate::page_as_json(conn, &sql, &columns, "id");
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&id).fetch_one(&mut *conn).await?;
-            claimed.extend(decode(&row.try_get::<String, _>("page")?)?);
+        if rows == 1 {
+            taken.push(id);
         }
     }
-    Ok(claimed)
+    if taken.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=taken.len()).map(|i| format!("${i}")).collect();
+    let inner = format!("SELECT {COLUMNS} FROM notifications WHERE id IN ({})", placeholders.join(", "));
+    let columns: Vec<&str> = COLUMNS.split(", ").collect();
+    let sql = crate::page_as_json(conn, &inner, &columns, "id");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in taken {
+        query = query.bind(id);
+    }
+    decode(&query.fetch_one(&mut *conn).await?.try_get::<String, _>("page")?)
 }
 
 pub async fn mark_sent(conn: &mut Conn, id: &str, at: i64) -> Result<(), SqlError> {
@@ -161,12 +168,4 @@ pub async fn mark_failed(conn: &mut Conn, id: &str, error: &str, retry_at: Optio
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-/// E-mails by status, for metrics and the admin's view.
-pub async fn outbox_counts(conn: &mut Conn) -> Result<Vec<(String, i64)>, SqlError> {
-    let rows = sqlx::query("SELECT email_status, COUNT(*) AS n FROM notifications GROUP BY email_status")
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter().map(|r| Ok((r.try_get("email_status")?, r.try_get("n")?))).collect()
 }

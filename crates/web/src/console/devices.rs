@@ -231,17 +231,10 @@ pub async fn act(
     match outcome {
         Ok(()) => Redirect::to(&format!("/devices/{id}?done={action}")).into_response(),
         Err(AppError::NotFound) => super::not_found(&viewer),
-        Err(error) => {
-            let status = if matches!(error, AppError::Conflict { .. }) {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            match problems(error) {
-                Ok(lines) => device_page(&state, &viewer, &id, status, None, lines).await,
-                Err(other) => error_page(&viewer, other),
-            }
-        }
+        Err(error) => match super::problems_with_status(error) {
+            Ok((status, lines)) => device_page(&state, &viewer, &id, status, None, lines).await,
+            Err(other) => error_page(&viewer, other),
+        },
     }
 }
 

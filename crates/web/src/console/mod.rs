@@ -204,12 +204,8 @@ impl FromRequestParts<AppState> for Viewer {
         } else {
             (Vec::new(), None)
         };
-        let unread = {
-            let mut conn = state.app.store.conn().await.map_err(|e| internal(e.into()))?;
-            custody_store::notifications::unread_count(&mut conn, &principal.user_id)
-                .await
-                .map_err(|e| internal(e.into()))?
-        };
+        let actor = Actor::principal(principal.clone(), None, None);
+        let unread = custody_app::notifications::unread(&state.app, &actor).await.map_err(internal)?;
         let layout = Layout {
             unread,
             nav: navigation(&principal, &path),
@@ -278,6 +274,16 @@ pub fn problems(error: AppError) -> Result<Vec<String>, AppError> {
         AppError::Conflict { field, message } => Ok(vec![format!("{field}: {message}")]),
         other => Err(other),
     }
+}
+
+/// Like [`problems`], with the status to answer: 409 for a conflict, 422 for bad fields.
+pub fn problems_with_status(error: AppError) -> Result<(StatusCode, Vec<String>), AppError> {
+    let status = if matches!(error, AppError::Conflict { .. }) {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    problems(error).map(|lines| (status, lines))
 }
 
 /// The answer to a form whose CSRF token is missing or wrong.

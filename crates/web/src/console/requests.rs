@@ -487,17 +487,10 @@ pub async fn act(
     };
     match outcome {
         Ok(()) => Redirect::to(&format!("/requests/{id}?done={verb}")).into_response(),
-        Err(error) => {
-            let status = if matches!(error, AppError::Conflict { .. }) {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            match problems(error) {
-                Ok(lines) => request_page(&state, &viewer, &id, status, None, lines).await,
-                Err(other) => error_page(&viewer, other),
-            }
-        }
+        Err(error) => match super::problems_with_status(error) {
+            Ok((status, lines)) => request_page(&state, &viewer, &id, status, None, lines).await,
+            Err(other) => error_page(&viewer, other),
+        },
     }
 }
 
