@@ -27,6 +27,9 @@ use sqlx::Row;
 use crate::requests::{Decision, NewRequest};
 use crate::{Actor, App, AppError};
 
+/// How many demo devices get their whole chain of custody (all of them in the default demo).
+pub const DEMO_CUSTODY_DEVICES: u64 = 50_000;
+
 /// The password every demo account shares. Printed by `custody demo`; never use it elsewhere.
 pub const DEMO_PASSWORD: &str = "custody-demo-2026";
 
@@ -1597,6 +1600,100 @@ fn demo_state(k: u64) -> custody_domain::device::DeviceState {
     }
 }
 
+/// The events that took a demo device from `ordered` to `state`, in order.
+fn demo_path(state: custody_domain::device::DeviceState) -> Vec<custody_domain::device::Event> {
+    use custody_domain::device::DeviceState::*;
+    use custody_domain::device::{Destination, Event::*};
+    let delivered = vec![Receive { mismatch: None }, Stage, RecordEnrollment, Ship, Deliver];
+    let cleared = [delivered.clone(), vec![Return, RequestClearance, Clear]].concat();
+    let upto = |events: &[custody_domain::device::Event], n: usize| events[..n].to_vec();
+    match state {
+        Ordered => vec![],
+        Received => upto(&delivered, 1),
+        Staged => upto(&delivered, 2),
+        Enrolled => upto(&delivered, 3),
+        InTransit => upto(&delivered, 4),
+        InService => delivered,
+        InRepair => [delivered, vec![SendToRepair]].concat(),
+        LostStolen => [delivered, vec![ReportLost]].concat(),
+        Recovered => [delivered, vec![ReportLost, Recover]].concat(),
+        WrittenOff => [delivered, vec![ReportLost, WriteOff]].concat(),
+        Returned => [delivered, vec![Return]].concat(),
+        AwaitingClearance => [delivered, vec![Return, RequestClearance]].concat(),
+        OnLegalHold => [delivered, vec![Return, RequestClearance, PlaceHold]].concat(),
+        Sanitizing => cleared,
+        Sanitized => [cleared, vec![CompleteSanitization]].concat(),
+        Destroyed => [cleared, vec![Destroy]].concat(),
+        Decommissioned => [cleared, vec![CompleteSanitization, Decommission]].concat(),
+        Surplus | Transferred | Recycled => {
+            let destination = match state {
+                Surplus => Destination::Surplus,
+                Transferred => Destination::Transferred,
+                _ => Destination::Recycled,
+            };
+            [cleared, vec![CompleteSanitization, Decommission, Dispose(destination)]].concat()
+        }
+    }
+}
+
+/// The chain of custody of a demo device: one event per step of [`demo_path`], through the
+/// domain's own transition (so the chain is one the service could have written), spread
+/// evenly between the device's creation and its last change.
+fn demo_custody(device: &custody_store::devices::DeviceRow) -> Vec<custody_store::devices::CustodyEvent> {
+    use custody_domain::device::{Context, DeviceState, transition};
+    use custody_store::devices::CustodyEvent;
+    let path = demo_path(device.state);
+    let step = (device.updated_at - device.created_at) / (path.len() as i64 + 1);
+    // A device that went out to its holder names them from delivery until it came back.
+    let holder_of = |state: DeviceState| {
+        matches!(
+            state,
+            DeviceState::InService | DeviceState::InRepair | DeviceState::LostStolen | DeviceState::Recovered
+        )
+        .then(|| device.ordered_for.clone())
+        .flatten()
+    };
+    let label = |state: DeviceState| crate::devices::location_of(state).to_string();
+    let mut chain = vec![CustodyEvent {
+        id: format!("{}-c00", device.id),
+        device_id: device.id.clone(),
+        event: "order".into(),
+        from_state: None,
+        to_state: DeviceState::Ordered.as_str().into(),
+        from_location: None,
+        to_location: label(DeviceState::Ordered),
+        holder_before: None,
+        holder_after: None,
+        received_by: None,
+        actor_label: "service-desk@its.state.example".into(),
+        note: Some("ordered by an approved request".into()),
+        at: device.created_at,
+    }];
+    let mut state = DeviceState::Ordered;
+    let context = Context { hold: None, transfer_approved: true };
+    for (i, event) in path.iter().enumerate() {
+        let Ok(outcome) = transition(state, event, &context) else { break };
+        let received_by = (outcome.state == DeviceState::InService).then(|| "the holder, in person".to_string());
+        chain.push(CustodyEvent {
+            id: format!("{}-c{:02}", device.id, i + 1),
+            device_id: device.id.clone(),
+            event: event.name().into(),
+            from_state: Some(state.as_str().into()),
+            to_state: outcome.state.as_str().into(),
+            from_location: Some(label(state)),
+            to_location: label(outcome.state),
+            holder_before: holder_of(state),
+            holder_after: holder_of(outcome.state),
+            received_by,
+            actor_label: "euc@its.state.example".into(),
+            note: None,
+            at: device.created_at + step * (i as i64 + 1),
+        });
+        state = outcome.state;
+    }
+    chain
+}
+
 /// An IMEI for demo device `k`: TAC 35 693803, serial from `k`, and the Luhn check digit.
 fn demo_imei(k: u64) -> String {
     let body = format!("356938{:08}", k % 100_000_000);
@@ -1629,6 +1726,9 @@ async fn seed_devices(app: &App, options: &DemoOptions) -> Result<(), AppError> 
     let day = 86_400_000;
     let (mut devices, mut lines, mut holds) = (Vec::with_capacity(2000), Vec::new(), Vec::new());
     let mut held_for_sanitization = Vec::new();
+    // The first devices get their whole chain of custody; past this many the chain would be most
+    // of the database (about eight events a device) for nothing a demo shows.
+    let mut custody_budget: u64 = DEMO_CUSTODY_DEVICES;
     for k in 0..options.devices {
         let agency_index = k % AGENCIES.len() as u64;
         let agency = AGENCIES[agency_index as usize].0;
@@ -1702,14 +1802,14 @@ async fn seed_devices(app: &App, options: &DemoOptions) -> Result<(), AppError> 
             updated_at: created + 25 * day,
         });
         if devices.len() == 2000 {
-            write_devices(app, &devices, &lines, &holds).await?;
+            write_devices(app, &devices, &lines, &holds, &mut custody_budget).await?;
             progress.inc(devices.len() as u64);
             devices.clear();
             lines.clear();
             holds.clear();
         }
     }
-    write_devices(app, &devices, &lines, &holds).await?;
+    write_devices(app, &devices, &lines, &holds, &mut custody_budget).await?;
     progress.inc(devices.len() as u64);
     progress.finish_and_clear();
 
@@ -1769,10 +1869,15 @@ async fn write_devices(
     devices: &[custody_store::devices::DeviceRow],
     lines: &[custody_store::devices::LineRow],
     holds: &[custody_store::devices::HoldRow],
+    custody_budget: &mut u64,
 ) -> Result<(), AppError> {
+    let with_chain = devices.len().min(*custody_budget as usize);
+    *custody_budget -= with_chain as u64;
+    let chains: Vec<_> = devices[..with_chain].iter().flat_map(demo_custody).collect();
     let mut tx = app.store.write().await?;
     custody_store::devices::insert_lines_many(&mut tx, lines).await?;
     custody_store::devices::insert_many(&mut tx, devices).await?;
+    custody_store::devices::insert_custody_events_many(&mut tx, &chains).await?;
     for hold in holds {
         custody_store::devices::insert_hold(&mut tx, hold).await?;
     }

@@ -354,6 +354,21 @@ async fn demo_seeds_plans_and_requests_in_every_status() {
         .unwrap();
     use sqlx::Row;
     assert!(overridden.try_get::<i64, _>("n").unwrap() > 0, "some approvals override the plan check");
+
+    // Every demo device has a chain of custody that starts at its order and ends in its state.
+    let filter = custody_store::devices::DeviceFilter::default();
+    let devices = custody_store::devices::list(&mut conn, &filter, None, 1_000).await.unwrap();
+    assert!(devices.len() >= 400, "{} devices", devices.len());
+    for device in &devices {
+        let chain = custody_store::devices::custody_of(&mut conn, &device.id).await.unwrap();
+        let mut chain: Vec<_> = chain.iter().collect();
+        chain.sort_by_key(|e| e.at);
+        assert_eq!(chain[0].event, "order", "{}", device.id);
+        assert_eq!(chain.last().unwrap().to_state, device.state.as_str(), "{}", device.id);
+        for pair in chain.windows(2) {
+            assert_eq!(pair[1].from_state.as_deref(), Some(pair[0].to_state.as_str()), "{}", device.id);
+        }
+    }
     drop(conn);
     let verify = custody().args(["admin", "audit-verify", "--database-url", &app.db.url]).output().unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));

@@ -620,6 +620,33 @@ pub async fn insert_many(conn: &mut Conn, rows: &[DeviceRow]) -> Result<(), SqlE
     Ok(())
 }
 
+/// Inserts many custody events, 400 to a statement (bulk loads: the demo).
+pub async fn insert_custody_events_many(conn: &mut Conn, rows: &[CustodyEvent]) -> Result<(), SqlError> {
+    let head = format!("custody_events ({CUSTODY_COLUMNS})");
+    for chunk in rows.chunks(400) {
+        let sql = crate::insert_values_sql(&head, 13, chunk.len());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            query = query
+                .bind(e.id.clone())
+                .bind(e.device_id.clone())
+                .bind(e.event.clone())
+                .bind(e.from_state.clone())
+                .bind(e.to_state.clone())
+                .bind(e.from_location.clone())
+                .bind(e.to_location.clone())
+                .bind(e.holder_before.clone())
+                .bind(e.holder_after.clone())
+                .bind(e.received_by.clone())
+                .bind(e.actor_label.clone())
+                .bind(e.note.clone())
+                .bind(e.at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Inserts many lines, 500 to a statement.
 pub async fn insert_lines_many(conn: &mut Conn, rows: &[LineRow]) -> Result<(), SqlError> {
     let head = "lines (id, agency_code, phone_number, carrier, plan_kind, status, international_from, \
