@@ -49,6 +49,36 @@ async fn load(conn: &mut Conn, actor: &Actor, id: &str, action: Action) -> Resul
     Ok(device)
 }
 
+/// The person record of an employee who holds devices: the person of their agency with the
+/// e-mail they sign in with. `None` when the directory has no such person.
+pub async fn own_person(conn: &mut Conn, actor: &Actor) -> Result<Option<String>, AppError> {
+    let Some(principal) = &actor.principal else { return Ok(None) };
+    let Some(agency) = &principal.agency else { return Ok(None) };
+    Ok(custody_store::people::id_by_email(conn, agency.as_str(), &principal.label).await?)
+}
+
+/// Whether the actor reads devices only as their holder (an employee without a reader's role).
+/// Then a device they do not hold answers 404, exactly like a missing one.
+fn holder_only(actor: &Actor, code: &AgencyCode) -> Result<bool, AppError> {
+    match actor.authorize(Action::DeviceRead, Scope::Agency(code)) {
+        Ok(()) => Ok(false),
+        Err(AppError::Forbidden) if actor.authorize(Action::OwnDevices, Scope::Agency(code)).is_ok() => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// A device the actor may read: any of the agency's for readers, their own for holders.
+async fn load_readable(conn: &mut Conn, actor: &Actor, id: &str) -> Result<DeviceRow, AppError> {
+    let device = devices::get(conn, id).await?.ok_or(AppError::NotFound)?;
+    if holder_only(actor, &scope_of(&device)?)? {
+        let me = own_person(conn, actor).await?;
+        if me.is_none() || device.holder_id != me {
+            return Err(AppError::NotFound);
+        }
+    }
+    Ok(device)
+}
+
 /// What the caller gives with a lifecycle action.
 #[derive(Debug, Clone, Default)]
 pub struct ActionInput {
@@ -508,6 +538,54 @@ pub async fn on_request_approved(
     Ok(())
 }
 
+/// What a fulfilled request does to devices: an offboarding takes back the leaving person's
+/// devices (or the one it names) and a return takes back its device. Each device taken back is
+/// `returned` and goes at once to agency legal for clearance, so that nothing wipes or
+/// reassigns it before legal cleared it or placed a hold. Devices not in use (in repair, lost)
+/// are left where they are.
+pub async fn on_request_fulfilled(
+    app: &App,
+    tx: &mut Conn,
+    actor: &Actor,
+    request: &custody_store::requests::RequestRow,
+) -> Result<(), AppError> {
+    use custody_domain::request::Details;
+    let mut taken_back = Vec::new();
+    match &request.details {
+        Details::Offboarding { device_serial: None, .. } => {
+            if let Some(person) = &request.subject_person_id {
+                let filter = DeviceFilter {
+                    agency: Some(request.agency_code.clone()),
+                    states: vec![DeviceState::InService, DeviceState::Recovered],
+                    holder_id: Some(person.clone()),
+                    ..DeviceFilter::default()
+                };
+                taken_back = devices::list(tx, &filter, None, 1000).await?;
+            }
+        }
+        Details::Offboarding { device_serial: Some(serial), .. }
+        | Details::ReturnDevice { device_serial: serial, .. } => {
+            if let Some(device) = devices::by_serial(tx, serial).await?
+                && device.agency_code == request.agency_code
+                && matches!(device.state, DeviceState::InService | DeviceState::Recovered)
+            {
+                taken_back.push(device);
+            }
+        }
+        _ => {}
+    }
+    for mut device in taken_back {
+        let note = |what: &str| ActionInput {
+            note: Some(format!("{what} by request #{}", request.number)),
+            ..ActionInput::default()
+        };
+        move_device(app, tx, actor, &mut device, Event::Return, note("returned")).await?;
+        move_device(app, tx, actor, &mut device, Event::RequestClearance, note("sent to agency legal for clearance"))
+            .await?;
+    }
+    Ok(())
+}
+
 /// A device with its chain of custody, commands and the holds over it.
 #[derive(Debug, Clone)]
 pub struct DeviceView {
@@ -520,14 +598,16 @@ pub struct DeviceView {
 
 pub async fn get(app: &App, actor: &Actor, id: &str) -> Result<DeviceView, AppError> {
     let mut conn = app.store.conn().await?;
-    let device = load(&mut conn, actor, id, Action::DeviceRead).await?;
+    let device = load_readable(&mut conn, actor, id).await?;
+    // A holder is not told of the legal holds on their own device.
+    let holder_view = holder_only(actor, &scope_of(&device)?)?;
     let phone_number = match &device.line_id {
         Some(line) => devices::line(&mut conn, line).await?,
         None => None,
     };
     let custody = devices::custody_of(&mut conn, id).await?;
     let commands = devices::commands_of(&mut conn, id).await?;
-    let holds = devices::holds_covering(&mut conn, &device).await?;
+    let holds = if holder_view { Vec::new() } else { devices::holds_covering(&mut conn, &device).await? };
     Ok(DeviceView { device, phone_number, custody, commands, holds })
 }
 
@@ -546,7 +626,18 @@ pub struct DeviceQuery {
 }
 
 pub async fn list(app: &App, actor: &Actor, query: DeviceQuery) -> Result<Page<DeviceRow>, AppError> {
-    let agency = actor.list_scope(Action::DeviceRead, query.agency.as_deref())?;
+    let (agency, holder) = match actor.list_scope(Action::DeviceRead, query.agency.as_deref()) {
+        Ok(agency) => (agency, None),
+        Err(AppError::Forbidden) => {
+            // An employee sees the devices they hold, in their own agency, and nothing else.
+            let agency = actor.list_scope(Action::OwnDevices, query.agency.as_deref())?;
+            let mut conn = app.store.conn().await?;
+            // No directory entry: a holder id nobody has, so the list is empty.
+            let me = own_person(&mut conn, actor).await?.unwrap_or_else(|| "-".to_string());
+            (agency, Some(me))
+        }
+        Err(e) => return Err(e),
+    };
     let limit = paging::limit(query.limit)?;
     let mut states = Vec::new();
     for raw in query.state.as_deref().unwrap_or("").split(',').filter(|s| !s.trim().is_empty()) {
@@ -566,14 +657,16 @@ pub async fn list(app: &App, actor: &Actor, query: DeviceQuery) -> Result<Page<D
             _ => None,
         };
         let visible = found.filter(|d| {
-            agency.as_deref().is_none_or(|a| a == d.agency_code) && (states.is_empty() || states.contains(&d.state))
+            agency.as_deref().is_none_or(|a| a == d.agency_code)
+                && (states.is_empty() || states.contains(&d.state))
+                && (holder.is_none() || d.holder_id == holder)
         });
         return Ok(Page { items: visible.into_iter().collect(), next: None });
     }
     let filter = DeviceFilter {
         agency,
         states,
-        holder_id: query.holder_id,
+        holder_id: holder.or(query.holder_id),
         request_id: query.request_id,
         ..DeviceFilter::default()
     };

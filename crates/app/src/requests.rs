@@ -198,9 +198,24 @@ fn refusal(r: custody_domain::request::Refusal) -> AppError {
 async fn load_scoped(conn: &mut Conn, actor: &Actor, id: &str, action: Action) -> Result<RequestRow, AppError> {
     let request = requests::get(conn, id).await?.ok_or(AppError::NotFound)?;
     let code = AgencyCode::parse(&request.agency_code).map_err(|_| AppError::NotFound)?;
+    if action == Action::RequestRead && as_holder(actor, Action::RequestRead, Scope::Agency(&code))? {
+        // An employee reads the reports they filed; any other request is not theirs to see.
+        return if request.requester_id == user_id(actor) { Ok(request) } else { Err(AppError::NotFound) };
+    }
     actor.authorize(Action::RequestRead, Scope::Agency(&code))?;
     actor.authorize(action, Scope::Agency(&code))?;
     Ok(request)
+}
+
+/// Whether the actor may do `action` only as an employee holding devices: `true` when their
+/// roles forbid it but they are a device holder (who reports losses and reads their own
+/// reports), `false` when their roles allow it; otherwise the refusal.
+fn as_holder(actor: &Actor, action: Action, scope: Scope<'_>) -> Result<bool, AppError> {
+    match actor.authorize(action, scope) {
+        Ok(()) => Ok(false),
+        Err(AppError::Forbidden) if actor.authorize(Action::OwnDevices, scope).is_ok() => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 fn link(app: &App, request: &RequestRow) -> String {
@@ -269,9 +284,13 @@ pub async fn create(app: &App, actor: &Actor, input: NewRequest) -> Result<Reque
     let principal = actor.principal.as_ref().ok_or(AppError::Forbidden)?;
     if let Some(code) = input.agency.as_deref().and_then(|a| AgencyCode::parse(a).ok()) {
         // Another agency's code is answered as if it did not exist.
-        actor.authorize(Action::RequestWrite, Scope::Agency(&code))?;
+        as_holder(actor, Action::RequestWrite, Scope::Agency(&code))?;
     }
-    actor.authorize(Action::RequestWrite, Scope::Global)?;
+    let by_holder = as_holder(actor, Action::RequestWrite, Scope::Global)?;
+    if by_holder && input.request_type.as_deref() != Some(RequestType::LostStolen.as_str()) {
+        // An employee files one kind of request: the report of a device they lost.
+        return Err(AppError::Forbidden);
+    }
     let mut errors = FieldErrors::new();
     let kind = match input.request_type.as_deref() {
         Some(raw) => errors.check("type", raw.parse::<RequestType>()),
@@ -295,7 +314,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewRequest) -> Result<Reque
         }
     };
     let details = kind.and_then(|k| parse_details(k, &input.details, &mut errors));
-    let person_id = input.subject_person_id.filter(|p| !p.trim().is_empty());
+    let mut person_id = input.subject_person_id.filter(|p| !p.trim().is_empty());
     if let Some(k) = kind
         && needs_subject_person(k)
         && person_id.is_none()
@@ -306,11 +325,25 @@ pub async fn create(app: &App, actor: &Actor, input: NewRequest) -> Result<Reque
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    actor.authorize(Action::RequestWrite, Scope::Agency(&agency))?;
+    as_holder(actor, Action::RequestWrite, Scope::Agency(&agency))?;
     let mut tx = app.store.write().await?;
     agencies::get(&mut tx, agency.as_str())
         .await?
         .ok_or_else(|| AppError::invalid("agency", format!("no agency has the code {agency}")))?;
+    if by_holder {
+        // The loss report of an employee names a device they hold, and them as its subject.
+        let me = crate::devices::own_person(&mut tx, actor).await?;
+        let held = match (&me, details.device_serial()) {
+            (Some(me), Some(serial)) => custody_store::devices::by_serial(&mut tx, serial)
+                .await?
+                .is_some_and(|d| d.holder_id.as_deref() == Some(me.as_str())),
+            _ => false,
+        };
+        if !held {
+            return Err(AppError::invalid("details.device_serial", "you hold no device with this serial number"));
+        }
+        person_id = me;
+    }
     let mut subject_name = None;
     if let Some(id) = &person_id {
         match people::get(&mut tx, id).await? {
@@ -625,6 +658,9 @@ async fn advance(app: &App, actor: &Actor, id: &str, event: Event, name: &str) -
     }
     record_transition(&mut tx, actor, &request, Some((from, entered)), name, now).await?;
     requests::update(&mut tx, &request).await?;
+    if next == Status::Fulfilled {
+        crate::devices::on_request_fulfilled(app, &mut tx, actor, &request).await?;
+    }
     let changes = serde_json::json!({ "status": { "from": from, "to": next } });
     let action = format!("request.{name}");
     audit::append(&mut tx, actor.event(&action, "request", &request.id, Some(&request.agency_code), changes)).await?;
@@ -703,7 +739,12 @@ pub async fn list(app: &App, actor: &Actor, query: RequestQuery) -> Result<Page<
     let status = query.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| errors.check("status", s.parse()));
     let request_type =
         query.request_type.as_deref().filter(|s| !s.is_empty()).and_then(|s| errors.check("type", s.parse()));
-    let agency = actor.list_scope(Action::RequestRead, query.agency.as_deref())?;
+    let (agency, only_mine) = match actor.list_scope(Action::RequestRead, query.agency.as_deref()) {
+        Ok(agency) => (agency, query.mine),
+        // An employee lists the reports they filed.
+        Err(AppError::Forbidden) => (actor.list_scope(Action::OwnDevices, query.agency.as_deref())?, true),
+        Err(e) => return Err(e),
+    };
     let limit = paging::limit(query.limit)?;
     let before = match &query.cursor {
         Some(cursor) => {
@@ -725,7 +766,7 @@ pub async fn list(app: &App, actor: &Actor, query: RequestQuery) -> Result<Page<
         status,
         request_type,
         subject_person_id: query.subject_person_id.filter(|p| !p.is_empty()),
-        requester_id: query.mine.then(|| me.clone()),
+        requester_id: only_mine.then(|| me.clone()),
         ..RequestFilter::default()
     };
     if query.waiting_for_me {

@@ -155,6 +155,9 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
                 allow(&[Role::AgencyCertifier], 200)
             }
         }
+        // An employee lists their own reports and devices (none here) and finds no one else's.
+        "GET /api/v1/requests" | "GET /api/v1/devices" if role == Role::DeviceHolder => allow(&[role], 200),
+        "GET /api/v1/requests/{id}" | "GET /api/v1/devices/{id}" if role == Role::DeviceHolder => 404,
         "GET /api/v1/requests" | "GET /api/v1/requests/{id}" => allow(READERS_OF_PEOPLE, 200),
         "POST /api/v1/requests" => allow(REQUEST_WRITERS, 201),
         "POST /api/v1/requests/{id}/comments" => allow(REQUEST_WRITERS, 201),

@@ -186,7 +186,7 @@ fn expected_nav(role: Role) -> Vec<&'static str> {
     match role {
         Role::Admin | Role::Auditor => [&base[..], &["Legal holds", "Users and roles", "Audit log"]].concat(),
         Role::Infosec | Role::Euc | Role::ServiceDesk | Role::AgencyLegal => [&base[..], &["Legal holds"]].concat(),
-        Role::DeviceHolder => vec!["Dashboard", "Agencies", "Catalog"],
+        Role::DeviceHolder => vec!["Dashboard", "My reports", "My devices", "Agencies", "Catalog"],
         _ => base.to_vec(),
     }
 }
@@ -571,7 +571,14 @@ async fn a_device_goes_through_the_deployment_center_queues_in_the_console() {
         ..Default::default()
     };
     let model = custody_app::catalog::create_model(app.app(), &system, model).await.unwrap().id;
-    let person = app.person(OWN, "Dee", "Livery").await;
+    // Dee signs in as the agency's employee account: the directory knows her by that e-mail.
+    let dee = custody_domain::person::PersonInput {
+        given_name: Some("Dee".into()),
+        family_name: Some("Livery".into()),
+        email: Some(email_for(Role::DeviceHolder)),
+        ..Default::default()
+    };
+    let person = custody_app::people::create(app.app(), &system, Some(OWN), dee).await.unwrap().id;
     // An approved order (through the API) put a device in the queue to receive.
     let requester = app.token_for_email(&email_for(Role::AgencyRequester)).await;
     let body = serde_json::json!({"type": "new_device", "subject_person_id": person,
@@ -618,5 +625,21 @@ async fn a_device_goes_through_the_deployment_center_queues_in_the_console() {
     let custody = browser.text("#custody").await;
     assert!(custody.contains("received by Dee Livery") && custody.contains("deliver"), "{custody}");
     assert!(browser.text("dl.facts").await.contains("+15185550177"));
+    browser.sign_out().await;
+
+    // Dee finds her phone under My devices and reports it lost; it is lost at once.
+    browser.sign_in(&email_for(Role::DeviceHolder), PASSWORD).await;
+    browser.click("nav a[href='/devices']").await;
+    assert!(browser.text("#device-list").await.contains("F2LXRECV01"));
+    browser.click("#device-list tbody a").await;
+    browser.click("#report-loss").await;
+    choose(&browser, "occurred_on", "2026-11-20").await;
+    browser.fill("circumstances", "Left on the bus").await;
+    browser.click("#submit-request").await;
+    assert!(browser.text("#request-status").await.contains("Approved"), "{}", browser.text("main").await);
+    browser.click("nav a[href='/devices']").await;
+    browser.click("#device-list tbody a").await;
+    assert_eq!(browser.text("#device-state").await, "Lost or stolen");
+    assert!(browser.web.find_all(By::Id("holds-heading")).await.unwrap().is_empty(), "no legal holds for a holder");
     browser.quit().await;
 }

@@ -215,6 +215,110 @@ async fn a_lost_device_gets_a_pending_lock_and_a_replacement_request() {
 }
 
 #[tokio::test]
+async fn an_employee_sees_only_their_devices_and_reports_a_loss_at_once() {
+    for db in TestDb::all().await {
+        let s = Shop::new(db).await;
+        let id = s.in_service("DNPMINE01", "356938035643809", "+15185550161").await;
+        let other = s.app.person("AAA", "Olly", "Other").await;
+        let path = format!("/api/v1/people/{}", s.person);
+        let (status, body) = s.call(Method::PATCH, &path, &s.requester, json!({"email": "Dana@AAA.example"})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let holder = s.app.user_with_token("dana@aaa.example", Role::DeviceHolder, Some("AAA")).await.1;
+        let stranger = s.app.user_with_token("nobody@aaa.example", Role::DeviceHolder, Some("AAA")).await.1;
+
+        // Dana sees her phone, with its line, but not the legal holds on it.
+        let (_, hold) =
+            s.call(Method::POST, "/api/v1/legal-holds", &s.legal, json!({"matter": "Matter 7", "device_id": id})).await;
+        assert!(hold["id"].is_string(), "{hold}");
+        let (status, mine) = s.call(Method::GET, "/api/v1/devices", &holder, Value::Null).await;
+        assert_eq!(status, StatusCode::OK, "{mine}");
+        let ids: Vec<&str> = mine["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [id.as_str()]);
+        let (status, detail) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &holder, Value::Null).await;
+        assert_eq!((status, detail["phone_number"].as_str()), (StatusCode::OK, Some("+15185550161")), "{detail}");
+        assert_eq!(detail["holds"], json!([]), "a holder is not told of legal holds");
+        // Someone who holds nothing sees nothing, and finds Dana's phone missing.
+        let (_, none) = s.call(Method::GET, "/api/v1/devices", &stranger, Value::Null).await;
+        assert_eq!(none["items"], json!([]));
+        let (status, _) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &stranger, Value::Null).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (_, by_serial) = s.call(Method::GET, "/api/v1/devices?q=DNPMINE01", &stranger, Value::Null).await;
+        assert_eq!(by_serial["items"], json!([]));
+
+        // An employee files loss reports only, and only for a device they hold.
+        let report = |serial: &str| {
+            json!({"type": "lost_stolen", "subject_person_id": other, "details": {
+                "device_serial": serial, "loss": "lost", "occurred_on": "2026-11-21",
+                "circumstances": "left on the train"}})
+        };
+        let suspend = json!({"type": "suspend_service",
+            "details": {"phone_number": "+15185550161", "from": "2026-12-01", "reason": "leave"}});
+        let (status, _) = s.call(Method::POST, "/api/v1/requests", &holder, suspend).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, body) = s.call(Method::POST, "/api/v1/requests", &stranger, report("DNPMINE01")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["errors"][0]["field"], "details.device_serial", "{body}");
+        let mut filed = report("DNPMINE01");
+        filed["submit"] = json!(true);
+        let (status, request) = s.call(Method::POST, "/api/v1/requests", &holder, filed).await;
+        assert_eq!((status, request["status"].as_str()), (StatusCode::CREATED, Some("approved")), "{request}");
+        assert_eq!(request["subject_person_id"], s.person.as_str(), "the subject is the holder, not who they named");
+        let (_, detail) = s.call(Method::GET, &format!("/api/v1/devices/{id}"), &holder, Value::Null).await;
+        assert_eq!(detail["state"], "lost_stolen");
+        assert_eq!(detail["commands"][0]["kind"], "enable_lost_mode");
+
+        // Dana reads her report and the replacement draft filed in her name, nothing else: not
+        // the order the agency's requester filed for her phone.
+        let (_, reports) = s.call(Method::GET, "/api/v1/requests", &holder, Value::Null).await;
+        let kinds: Vec<&str> =
+            reports["items"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["new_device", "lost_stolen"], "{reports}");
+        assert_eq!(reports["items"][0]["status"], "draft");
+        let order = detail["request_id"].as_str().unwrap();
+        let (status, _) = s.call(Method::GET, &format!("/api/v1/requests/{order}"), &holder, Value::Null).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn an_offboarding_takes_back_the_leaving_persons_devices_for_legal_clearance() {
+    for db in TestDb::all().await {
+        let s = Shop::new(db).await;
+        let phone = s.in_service("DNPOFF001", "356938035643809", "+15185550171").await;
+        let second = s.in_service("DNPOFF002", "490154203237518", "+15185550172").await;
+        let body = json!({"type": "offboarding", "subject_person_id": s.person,
+                          "details": {"reason": "separation", "last_day": "2026-12-31"}});
+        let (status, request) = s.call(Method::POST, "/api/v1/requests", &s.requester, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{request}");
+        let id = request["id"].as_str().unwrap();
+        for (token, verb) in [(&s.legal, "approve"), (&s.euc, "approve"), (&s.euc, "start-fulfillment")] {
+            let (status, body) = s.call(Method::POST, &format!("/api/v1/requests/{id}/{verb}"), token, json!({})).await;
+            assert_eq!(status, StatusCode::OK, "{verb}: {body}");
+        }
+        let (_, before) = s.call(Method::GET, &format!("/api/v1/devices/{phone}"), &s.euc, Value::Null).await;
+        assert_eq!(before["state"], "in_service", "nothing moves before the devices are taken back");
+        let (status, body) = s.call(Method::POST, &format!("/api/v1/requests/{id}/fulfill"), &s.euc, json!({})).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("fulfilled")), "{body}");
+        for device in [&phone, &second] {
+            let (_, detail) = s.call(Method::GET, &format!("/api/v1/devices/{device}"), &s.euc, Value::Null).await;
+            assert_eq!(detail["state"], "awaiting_clearance", "{detail}");
+            assert!(detail["holder_id"].is_null(), "{detail}");
+            assert!(detail["phone_number"].is_null(), "the line is detached: {detail}");
+            let notes: Vec<&str> =
+                detail["custody"].as_array().unwrap().iter().filter_map(|e| e["note"].as_str()).collect();
+            let number = request["number"].as_i64().unwrap();
+            assert!(notes.contains(&format!("returned by request #{number}").as_str()), "{notes:?}");
+        }
+        // Wiping waits for agency legal: sanitization is refused until the device is cleared.
+        let (status, body) = s.act(&phone, "dispose", json!({"destination": "surplus"})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let (status, body) =
+            s.call(Method::POST, &format!("/api/v1/devices/{phone}/clearance"), &s.legal, json!({})).await;
+        assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("sanitizing")), "{body}");
+    }
+}
+
+#[tokio::test]
 async fn a_legal_hold_stops_clearance_and_destruction_until_released() {
     for db in TestDb::all().await {
         let s = Shop::new(db).await;

@@ -79,6 +79,8 @@ pub enum Action {
     HoldRead,
     /// Place and release legal holds and clear devices for sanitization (the agency's Chief Legal Officer).
     HoldWrite,
+    /// An employee's own devices: see the devices they hold and report one lost or stolen.
+    OwnDevices,
 }
 
 /// The object's place: global (a list, a create without agency) or inside an agency.
@@ -125,6 +127,7 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::RequestFulfill | Action::DeviceWrite => &[Admin, ServiceDesk, Euc],
         Action::HoldRead => &[Admin, Infosec, Euc, ServiceDesk, Auditor, AgencyLegal],
         Action::HoldWrite => &[AgencyLegal],
+        Action::OwnDevices => &[DeviceHolder],
     }
 }
 

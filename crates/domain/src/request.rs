@@ -391,6 +391,23 @@ impl Details {
         }
     }
 
+    /// The serial number of the device the request is about, when it names one.
+    pub fn device_serial(&self) -> Option<&str> {
+        match self {
+            Details::Offboarding { device_serial, .. } | Details::TransferException { device_serial, .. } => {
+                device_serial.as_deref()
+            }
+            Details::ReturnDevice { device_serial, .. }
+            | Details::RepairReplace { device_serial, .. }
+            | Details::LostStolen { device_serial, .. }
+            | Details::Decommission { device_serial, .. } => Some(device_serial),
+            Details::NewDevice(_)
+            | Details::Onboarding(_)
+            | Details::FeatureChange { .. }
+            | Details::SuspendService { .. } => None,
+        }
+    }
+
     /// True when the request carries international service.
     pub fn international(&self) -> bool {
         match self {

@@ -154,6 +154,16 @@ pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<PersonRow>, SqlErro
     row.as_ref().map(from_row).transpose()
 }
 
+/// The id of the agency's person with this e-mail (stored lower-case), if any.
+pub async fn id_by_email(conn: &mut Conn, agency_code: &str, email: &str) -> Result<Option<String>, SqlError> {
+    let row = sqlx::query("SELECT id FROM people WHERE agency_code = $1 AND email = $2")
+        .bind(agency_code)
+        .bind(email.to_ascii_lowercase())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| r.try_get("id")).transpose()
+}
+
 /// Which unique field another person of the agency already holds, if any.
 pub async fn conflicting_field(
     conn: &mut Conn,

@@ -88,6 +88,10 @@ struct Moves {
     sanitize: bool,
     validate: bool,
     export: bool,
+    /// A link to file a loss report for the device (its holder, or whoever files requests).
+    report_loss: bool,
+    /// Legal holds are shown to readers of devices, never to the holder alone.
+    show_holds: bool,
 }
 
 fn moves(viewer: &Viewer, device: &DeviceRow, records: &[SanitizationRow]) -> Moves {
@@ -123,6 +127,10 @@ fn moves(viewer: &Viewer, device: &DeviceRow, records: &[SanitizationRow]) -> Mo
         sanitize: central && !pending && matches!(device.state, Sanitizing),
         validate: central && pending,
         export: viewer.may(Action::HoldRead),
+        report_loss: device.state == InService
+            && !central
+            && (viewer.may(Action::RequestWrite) || viewer.may(Action::OwnDevices)),
+        show_holds: viewer.may(Action::DeviceRead),
     }
 }
 

@@ -107,10 +107,19 @@ pub struct Layout {
 
 /// The navigation a principal may use, decided by the same rule as every action.
 pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
+    let holder_only = |action| {
+        authorize(principal, action, Scope::Global).is_err()
+            && authorize(principal, Action::OwnDevices, Scope::Global).is_ok()
+    };
+    // An employee without a reader's role sees their own devices and loss reports there.
+    let (requests, devices) = match (holder_only(Action::RequestRead), holder_only(Action::DeviceRead)) {
+        (true, true) => (("My reports", Action::OwnDevices), ("My devices", Action::OwnDevices)),
+        _ => (("Requests", Action::RequestRead), ("Devices", Action::DeviceRead)),
+    };
     let entries: [(&'static str, &'static str, Option<Action>); 10] = [
         ("/", "Dashboard", None),
-        ("/requests", "Requests", Some(Action::RequestRead)),
-        ("/devices", "Devices", Some(Action::DeviceRead)),
+        ("/requests", requests.0, Some(requests.1)),
+        ("/devices", devices.0, Some(devices.1)),
         ("/agencies", "Agencies", Some(Action::AgencyRead)),
         ("/people", "People", Some(Action::PersonRead)),
         ("/plans", "Plans", Some(Action::PlanRead)),

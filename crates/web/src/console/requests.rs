@@ -226,10 +226,13 @@ pub async fn new_form(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let Ok(kind) = kind.parse::<RequestType>() else { return super::not_found(&viewer) };
-    if !viewer.may(Action::RequestWrite) {
+    // An employee reports a device of theirs lost or stolen; nothing else.
+    let loss_by_holder = kind == RequestType::LostStolen && viewer.may(Action::OwnDevices);
+    if !viewer.may(Action::RequestWrite) && !loss_by_holder {
         return error_page(&viewer, AppError::Forbidden);
     }
-    let fields = fields(&state, &viewer, kind, &HashMap::new()).await;
+    // Fields may come prefilled from a link (a device page's "Report lost or stolen").
+    let fields = fields(&state, &viewer, kind, &q).await;
     let page = form_page(&viewer, kind, fields, q.get("person").cloned().unwrap_or_default(), Vec::new());
     render(StatusCode::OK, &page)
 }
