@@ -1,0 +1,182 @@
+//! The `Mdm-Signature` header: a base64 detached CMS (PKCS #7) `SignedData` over the exact
+//! request body, made with the device's identity certificate (the enrollment profile sets
+//! `SignMessage`). Verifying it, and checking that the signer's certificate was issued by
+//! Custody's CA, are two separate steps. Pure: no IO.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+use openssl::stack::Stack;
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::verify::X509VerifyParam;
+use openssl::x509::{X509, X509Ref, X509StoreContext};
+
+/// The certificate that signed a message, as DER and parsed.
+#[derive(Clone)]
+pub struct SignerCertificate {
+    der: Vec<u8>,
+    x509: X509,
+}
+
+impl SignerCertificate {
+    /// Parses a DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<SignerCertificate, openssl::error::ErrorStack> {
+        Ok(SignerCertificate { der: der.to_vec(), x509: X509::from_der(der)? })
+    }
+
+    /// The certificate, DER-encoded (what to store and compare to bind it to an enrollment).
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The parsed certificate.
+    pub fn x509(&self) -> &X509Ref {
+        &self.x509
+    }
+
+    /// The SHA-256 of the DER certificate, as lowercase hex.
+    pub fn sha256_hex(&self) -> String {
+        let digest = self.x509.digest(MessageDigest::sha256()).expect("SHA-256 of a parsed certificate");
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The subject's common name, if it has one.
+    pub fn common_name(&self) -> Option<String> {
+        let entry = self.x509.subject_name().entries_by_nid(Nid::COMMONNAME).next()?;
+        entry.data().to_string().ok()
+    }
+}
+
+impl std::fmt::Debug for SignerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignerCertificate")
+            .field("common_name", &self.common_name())
+            .field("sha256", &self.sha256_hex())
+            .finish()
+    }
+}
+
+impl PartialEq for SignerCertificate {
+    fn eq(&self, other: &Self) -> bool {
+        self.der == other.der
+    }
+}
+
+impl Eq for SignerCertificate {}
+
+/// Why an `Mdm-Signature` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The header is not base64.
+    #[error("Mdm-Signature is not base64")]
+    MalformedBase64,
+    /// The decoded header is not a CMS (PKCS #7) structure.
+    #[error("Mdm-Signature is not a CMS structure")]
+    NotCms,
+    /// The CMS structure is not `SignedData`.
+    #[error("Mdm-Signature is not CMS SignedData")]
+    NotSignedData,
+    /// The `SignedData` has no signer whose certificate it carries.
+    #[error("Mdm-Signature has no signer certificate")]
+    NoSigner,
+    /// The `SignedData` has more than one signer.
+    #[error("Mdm-Signature has {0} signers; exactly one is expected")]
+    SeveralSigners(usize),
+    /// The signature does not match the body (the body was altered, or signed by another key).
+    #[error("Mdm-Signature does not verify over the body: {0}")]
+    BadSignature(String),
+}
+
+/// Verifies an `Mdm-Signature` header over the request body and returns the signer's
+/// certificate. It checks the signature cryptographically; it does *not* check the certificate
+/// chain (see [`verify_chain`]).
+pub fn verify_mdm_signature(header_b64: &str, body: &[u8]) -> Result<SignerCertificate, SignatureError> {
+    let compact: String = header_b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let der = STANDARD.decode(compact).map_err(|_| SignatureError::MalformedBase64)?;
+    verify_signed_data(&der, Some(body)).map(|(_, signer)| signer)
+}
+
+/// Verifies a DER CMS `SignedData` with exactly one signer whose certificate it carries, over
+/// `detached` content or its own content, and returns the content and the signer. The chain is
+/// not checked.
+pub(crate) fn verify_signed_data(
+    der: &[u8],
+    detached: Option<&[u8]>,
+) -> Result<(Vec<u8>, SignerCertificate), SignatureError> {
+    let pkcs7 = Pkcs7::from_der(der).map_err(|_| SignatureError::NotCms)?;
+    if pkcs7.signed().is_none() {
+        return Err(SignatureError::NotSignedData);
+    }
+    let no_extra_certs = Stack::new().expect("allocating an empty stack");
+    let signers = pkcs7.signers(&no_extra_certs, Pkcs7Flags::empty()).map_err(|_| SignatureError::NoSigner)?;
+    let signer = match signers.len() {
+        0 => return Err(SignatureError::NoSigner),
+        1 => signers.get(0).expect("one signer").to_owned(),
+        n => return Err(SignatureError::SeveralSigners(n)),
+    };
+    let empty_store = X509StoreBuilder::new().expect("allocating a store").build();
+    let mut content = Vec::new();
+    pkcs7
+        .verify(&no_extra_certs, &empty_store, detached, Some(&mut content), Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY)
+        .map_err(|e| SignatureError::BadSignature(e.to_string()))?;
+    let der = signer.to_der().map_err(|e| SignatureError::BadSignature(e.to_string()))?;
+    Ok((content, SignerCertificate { der, x509: signer }))
+}
+
+/// Why a certificate is not accepted as issued by the given CA.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// The certificate was not issued (signed) by the CA.
+    #[error("certificate was not issued by the CA: {0}")]
+    NotIssuedByCa(String),
+    /// The certificate (or the CA) has expired.
+    #[error("certificate has expired")]
+    Expired,
+    /// The certificate (or the CA) is not valid yet.
+    #[error("certificate is not valid yet")]
+    NotYetValid,
+    /// Any other reason OpenSSL gives.
+    #[error("certificate rejected: {0}")]
+    Rejected(String),
+}
+
+/// Checks that `cert` was issued by `ca` and that both are valid now.
+pub fn verify_chain(cert: &X509Ref, ca: &X509Ref) -> Result<(), ChainError> {
+    verify_chain_at(cert, ca, SystemTime::now())
+}
+
+/// Checks that `cert` was issued by `ca` and that both are valid at `at`.
+pub fn verify_chain_at(cert: &X509Ref, ca: &X509Ref, at: SystemTime) -> Result<(), ChainError> {
+    let internal = |e: openssl::error::ErrorStack| ChainError::Rejected(e.to_string());
+    let mut store = X509StoreBuilder::new().map_err(internal)?;
+    store.add_cert(ca.to_owned()).map_err(internal)?;
+    let mut param = X509VerifyParam::new().map_err(internal)?;
+    let seconds = match at.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    param.set_time(seconds);
+    store.set_param(&param).map_err(internal)?;
+    let store = store.build();
+    let chain = Stack::new().map_err(internal)?;
+    let mut context = X509StoreContext::new().map_err(internal)?;
+    let (ok, error) = context.init(&store, cert, &chain, |c| Ok((c.verify_cert()?, c.error()))).map_err(internal)?;
+    if ok {
+        return Ok(());
+    }
+    // Codes from OpenSSL's x509_vfy.h.
+    const NOT_YET_VALID: i32 = 9;
+    const EXPIRED: i32 = 10;
+    const NOT_ISSUED_BY_CA: [i32; 6] = [2, 7, 18, 19, 20, 21];
+    let reason = error.error_string().to_owned();
+    Err(match error.as_raw() {
+        NOT_YET_VALID => ChainError::NotYetValid,
+        EXPIRED => ChainError::Expired,
+        code if NOT_ISSUED_BY_CA.contains(&code) => ChainError::NotIssuedByCa(reason),
+        _ => ChainError::Rejected(reason),
+    })
+}
