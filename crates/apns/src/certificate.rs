@@ -235,6 +235,20 @@ impl PushCertificate {
         &self.chain
     }
 
+    /// The chain (leaf first) and the private key as PEM, to store (the key sealed) and load
+    /// again with [`PushCertificate::from_pem`].
+    pub fn to_pem_parts(&self) -> Result<(Vec<u8>, Vec<u8>), CertificateError> {
+        let mut chain = Vec::new();
+        for der in &self.chain {
+            let cert = openssl::x509::X509::from_der(der).map_err(|e| CertificateError::malformed("certificate", e))?;
+            chain.extend(cert.to_pem().map_err(|e| CertificateError::malformed("certificate", e))?);
+        }
+        let key = PKey::private_key_from_der(self.key.secret_pkcs8_der())
+            .map_err(|e| CertificateError::malformed("private key", e))?;
+        let key = key.private_key_to_pem_pkcs8().map_err(|e| CertificateError::malformed("private key", e))?;
+        Ok((chain, key))
+    }
+
     pub(crate) fn private_key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(self.key.clone_key())
     }

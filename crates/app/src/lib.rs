@@ -14,6 +14,7 @@ pub mod demo;
 pub mod devices;
 pub mod error;
 pub mod maintenance;
+pub mod mdm;
 pub mod notifications;
 pub mod paging;
 pub mod people;
@@ -55,6 +56,8 @@ pub struct AppConfig {
     pub plan_due_days: i64,
     /// Outgoing e-mail; `None` keeps notifications in the console inbox only.
     pub mail: Option<notifications::MailConfig>,
+    /// Apple MDM: secrets, command queue and APNs settings.
+    pub mdm: mdm::MdmConfig,
 }
 
 impl Default for AppConfig {
@@ -70,6 +73,7 @@ impl Default for AppConfig {
             plan_policy_issued_on: "2020-07-15".into(),
             plan_due_days: 90,
             mail: None,
+            mdm: mdm::MdmConfig::default(),
         }
     }
 }
@@ -80,12 +84,13 @@ pub struct App {
     pub store: Store,
     pub config: Arc<AppConfig>,
     pub credentials: Arc<auth::CredentialCache>,
+    pub mdm: Arc<mdm::MdmState>,
 }
 
 impl App {
     pub fn new(store: Store, config: AppConfig) -> Self {
         let credentials = Arc::new(auth::CredentialCache::new(config.credential_cache_ms));
-        Self { store, config: Arc::new(config), credentials }
+        Self { store, config: Arc::new(config), credentials, mdm: Arc::default() }
     }
 }
 

@@ -30,6 +30,93 @@ pub struct Config {
     pub plan: PlanConfig,
     /// Outgoing e-mail for notifications; without it they stay in the console inbox.
     pub mail: Option<custody_app::notifications::MailConfig>,
+    pub mdm: MdmConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MdmConfig {
+    /// The key that seals the CA key, the push certificate's key and unlock tokens at rest:
+    /// 32 bytes, base64. Without it, `secret_key_file` is read (and created on first start).
+    /// Every node of one database needs the same key.
+    pub secret_key: Option<String>,
+    /// Default: `secret.key` in the data directory.
+    pub secret_key_file: Option<PathBuf>,
+    /// APNs' base URL.
+    pub apns_url: String,
+    /// Extra CA certificates (PEM file) to trust for APNs (a local stand-in).
+    pub apns_ca_file: Option<PathBuf>,
+    /// The header a trusted TLS-terminating proxy puts the device's client certificate in
+    /// (RFC 9440 `Client-Cert`); unset trusts no header.
+    pub client_cert_header: Option<String>,
+    /// Days an unanswered command lives before it is `expired`.
+    pub command_ttl_days: i64,
+    /// Seconds before a command answered `NotNow` is offered (and pushed) again.
+    pub not_now_retry_seconds: i64,
+    /// Days finished commands are kept.
+    pub retention_days: i64,
+    /// Validity of issued device identity certificates, in days.
+    pub certificate_days: u32,
+}
+
+impl Default for MdmConfig {
+    fn default() -> Self {
+        let app = custody_app::mdm::MdmConfig::default();
+        Self {
+            secret_key: None,
+            secret_key_file: None,
+            apns_url: app.apns_url,
+            apns_ca_file: None,
+            client_cert_header: None,
+            command_ttl_days: app.command_ttl_days,
+            not_now_retry_seconds: app.not_now_retry_seconds,
+            retention_days: app.retention_days,
+            certificate_days: app.certificate_days,
+        }
+    }
+}
+
+impl MdmConfig {
+    /// The sealing key: configured, or read from its file, or made and written there (0600).
+    fn secret(&self, data_dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+        use base64::Engine;
+        let decode = |text: &str, what: &str| -> anyhow::Result<[u8; 32]> {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|e| anyhow::anyhow!("{what} is not base64: {e}"))?;
+            bytes.try_into().map_err(|_| anyhow::anyhow!("{what} must be 32 bytes"))
+        };
+        if let Some(key) = &self.secret_key {
+            return decode(key, "mdm.secret_key");
+        }
+        let path = self.secret_key_file.clone().unwrap_or_else(|| data_dir.join("secret.key"));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => decode(&text, &path.display().to_string()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let key: [u8; 32] = rand::random();
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                match options.open(&path) {
+                    Ok(mut file) => {
+                        use std::io::Write;
+                        writeln!(file, "{}", base64::engine::general_purpose::STANDARD.encode(key))?;
+                        Ok(key)
+                    }
+                    // Another process made it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        decode(&std::fs::read_to_string(&path)?, &path.display().to_string())
+                    }
+                    Err(e) => Err(anyhow::anyhow!("creating {}: {e}", path.display())),
+                }
+            }
+            Err(error) => Err(anyhow::anyhow!("reading {}: {error}", path.display())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +176,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             plan: PlanConfig::default(),
             mail: None,
+            mdm: MdmConfig::default(),
         }
     }
 }
@@ -155,8 +243,12 @@ impl Config {
         }
     }
 
-    pub fn app_config(&self) -> custody_app::AppConfig {
-        custody_app::AppConfig {
+    pub fn app_config(&self) -> anyhow::Result<custody_app::AppConfig> {
+        let apns_extra_roots_pem = match &self.mdm.apns_ca_file {
+            Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
+            None => None,
+        };
+        Ok(custody_app::AppConfig {
             lockout_failures: self.auth.lockout_failures,
             lockout_minutes: self.auth.lockout_minutes,
             throttle_failures: self.auth.throttle_failures,
@@ -167,7 +259,16 @@ impl Config {
             plan_policy_issued_on: self.plan.policy_issued_on.clone(),
             plan_due_days: self.plan.due_days,
             mail: self.mail.clone(),
-        }
+            mdm: custody_app::mdm::MdmConfig {
+                secret: self.mdm.secret(&self.data_dir)?,
+                command_ttl_days: self.mdm.command_ttl_days,
+                not_now_retry_seconds: self.mdm.not_now_retry_seconds,
+                retention_days: self.mdm.retention_days,
+                certificate_days: self.mdm.certificate_days,
+                apns_url: self.mdm.apns_url.clone(),
+                apns_extra_roots_pem,
+            },
+        })
     }
 
     /// Checks what the types cannot: dates and choices inside strings.
@@ -175,6 +276,10 @@ impl Config {
         custody_domain::catalog::parse_date(&self.plan.policy_issued_on)
             .map_err(|e| anyhow::anyhow!("plan.policy_issued_on {e}"))?;
         anyhow::ensure!(self.plan.due_days >= 0, "plan.due_days must not be negative");
+        anyhow::ensure!(self.mdm.command_ttl_days >= 1, "mdm.command_ttl_days must be at least 1");
+        anyhow::ensure!(self.mdm.not_now_retry_seconds >= 1, "mdm.not_now_retry_seconds must be at least 1");
+        anyhow::ensure!(self.mdm.retention_days >= 1, "mdm.retention_days must be at least 1");
+        anyhow::ensure!((1..=3650).contains(&self.mdm.certificate_days), "mdm.certificate_days must be 1 to 3650");
         if let Some(mail) = &self.mail {
             mail.check().map_err(|e| anyhow::anyhow!("mail.{e}"))?;
         }
@@ -183,6 +288,9 @@ impl Config {
 
     pub fn web_config(&self) -> custody_web::WebConfig {
         let https = self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
-        custody_web::WebConfig { secure_cookies: self.secure_cookies || https }
+        custody_web::WebConfig {
+            secure_cookies: self.secure_cookies || https,
+            client_cert_header: self.mdm.client_cert_header.clone(),
+        }
     }
 }

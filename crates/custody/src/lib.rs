@@ -31,7 +31,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     if config.auto_migrate {
         migrate::run(&store).await.context("migrating the database")?;
     }
-    Ok(App::new(store, config.app_config()))
+    Ok(App::new(store, config.app_config()?))
 }
 
 /// A server started in the background.
@@ -42,16 +42,37 @@ pub struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::JoinHandle<()>,
     mailer: tokio::task::JoinHandle<()>,
+    pusher: tokio::task::JoinHandle<()>,
 }
 
-/// Removes expired sessions and old sign-in failures every ten minutes.
+/// Sends due MDM pushes: at once when commands are queued on this node, and every second for
+/// those queued elsewhere or due again (NotNow, retries).
+async fn push_periodically(app: App) {
+    loop {
+        match custody_app::mdm::push_due(&app).await {
+            Ok(delivered) if delivered > 0 => {
+                tracing::debug!(delivered, "pushes");
+                continue;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "push pass failed"),
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), app.mdm.push_wake.notified()).await;
+    }
+}
+
+/// Every minute: removes expired sessions and old sign-in failures, marks expired MDM commands and deletes old ones.
 async fn sweep_periodically(app: App) {
-    let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         interval.tick().await;
         match custody_app::maintenance::sweep(&app).await {
             Ok(swept) => tracing::debug!(sessions = swept.sessions, login_failures = swept.login_failures, "swept"),
             Err(error) => tracing::warn!(error = %error, "sweep failed"),
+        }
+        match custody_app::mdm::expire_and_reap(&app).await {
+            Ok((expired, deleted)) => tracing::debug!(expired, deleted, "commands expired and reaped"),
+            Err(error) => tracing::warn!(error = %error, "command expiry failed"),
         }
     }
 }
@@ -82,7 +103,8 @@ impl Server {
         }));
         let sweeper = tokio::spawn(sweep_periodically(app.clone()));
         let mailer = tokio::spawn(send_mail_periodically(app.clone()));
-        Ok(Self { addr, app, shutdown: Some(tx), task, sweeper, mailer })
+        let pusher = tokio::spawn(push_periodically(app.clone()));
+        Ok(Self { addr, app, shutdown: Some(tx), task, sweeper, mailer, pusher })
     }
 
     pub fn url(&self) -> String {
@@ -96,6 +118,7 @@ impl Server {
         }
         self.sweeper.abort();
         self.mailer.abort();
+        self.pusher.abort();
         (&mut self.task).await??;
         self.app.store.close().await;
         Ok(())

@@ -194,7 +194,7 @@ async fn another_node_honours_a_revocation_within_the_credential_cache_time() {
     let node_a = TestApp::spawn_with(db, |c| c.auth.credential_cache_ms = 400).await;
     let mut config_b = node_a.config.clone();
     config_b.auth.credential_cache_ms = 400;
-    let app_b = custody_app::App::new(node_a.app().store.clone(), config_b.app_config());
+    let app_b = custody_app::App::new(node_a.app().store.clone(), config_b.app_config().unwrap());
     let node_b = custody::Server::start(&config_b, app_b, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let (_, admin) = node_a.user_with_token("admin@x.example", Role::Admin, None).await;
     let created: Value = node_a

@@ -15,7 +15,7 @@ async fn readiness_needs_a_migrated_database() {
     let url = format!("sqlite://{}", dir.path().join("empty.db").display());
     let store = custody_store::Store::connect(&url, &Default::default()).await.unwrap();
     let config = custody::Config { database_url: Some(url), auto_migrate: false, ..Default::default() };
-    let app = custody_app::App::new(store.clone(), config.app_config());
+    let app = custody_app::App::new(store.clone(), config.app_config().unwrap());
     let server = custody::Server::start(&config, app, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let client = reqwest::Client::new();
     let ready = client.get(format!("{}/readyz", server.url())).send().await.unwrap();

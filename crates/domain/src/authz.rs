@@ -81,6 +81,14 @@ pub enum Action {
     HoldWrite,
     /// An employee's own devices: see the devices they hold and report one lost or stolen.
     OwnDevices,
+    /// Read MDM enrollments, commands and settings.
+    MdmRead,
+    /// Hand out enrollment profiles and SCEP challenges.
+    MdmEnroll,
+    /// Queue and cancel MDM commands.
+    MdmCommand,
+    /// The MDM push certificate and identity certificates (revocation).
+    MdmSettings,
 }
 
 /// The object's place: global (a list, a create without agency) or inside an agency.
@@ -128,6 +136,9 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::HoldRead => &[Admin, Infosec, Euc, ServiceDesk, Auditor, AgencyLegal],
         Action::HoldWrite => &[AgencyLegal],
         Action::OwnDevices => &[DeviceHolder],
+        Action::MdmRead => &[Admin, Infosec, Euc, ServiceDesk, Auditor],
+        Action::MdmEnroll | Action::MdmCommand => &[Admin, Infosec, Euc],
+        Action::MdmSettings => &[Admin, Infosec],
     }
 }
 

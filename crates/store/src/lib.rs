@@ -12,6 +12,7 @@ pub mod audit;
 pub mod catalog;
 pub mod counts;
 pub mod devices;
+pub mod mdm;
 pub mod migrate;
 pub mod notifications;
 pub mod people;

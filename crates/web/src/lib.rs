@@ -1,5 +1,5 @@
 //! Custody's HTTP edge: the JSON API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`, Swagger UI
-//! at `/api/docs`) and the operations endpoints. Later steps add the console, `/mdm` and `/scep`.
+//! at `/api/docs`), the console, the operations endpoints, and the device endpoints `/mdm` and `/scep`.
 //!
 //! The only crate that knows HTTP. Handlers translate requests into use-case calls of
 //! `custody-app` and their results into JSON or problem documents; they hold no business rules.
@@ -7,6 +7,7 @@
 pub mod api;
 pub mod charts;
 pub mod console;
+pub mod device;
 pub mod extract;
 pub mod ops;
 pub mod problem;
@@ -28,6 +29,9 @@ use crate::problem::Problem;
 pub struct WebConfig {
     /// Mark cookies `Secure` (Custody is served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
+    /// The header in which a trusted TLS-terminating proxy passes the device's client
+    /// certificate (RFC 9440, e.g. `Client-Cert`); `None` trusts no such header.
+    pub client_cert_header: Option<String>,
 }
 
 /// What every handler gets.
@@ -46,8 +50,9 @@ pub fn router(app: App, config: WebConfig) -> Router {
         .merge(api)
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi))
         .merge(console::router())
-        .fallback(not_found)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
+        .merge(device::router())
+        .fallback(not_found)
         .layer(axum::middleware::from_fn(ops::observe))
         .with_state(state)
 }

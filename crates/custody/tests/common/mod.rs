@@ -31,7 +31,7 @@ impl TestApp {
     pub async fn spawn_with(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config { database_url: Some(db.url.clone()), ..Config::default() };
         tweak(&mut config);
-        let app = App::new(db.store.clone(), config.app_config());
+        let app = App::new(db.store.clone(), config.app_config().unwrap());
         let server = Server::start(&config, app, "127.0.0.1:0".parse().unwrap()).await.expect("server starts");
         let base = server.url();
         let client = reqwest::Client::builder().cookie_store(false).build().unwrap();

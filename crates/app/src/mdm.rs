@@ -1,0 +1,1066 @@
+//! Apple MDM's use cases: Custody's certificate authority and SCEP, enrollment profiles, the
+//! check-in and command connections, the command queue, and pushes through APNs.
+//!
+//! Device messages arrive here with the identity certificate the web layer took from the
+//! request (the `Mdm-Signature` it verified over the body, or a trusted proxy's client
+//! certificate). Every message's certificate must chain to Custody's CA, be one the CA issued
+//! and did not revoke, and be the one bound to the enrollment. The protocol's formats are
+//! `apple-mdm`'s and `scep`'s; this module decides and stores.
+
+use std::sync::Arc;
+
+use apple_mdm::checkin::{Checkin, CheckinMessage, CheckinReply, UserAuthentication};
+use apple_mdm::command::{Command, CommandUuid};
+use apple_mdm::report::{Report, Status};
+use custody_domain::agency::AgencyCode;
+use custody_domain::audit::ActorKind;
+use custody_domain::authz::{Action, Scope};
+use custody_store::mdm::{self, CertificateRow, ChallengeRow, CommandFilter, CommandRow, EnrollmentRow};
+use custody_store::{Conn, agencies, audit, now_ms};
+use openssl::x509::X509;
+use scep::{CertificateAuthority, Subject};
+use sha2::{Digest, Sha256};
+
+use crate::paging::{self, Page};
+use crate::{Actor, App, AppError};
+
+/// MDM settings.
+#[derive(Debug, Clone)]
+pub struct MdmConfig {
+    /// Seals the CA key, the push certificate's key and unlock tokens at rest (AES-256-GCM).
+    pub secret: [u8; 32],
+    /// A command not answered by then is `expired`.
+    pub command_ttl_days: i64,
+    /// A command answered `NotNow` is offered again (and pushed) after this long.
+    pub not_now_retry_seconds: i64,
+    /// Finished commands are deleted after this long.
+    pub retention_days: i64,
+    /// Validity of the identity certificates the CA issues.
+    pub certificate_days: u32,
+    /// APNs' base URL (a local stand-in in tests).
+    pub apns_url: String,
+    /// Extra roots (PEM) to trust for APNs' server certificate (the stand-in's).
+    pub apns_extra_roots_pem: Option<Vec<u8>>,
+}
+
+impl Default for MdmConfig {
+    fn default() -> Self {
+        Self {
+            secret: rand::random(),
+            command_ttl_days: 7,
+            not_now_retry_seconds: 300,
+            retention_days: 30,
+            certificate_days: 365,
+            apns_url: "https://api.push.apple.com".into(),
+            apns_extra_roots_pem: None,
+        }
+    }
+}
+
+/// What a node keeps in memory for MDM: the CA (loaded once; it never changes), the APNs client
+/// for the push certificate in force, and the wake-up of the push sender.
+#[derive(Default)]
+pub struct MdmState {
+    ca: tokio::sync::OnceCell<Arc<CertificateAuthority>>,
+    apns: tokio::sync::Mutex<Option<(i64, apns::Client, String)>>,
+    pub push_wake: tokio::sync::Notify,
+}
+
+fn unexpected(context: &'static str) -> impl FnOnce(String) -> AppError {
+    move |message| AppError::Unexpected(anyhow::anyhow!("{context}: {message}"))
+}
+
+fn seal(app: &App, plain: &[u8]) -> Result<String, AppError> {
+    let sealed = scep::seal_key(plain, &app.config.mdm.secret).map_err(|e| unexpected("sealing")(e.to_string()))?;
+    Ok(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sealed))
+}
+
+fn open(app: &App, sealed: &str) -> Result<Vec<u8>, AppError> {
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sealed)
+        .map_err(|e| unexpected("opening a sealed secret")(e.to_string()))?;
+    scep::open_key(&bytes, &app.config.mdm.secret).map_err(|e| {
+        AppError::Unexpected(anyhow::anyhow!(
+            "opening a sealed secret: {e} (is mdm.secret_key the one this database was created with?)"
+        ))
+    })
+}
+
+/// Custody's CA: loaded from the database, or created and stored at first use.
+pub async fn ca(app: &App) -> Result<Arc<CertificateAuthority>, AppError> {
+    app.mdm
+        .ca
+        .get_or_try_init(|| async {
+            let mut tx = app.store.write().await?;
+            if mdm::ca(&mut tx).await?.is_none() {
+                let subject = Subject::new("Custody MDM CA").organization("Custody");
+                let created = CertificateAuthority::generate(&subject, 10, now_ms() / 1000)
+                    .map_err(|e| unexpected("creating the CA")(e.to_string()))?;
+                let cert_pem = created.certificate_pem().map_err(|e| unexpected("CA")(e.to_string()))?;
+                let key_pem = created.private_key_pkcs8_pem().map_err(|e| unexpected("CA")(e.to_string()))?;
+                let row = mdm::CaRow {
+                    cert_pem: String::from_utf8_lossy(&cert_pem).into_owned(),
+                    key_sealed: seal(app, &key_pem)?,
+                    created_at: now_ms(),
+                };
+                mdm::insert_ca(&mut tx, &row).await?;
+                let changes = serde_json::json!({ "subject": "Custody MDM CA" });
+                audit::append(
+                    &mut tx,
+                    Actor::system("custody").event("mdm.ca.create", "mdm_ca", "default", None, changes),
+                )
+                .await?;
+            }
+            let row = mdm::ca(&mut tx).await?.ok_or_else(|| unexpected("CA")("vanished".into()))?;
+            tx.commit().await?;
+            let key_pem = open(app, &row.key_sealed)?;
+            let loaded = CertificateAuthority::from_pem(row.cert_pem.as_bytes(), &key_pem)
+                .map_err(|e| unexpected("loading the CA")(e.to_string()))?;
+            Ok::<_, AppError>(Arc::new(loaded))
+        })
+        .await
+        .cloned()
+}
+
+fn digest_of(challenge: &str) -> String {
+    hex::encode(Sha256::digest(challenge.as_bytes()))
+}
+
+fn random_challenge() -> String {
+    let bytes: [u8; 18] = rand::random();
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+}
+
+/// The agency's standing SCEP challenge (the one its enrollment profile carries), created on
+/// first use.
+async fn standing_challenge(app: &App, tx: &mut Conn, actor: &Actor, agency: &str) -> Result<String, AppError> {
+    if let Some(row) = mdm::standing_challenge(tx, agency).await? {
+        return String::from_utf8(open(app, &row.value_sealed)?).map_err(|e| unexpected("challenge")(e.to_string()));
+    }
+    let value = random_challenge();
+    let row = ChallengeRow {
+        id: custody_store::new_id(),
+        agency_code: agency.to_string(),
+        kind: "standing".into(),
+        digest: digest_of(&value),
+        value_sealed: seal(app, value.as_bytes())?,
+        created_by: actor.label.clone(),
+        created_at: now_ms(),
+        expires_at: None,
+        used_at: None,
+        revoked_at: None,
+    };
+    mdm::insert_challenge(tx, &row).await?;
+    let changes = serde_json::json!({ "kind": "standing" });
+    audit::append(tx, actor.event("mdm.challenge.create", "scep_challenge", &row.id, Some(agency), changes)).await?;
+    Ok(value)
+}
+
+/// A one-time SCEP challenge for the agency, valid for `hours`.
+pub async fn one_time_challenge(app: &App, actor: &Actor, agency: &str, hours: i64) -> Result<String, AppError> {
+    let code = AgencyCode::parse(agency).map_err(|_| AppError::NotFound)?;
+    actor.authorize(Action::MdmEnroll, Scope::Agency(&code))?;
+    if !(1..=24 * 30).contains(&hours) {
+        return Err(AppError::invalid("hours", "must be between 1 and 720"));
+    }
+    let mut tx = app.store.write().await?;
+    agencies::get(&mut tx, code.as_str()).await?.ok_or(AppError::NotFound)?;
+    let value = random_challenge();
+    let now = now_ms();
+    let row = ChallengeRow {
+        id: custody_store::new_id(),
+        agency_code: code.to_string(),
+        kind: "one_time".into(),
+        digest: digest_of(&value),
+        value_sealed: seal(app, value.as_bytes())?,
+        created_by: actor.label.clone(),
+        created_at: now,
+        expires_at: Some(now + hours * 3_600_000),
+        used_at: None,
+        revoked_at: None,
+    };
+    mdm::insert_challenge(&mut tx, &row).await?;
+    let changes = serde_json::json!({ "kind": "one_time", "expires_at": row.expires_at });
+    audit::append(
+        &mut tx,
+        actor.event("mdm.challenge.create", "scep_challenge", &row.id, Some(code.as_str()), changes),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(value)
+}
+
+/// Replaces the agency's standing challenge (profiles handed out before stop enrolling).
+pub async fn rotate_challenge(app: &App, actor: &Actor, agency: &str) -> Result<(), AppError> {
+    let code = AgencyCode::parse(agency).map_err(|_| AppError::NotFound)?;
+    actor.authorize(Action::MdmEnroll, Scope::Agency(&code))?;
+    let mut tx = app.store.write().await?;
+    agencies::get(&mut tx, code.as_str()).await?.ok_or(AppError::NotFound)?;
+    let revoked = mdm::revoke_standing_challenges(&mut tx, code.as_str(), now_ms()).await?;
+    let changes = serde_json::json!({ "revoked": revoked });
+    audit::append(&mut tx, actor.event("mdm.challenge.rotate", "agency", code.as_str(), Some(code.as_str()), changes))
+        .await?;
+    standing_challenge(app, &mut tx, actor, code.as_str()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The enrollment profile of an agency (`.mobileconfig`), CMS-signed by the CA when `signed`.
+pub async fn enrollment_profile(app: &App, actor: &Actor, agency: &str, signed: bool) -> Result<Vec<u8>, AppError> {
+    use apple_mdm::profile::{EnrollmentProfile, Mdm, Scep};
+    let code = AgencyCode::parse(agency).map_err(|_| AppError::NotFound)?;
+    actor.authorize(Action::MdmEnroll, Scope::Agency(&code))?;
+    let ca = ca(app).await?;
+    let mut tx = app.store.write().await?;
+    let found = agencies::get(&mut tx, code.as_str()).await?.ok_or(AppError::NotFound)?;
+    let push = mdm::push_certificate(&mut tx).await?.ok_or_else(|| {
+        AppError::conflict(
+            "push_certificate",
+            "upload the APNs MDM push certificate first: its topic goes in the profile",
+        )
+    })?;
+    let challenge = standing_challenge(app, &mut tx, actor, code.as_str()).await?;
+    let changes = serde_json::json!({ "signed": signed });
+    audit::append(&mut tx, actor.event("mdm.profile.issue", "agency", code.as_str(), Some(code.as_str()), changes))
+        .await?;
+    tx.commit().await?;
+    let base = app.config.public_url.trim_end_matches('/');
+    let topic = apple_mdm::push::Topic::new(push.topic.clone()).ok_or_else(|| unexpected("topic")("empty".into()))?;
+    let subject =
+        vec![("O".to_string(), found.details.name.clone()), ("CN".to_string(), "Custody MDM identity".into())];
+    let profile = EnrollmentProfile {
+        identifier: format!("gov.custody.enroll.{}", code.as_str().to_ascii_lowercase()),
+        display_name: format!("{} device management", found.details.name),
+        organization: found.details.name.clone(),
+        description: Some("Enrolls this device in the agency's mobile device management.".into()),
+        scep: Scep::new(format!("{base}/scep"), Some(challenge), subject),
+        mdm: Mdm::new(format!("{base}/mdm/connect"), Some(format!("{base}/mdm/checkin")), topic),
+        ca_certificate_der: ca.certificate_der().to_vec(),
+    };
+    let xml = profile.build().to_xml();
+    if !signed {
+        return Ok(xml);
+    }
+    let key = openssl::pkey::PKey::private_key_from_pem(
+        &ca.private_key_pkcs8_pem().map_err(|e| unexpected("CA key")(e.to_string()))?,
+    )
+    .map_err(|e| unexpected("CA key")(e.to_string()))?;
+    apple_mdm::profile::sign_profile(&xml, ca.certificate(), &key, &[])
+        .map_err(|e| unexpected("signing")(e.to_string()))
+}
+
+/// A SCEP `PKIOperation`: decodes the request, checks its challenge (or, for a renewal, the
+/// certificate it is signed with), issues the certificate and records it. Answers the CertRep;
+/// a request that cannot be authenticated at all is a validation error (HTTP 400).
+pub async fn scep_operation(app: &App, message: &[u8], source: Option<String>) -> Result<Vec<u8>, AppError> {
+    let ca = ca(app).await?;
+    let request = scep::PkiMessage::decode(message).map_err(|e| AppError::invalid("message", e.to_string()))?;
+    let fail = |reason: String, info: scep::FailInfo| {
+        tracing::info!(reason, "SCEP request refused");
+        scep::response::failure(&ca, &request, info).map_err(|e| unexpected("SCEP reply")(e.to_string()))
+    };
+    let opened = match request.open(&ca) {
+        Ok(opened) => opened,
+        Err(e) => return fail(e.to_string(), e.fail_info()),
+    };
+    let now = now_ms();
+    let (csr, agency, challenge_id, renewed_from) = match opened {
+        scep::Request::PkcsReq(csr) => {
+            let Some(challenge) = csr.challenge_password() else {
+                return fail("no challenge password".into(), scep::FailInfo::BadRequest);
+            };
+            let mut conn = app.store.conn().await?;
+            let found = mdm::challenge_by_digest(&mut conn, &digest_of(challenge)).await?;
+            let usable = found
+                .filter(|c| c.revoked_at.is_none() && c.used_at.is_none() && c.expires_at.is_none_or(|at| at > now));
+            let Some(challenge) = usable else {
+                return fail("wrong, revoked, used or expired challenge".into(), scep::FailInfo::BadRequest);
+            };
+            (csr, challenge.agency_code.clone(), Some(challenge), None)
+        }
+        scep::Request::RenewalReq(csr) => {
+            let signer = request.signer_certificate_der();
+            if ca.verify_issued(&signer, now / 1000).is_err() {
+                return fail("renewal not signed by a valid certificate of this CA".into(), scep::FailInfo::BadCertId);
+            }
+            let serial = scep::SerialNumber::of(request.signer_certificate())
+                .map_err(|e| unexpected("serial")(e.to_string()))?
+                .to_hex();
+            let mut conn = app.store.conn().await?;
+            match mdm::certificate(&mut conn, &serial).await? {
+                Some(old) if old.revoked_at.is_none() => (csr, old.agency_code.clone(), None, Some(serial)),
+                _ => return fail(format!("certificate {serial} is revoked or unknown"), scep::FailInfo::BadCertId),
+            }
+        }
+        other => return fail(format!("unsupported SCEP request {other:?}"), scep::FailInfo::BadRequest),
+    };
+    let serial = scep::SerialNumber::random();
+    let issuance = scep::Issuance {
+        serial: serial.clone(),
+        subject: None,
+        now: now / 1000,
+        validity_days: app.config.mdm.certificate_days,
+    };
+    let der = match ca.issue(&csr, &issuance) {
+        Ok(der) => der,
+        Err(e) => return fail(e.to_string(), scep::FailInfo::BadRequest),
+    };
+    let cert = X509::from_der(&der).map_err(|e| unexpected("issued certificate")(e.to_string()))?;
+    let pem = String::from_utf8_lossy(&cert.to_pem().map_err(|e| unexpected("PEM")(e.to_string()))?).into_owned();
+    let row = CertificateRow {
+        serial: serial.to_hex(),
+        agency_code: agency.clone(),
+        subject: scep::ca::name_to_string(cert.subject_name()),
+        challenge_id: challenge_id.as_ref().map(|c| c.id.clone()),
+        renewed_from: renewed_from.clone(),
+        cert_pem: pem,
+        not_before: now - 5 * 60_000,
+        not_after: now + i64::from(app.config.mdm.certificate_days) * 86_400_000,
+        issued_at: now,
+        udid: None,
+        revoked_at: None,
+        revocation_reason: None,
+    };
+    let mut tx = app.store.write().await?;
+    if let Some(challenge) = challenge_id.as_ref().filter(|c| c.kind == "one_time")
+        && !mdm::use_challenge(&mut tx, &challenge.id, now).await?
+    {
+        drop(tx);
+        return fail("one-time challenge already used".into(), scep::FailInfo::BadRequest);
+    }
+    mdm::insert_certificate(&mut tx, &row).await?;
+    let actor = Actor { source_addr: source, ..Actor::system("scep") };
+    let changes =
+        serde_json::json!({ "subject": row.subject, "not_after": row.not_after, "renewed_from": renewed_from });
+    audit::append(
+        &mut tx,
+        actor.event("mdm.certificate.issue", "mdm_certificate", &row.serial, Some(&agency), changes),
+    )
+    .await?;
+    tx.commit().await?;
+    scep::response::success(&ca, &request, &der).map_err(|e| unexpected("SCEP reply")(e.to_string()))
+}
+
+/// Revokes an identity certificate: the device it identifies is refused from then on.
+pub async fn revoke_certificate(app: &App, actor: &Actor, serial: &str, reason: &str) -> Result<(), AppError> {
+    let mut tx = app.store.write().await?;
+    let cert = mdm::certificate(&mut tx, &serial.to_ascii_uppercase()).await?.ok_or(AppError::NotFound)?;
+    let code = AgencyCode::parse(&cert.agency_code).map_err(|_| AppError::NotFound)?;
+    actor.authorize(Action::MdmSettings, Scope::Agency(&code))?;
+    let reason = custody_domain::validate::text(reason, 2, 300).map_err(|m| AppError::invalid("reason", m))?;
+    if !mdm::revoke_certificate(&mut tx, &cert.serial, now_ms(), &reason).await? {
+        return Err(AppError::conflict("serial", "the certificate is revoked already"));
+    }
+    let changes = serde_json::json!({ "reason": reason });
+    audit::append(
+        &mut tx,
+        actor.event("mdm.certificate.revoke", "mdm_certificate", &cert.serial, Some(code.as_str()), changes),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Why a device message was refused (answered 401 or 400, never with details a forger could use).
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceRefusal {
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("identity refused: {0}")]
+    Identity(String),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl From<sqlx::Error> for DeviceRefusal {
+    fn from(e: sqlx::Error) -> Self {
+        DeviceRefusal::App(e.into())
+    }
+}
+
+/// The identity certificate (DER) of the device that sent a message, checked against the CA and
+/// the store: issued by Custody's CA, in its validity, not revoked.
+async fn verified_certificate(app: &App, conn: &mut Conn, cert_der: &[u8]) -> Result<CertificateRow, DeviceRefusal> {
+    let ca = ca(app).await?;
+    let cert = X509::from_der(cert_der).map_err(|e| DeviceRefusal::Identity(format!("not a certificate: {e}")))?;
+    apple_mdm::signature::verify_chain(&cert, ca.certificate())
+        .map_err(|e| DeviceRefusal::Identity(format!("certificate does not chain to Custody's CA: {e}")))?;
+    let serial = scep::SerialNumber::of(&cert).map_err(|e| DeviceRefusal::Identity(e.to_string()))?.to_hex();
+    let row = mdm::certificate(conn, &serial)
+        .await?
+        .ok_or_else(|| DeviceRefusal::Identity(format!("certificate {serial} was not issued by this service")))?;
+    if row.revoked_at.is_some() {
+        return Err(DeviceRefusal::Identity(format!("certificate {serial} is revoked")));
+    }
+    Ok(row)
+}
+
+fn device_actor(udid: &str, source: Option<String>) -> Actor {
+    Actor {
+        principal: None,
+        kind: ActorKind::Device,
+        label: format!("device {udid}"),
+        request_id: None,
+        source_addr: source,
+    }
+}
+
+/// A check-in message (`PUT /mdm/checkin`).
+pub async fn checkin(
+    app: &App,
+    cert_der: &[u8],
+    body: &[u8],
+    source: Option<String>,
+) -> Result<CheckinReply, DeviceRefusal> {
+    let message = Checkin::parse(body).map_err(|e| DeviceRefusal::Malformed(e.to_string()))?;
+    if message.enrollment.is_user_channel() || message.enrollment.is_user_enrollment() {
+        // User channels and user enrollments are not offered: decline them as Apple documents.
+        return Ok(match message.message {
+            CheckinMessage::UserAuthenticate { .. } => CheckinReply::Declined,
+            _ => CheckinReply::Declined,
+        });
+    }
+    let udid = message.enrollment.device_key().to_string();
+    let actor = device_actor(&udid, source);
+    let now = now_ms();
+    let mut tx = app.store.write().await?;
+    let cert = verified_certificate(app, &mut tx, cert_der).await?;
+    let existing = mdm::enrollment_by_udid(&mut tx, &udid).await?;
+    if let CheckinMessage::Authenticate(auth) = &message.message {
+        // A certificate serves one device: the one it first authenticated.
+        if cert.udid.as_deref().is_some_and(|bound| bound != udid) {
+            return Err(DeviceRefusal::Identity("the certificate belongs to another device".into()));
+        }
+        let mut row = existing.clone().unwrap_or_else(|| EnrollmentRow {
+            id: custody_store::new_id(),
+            udid: udid.clone(),
+            agency_code: cert.agency_code.clone(),
+            device_id: None,
+            status: "authenticated".into(),
+            cert_serial: cert.serial.clone(),
+            topic: None,
+            serial_number: None,
+            imei: None,
+            meid: None,
+            product_name: None,
+            model: None,
+            model_name: None,
+            device_name: None,
+            os_version: None,
+            build_version: None,
+            push_token: None,
+            push_magic: None,
+            unlock_token_sealed: None,
+            token_invalid_at: None,
+            authenticated_at: now,
+            enrolled_at: None,
+            last_seen_at: now,
+            checked_out_at: None,
+            created_at: now,
+            updated_at: now,
+        });
+        row.agency_code = cert.agency_code.clone();
+        row.cert_serial = cert.serial.clone();
+        row.status = "authenticated".into();
+        row.topic = Some(auth.topic.as_str().to_string());
+        row.serial_number = auth.serial_number.clone();
+        row.imei = auth.imei.clone();
+        row.meid = auth.meid.clone();
+        row.product_name = auth.product_name.clone();
+        row.model = auth.model.clone().or(row.model);
+        row.model_name = auth.model_name.clone().or(row.model_name);
+        row.device_name = auth.device_name.clone().or(row.device_name);
+        row.os_version = auth.os_version.clone();
+        row.build_version = auth.build_version.clone();
+        row.authenticated_at = now;
+        row.checked_out_at = None;
+        row.last_seen_at = now;
+        row.updated_at = now;
+        if existing.is_some() {
+            mdm::update_enrollment(&mut tx, &row).await?;
+        } else {
+            mdm::insert_enrollment(&mut tx, &row).await?;
+        }
+        mdm::bind_certificate(&mut tx, &cert.serial, &udid).await?;
+        let changes = serde_json::json!({
+            "certificate": cert.serial, "serial_number": row.serial_number, "product_name": row.product_name,
+            "os_version": row.os_version, "re_enrollment": existing.is_some(),
+        });
+        audit::append(
+            &mut tx,
+            actor.event("mdm.authenticate", "mdm_enrollment", &row.id, Some(&row.agency_code), changes),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(CheckinReply::Empty);
+    }
+    // Every other message comes from an enrollment that authenticated with this certificate.
+    let Some(mut row) = existing else {
+        return Err(DeviceRefusal::Identity("no enrollment for this device: Authenticate first".into()));
+    };
+    if row.cert_serial != cert.serial {
+        return Err(DeviceRefusal::Identity("the certificate is not the one this enrollment is bound to".into()));
+    }
+    let reply = match &message.message {
+        CheckinMessage::TokenUpdate(update) => {
+            let first = row.enrolled_at.is_none() || row.status != "enrolled";
+            row.status = "enrolled".into();
+            row.topic = Some(update.topic.as_str().to_string());
+            row.push_token = Some(update.token.to_hex());
+            row.push_magic = Some(update.push_magic.as_str().to_string());
+            if let Some(unlock) = &update.unlock_token {
+                row.unlock_token_sealed = Some(seal(app, unlock)?);
+            }
+            row.token_invalid_at = None;
+            row.enrolled_at = row.enrolled_at.or(Some(now));
+            row.last_seen_at = now;
+            row.updated_at = now;
+            mdm::update_enrollment(&mut tx, &row).await?;
+            let changes = serde_json::json!({ "first": first, "unlock_token": update.unlock_token.is_some() });
+            audit::append(
+                &mut tx,
+                actor.event("mdm.token_update", "mdm_enrollment", &row.id, Some(&row.agency_code), changes),
+            )
+            .await?;
+            CheckinReply::Empty
+        }
+        CheckinMessage::CheckOut { .. } => {
+            row.status = "checked_out".into();
+            row.checked_out_at = Some(now);
+            row.push_token = None;
+            row.push_magic = None;
+            row.last_seen_at = now;
+            row.updated_at = now;
+            mdm::update_enrollment(&mut tx, &row).await?;
+            audit::append(
+                &mut tx,
+                actor.event("mdm.check_out", "mdm_enrollment", &row.id, Some(&row.agency_code), serde_json::json!({})),
+            )
+            .await?;
+            CheckinReply::Empty
+        }
+        CheckinMessage::UserAuthenticate { .. } => {
+            apple_mdm::checkin::user_authenticate_reply(UserAuthentication::NotRequired)
+        }
+        // Custody does not escrow bootstrap tokens yet: it has none to give, and keeps none.
+        CheckinMessage::GetBootstrapToken { .. } => apple_mdm::checkin::bootstrap_token_reply(None),
+        CheckinMessage::SetBootstrapToken { .. }
+        | CheckinMessage::DeclarativeManagement { .. }
+        | CheckinMessage::GetToken { .. } => CheckinReply::Declined,
+        CheckinMessage::Authenticate(_) => CheckinReply::Empty,
+    };
+    tx.commit().await?;
+    Ok(reply)
+}
+
+/// A report on the command connection (`PUT /mdm/connect`): records the answer to the command it
+/// names, and hands out the next command (its plist), or `None` when the queue is empty.
+pub async fn connect(
+    app: &App,
+    cert_der: &[u8],
+    body: &[u8],
+    source: Option<String>,
+) -> Result<Option<Vec<u8>>, DeviceRefusal> {
+    let report = Report::parse(body).map_err(|e| DeviceRefusal::Malformed(e.to_string()))?;
+    if report.enrollment.is_user_channel() || report.enrollment.is_user_enrollment() {
+        return Err(DeviceRefusal::Identity("user channels are not enrolled here".into()));
+    }
+    let udid = report.enrollment.device_key().to_string();
+    let now = now_ms();
+    let mut tx = app.store.write().await?;
+    let cert = verified_certificate(app, &mut tx, cert_der).await?;
+    let Some(mut row) = mdm::enrollment_by_udid(&mut tx, &udid).await? else {
+        return Err(DeviceRefusal::Identity("no enrollment for this device".into()));
+    };
+    if row.cert_serial != cert.serial {
+        return Err(DeviceRefusal::Identity("the certificate is not the one this enrollment is bound to".into()));
+    }
+    if row.status == "checked_out" {
+        return Err(DeviceRefusal::Identity("this enrollment has checked out".into()));
+    }
+    let actor = device_actor(&udid, source);
+    match &report.status {
+        Status::Idle => {}
+        Status::NotNow { command_uuid } => {
+            let due = now + app.config.mdm.not_now_retry_seconds * 1000;
+            if mdm::defer(&mut tx, command_uuid.as_str(), &row.id, due, now).await? {
+                mdm::schedule_pushes(&mut tx, std::slice::from_ref(&row.id), due).await?;
+            }
+        }
+        Status::Acknowledged { command_uuid }
+        | Status::Error { command_uuid, .. }
+        | Status::CommandFormatError { command_uuid, .. } => {
+            let status = if matches!(report.status, Status::Acknowledged { .. }) { "acknowledged" } else { "error" };
+            let chain = report.status.error_chain();
+            let chain_json = (!chain.is_empty()).then(|| {
+                serde_json::Value::Array(
+                    chain
+                        .iter()
+                        .map(|e| {
+                            serde_json::json!({
+                                "code": e.code, "domain": e.domain,
+                                "description": e.us_english_description.clone().or(e.localized_description.clone()),
+                            })
+                        })
+                        .collect(),
+                )
+                .to_string()
+            });
+            let raw = String::from_utf8_lossy(report.raw());
+            let answer = mdm::CommandResult {
+                status,
+                result_status: report.status.as_str(),
+                result: &raw,
+                error_chain: chain_json.as_deref(),
+            };
+            let recorded = mdm::record_result(&mut tx, command_uuid.as_str(), &row.id, answer, now).await?;
+            // A repeated report of a command already answered changes nothing.
+            if recorded {
+                if let Some(command) = mdm::command(&mut tx, command_uuid.as_str()).await?
+                    && command.request_type == "DeviceInformation"
+                    && let Ok(info) = report.device_information()
+                {
+                    row.os_version = info.os_version.or(row.os_version);
+                    row.build_version = info.build_version.or(row.build_version);
+                    row.product_name = info.product_name.or(row.product_name);
+                    row.model = info.model.or(row.model);
+                    row.model_name = info.model_name.or(row.model_name);
+                    row.device_name = info.device_name.or(row.device_name);
+                    row.serial_number = info.serial_number.or(row.serial_number);
+                    row.imei = info.imei.or(row.imei);
+                    row.meid = info.meid.or(row.meid);
+                    row.updated_at = now;
+                    mdm::update_enrollment(&mut tx, &row).await?;
+                }
+                let changes = serde_json::json!({ "status": report.status.as_str() });
+                audit::append(
+                    &mut tx,
+                    actor.event(
+                        "mdm.command.result",
+                        "mdm_command",
+                        command_uuid.as_str(),
+                        Some(&row.agency_code),
+                        changes,
+                    ),
+                )
+                .await?;
+            }
+        }
+    }
+    mdm::touch_enrollment(&mut tx, &row.id, now).await?;
+    let next = mdm::next_command(&mut tx, &row.id, now).await?;
+    let reply = match next {
+        Some(command) => {
+            let params: serde_json::Value =
+                serde_json::from_str(&command.params).map_err(|e| unexpected("command params")(e.to_string()))?;
+            let typed = Command::from_params(&command.request_type, &params)
+                .map_err(|e| unexpected("stored command")(e.to_string()))?;
+            let uuid = CommandUuid::new(command.id.clone()).ok_or_else(|| unexpected("command id")("empty".into()))?;
+            mdm::mark_sent(&mut tx, &command.id, now).await?;
+            Some(typed.to_xml(&uuid))
+        }
+        None => None,
+    };
+    tx.commit().await?;
+    Ok(reply)
+}
+
+/// A command to queue for devices, as the API takes it.
+#[derive(Debug, Clone, Default)]
+pub struct NewCommands {
+    /// UDIDs, enrollment ids or inventory device ids.
+    pub devices: Vec<String>,
+    pub request_type: String,
+    pub params: serde_json::Value,
+}
+
+/// Queues one command per device (sharing a batch id) and pushes them. Returns the batch id and
+/// the commands.
+pub async fn enqueue(app: &App, actor: &Actor, input: NewCommands) -> Result<(String, Vec<CommandRow>), AppError> {
+    actor.authorize(Action::MdmCommand, Scope::Global)?;
+    let params = if input.params.is_null() { serde_json::json!({}) } else { input.params.clone() };
+    Command::from_params(&input.request_type, &params).map_err(|e| match e.param() {
+        Some(param) => AppError::invalid(&format!("params.{param}"), e.to_string()),
+        None if matches!(e, apple_mdm::command::CommandError::UnknownRequestType { .. }) => {
+            AppError::invalid("request_type", e.to_string())
+        }
+        None => AppError::invalid("params", e.to_string()),
+    })?;
+    if input.devices.is_empty() {
+        return Err(AppError::invalid("devices", "name at least one device"));
+    }
+    if input.devices.len() > 200_000 {
+        return Err(AppError::invalid("devices", "at most 200,000 devices per batch"));
+    }
+    let mut keys: Vec<String> = input.devices.iter().map(|d| d.trim().to_string()).collect();
+    keys.sort();
+    keys.dedup();
+    let now = now_ms();
+    let mut tx = app.store.write().await?;
+    let found = mdm::enrollments_by_keys(&mut tx, &keys).await?;
+    let mut by_key = std::collections::HashMap::new();
+    for e in &found {
+        by_key.insert(e.udid.clone(), e);
+        by_key.insert(e.id.clone(), e);
+        if let Some(device) = &e.device_id {
+            by_key.insert(device.clone(), e);
+        }
+    }
+    let mut errors = custody_domain::FieldErrors::new();
+    let mut targets: Vec<&EnrollmentRow> = Vec::new();
+    for (i, key) in input.devices.iter().enumerate() {
+        match by_key.get(key.trim()) {
+            Some(e)
+                if actor
+                    .authorize(
+                        Action::MdmCommand,
+                        Scope::Agency(&AgencyCode::parse(&e.agency_code).map_err(|_| AppError::NotFound)?),
+                    )
+                    .is_ok() =>
+            {
+                if e.status == "checked_out" {
+                    errors.push(format!("devices[{i}]"), "this device checked out of MDM");
+                } else {
+                    targets.push(e);
+                }
+            }
+            _ => errors.push(format!("devices[{i}]"), "no enrolled device has this UDID or id"),
+        }
+        if errors.0.len() >= 20 {
+            break;
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    targets.sort_by(|a, b| a.id.cmp(&b.id));
+    targets.dedup_by(|a, b| a.id == b.id);
+    let batch = custody_store::new_id();
+    let expires = now + app.config.mdm.command_ttl_days * 86_400_000;
+    let params_text = params.to_string();
+    let rows: Vec<CommandRow> = targets
+        .iter()
+        .map(|e| CommandRow {
+            id: custody_store::new_id().to_uppercase(),
+            enrollment_id: e.id.clone(),
+            agency_code: e.agency_code.clone(),
+            batch_id: batch.clone(),
+            request_type: input.request_type.clone(),
+            params: params_text.clone(),
+            status: "queued".into(),
+            created_by: actor.label.clone(),
+            created_at: now,
+            due_at: now,
+            expires_at: expires,
+            sent_at: None,
+            deliveries: 0,
+            not_now_count: 0,
+            result_status: None,
+            result: None,
+            error_chain: None,
+            completed_at: None,
+            updated_at: now,
+        })
+        .collect();
+    mdm::insert_commands(&mut tx, &rows).await?;
+    let ids: Vec<String> = targets.iter().map(|e| e.id.clone()).collect();
+    mdm::schedule_pushes(&mut tx, &ids, now).await?;
+    let changes = serde_json::json!({ "request_type": input.request_type, "devices": rows.len(), "params": params });
+    audit::append(&mut tx, actor.event("mdm.command.enqueue", "mdm_command_batch", &batch, None, changes)).await?;
+    tx.commit().await?;
+    app.mdm.push_wake.notify_one();
+    Ok((batch, rows))
+}
+
+/// What a command list shows.
+#[derive(Debug, Clone, Default)]
+pub struct CommandQuery {
+    pub status: Option<String>,
+    /// A UDID, enrollment id or device id.
+    pub device: Option<String>,
+    pub request_type: Option<String>,
+    pub batch: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+const COMMAND_STATUSES: &[&str] = &["queued", "sent", "acknowledged", "error", "not_now", "expired", "cancelled"];
+
+pub async fn commands(app: &App, actor: &Actor, query: CommandQuery) -> Result<Page<CommandRow>, AppError> {
+    actor.authorize(Action::MdmRead, Scope::Global)?;
+    if let Some(status) = query.status.as_deref().filter(|s| !s.is_empty())
+        && !COMMAND_STATUSES.contains(&status)
+    {
+        return Err(AppError::invalid("status", format!("must be one of {}", COMMAND_STATUSES.join(", "))));
+    }
+    let limit = paging::limit(query.limit)?;
+    let before = match &query.cursor {
+        Some(cursor) => Some(paging::decode(cursor, 1)?.remove(0)),
+        None => None,
+    };
+    let mut conn = app.store.conn().await?;
+    let enrollment_id = match query.device.as_deref().filter(|d| !d.is_empty()) {
+        Some(key) => match mdm::enrollments_by_keys(&mut conn, &[key.to_string()]).await?.into_iter().next() {
+            Some(e) => Some(e.id),
+            None => return Ok(Page { items: Vec::new(), next: None }),
+        },
+        None => None,
+    };
+    let filter = CommandFilter {
+        agency: actor.agency_filter(),
+        enrollment_id,
+        status: query.status.filter(|s| !s.is_empty()),
+        request_type: query.request_type.filter(|s| !s.is_empty()),
+        batch_id: query.batch.filter(|s| !s.is_empty()),
+    };
+    let rows = mdm::list_commands(&mut conn, &filter, before.as_deref(), limit + 1).await?;
+    Ok(paging::page(rows, limit, |c| paging::encode(&[&c.id]), |c| c))
+}
+
+pub async fn command(app: &App, actor: &Actor, id: &str) -> Result<CommandRow, AppError> {
+    let mut conn = app.store.conn().await?;
+    let row = mdm::command(&mut conn, id).await?.ok_or(AppError::NotFound)?;
+    let code = AgencyCode::parse(&row.agency_code).map_err(|_| AppError::NotFound)?;
+    actor.authorize(Action::MdmRead, Scope::Agency(&code))?;
+    Ok(row)
+}
+
+pub async fn cancel_command(app: &App, actor: &Actor, id: &str) -> Result<CommandRow, AppError> {
+    let mut tx = app.store.write().await?;
+    let row = mdm::command(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let code = AgencyCode::parse(&row.agency_code).map_err(|_| AppError::NotFound)?;
+    actor.authorize(Action::MdmRead, Scope::Agency(&code))?;
+    actor.authorize(Action::MdmCommand, Scope::Agency(&code))?;
+    if !mdm::cancel_command(&mut tx, id, now_ms()).await? {
+        return Err(AppError::conflict("status", format!("a {} command cannot be cancelled", row.status)));
+    }
+    let changes = serde_json::json!({ "status": { "from": row.status, "to": "cancelled" } });
+    audit::append(&mut tx, actor.event("mdm.command.cancel", "mdm_command", id, Some(code.as_str()), changes)).await?;
+    let row = mdm::command(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// What an enrollment list shows.
+#[derive(Debug, Clone, Default)]
+pub struct EnrollmentQuery {
+    pub agency: Option<String>,
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub async fn enrollments(app: &App, actor: &Actor, query: EnrollmentQuery) -> Result<Page<EnrollmentRow>, AppError> {
+    let agency = actor.list_scope(Action::MdmRead, query.agency.as_deref())?;
+    let limit = paging::limit(query.limit)?;
+    let after = match &query.cursor {
+        Some(cursor) => Some(paging::decode(cursor, 1)?.remove(0)),
+        None => None,
+    };
+    let mut conn = app.store.conn().await?;
+    let filter = mdm::EnrollmentFilter { agency, status: query.status.filter(|s| !s.is_empty()) };
+    let rows = mdm::list_enrollments(&mut conn, &filter, after.as_deref(), limit + 1).await?;
+    Ok(paging::page(rows, limit, |e| paging::encode(&[&e.id]), |e| e))
+}
+
+pub async fn enrollment(app: &App, actor: &Actor, id: &str) -> Result<EnrollmentRow, AppError> {
+    let mut conn = app.store.conn().await?;
+    let row = match mdm::enrollment(&mut conn, id).await? {
+        Some(row) => row,
+        None => mdm::enrollment_by_udid(&mut conn, id).await?.ok_or(AppError::NotFound)?,
+    };
+    let code = AgencyCode::parse(&row.agency_code).map_err(|_| AppError::NotFound)?;
+    actor.authorize(Action::MdmRead, Scope::Agency(&code))?;
+    Ok(row)
+}
+
+/// The push certificate as shown to administrators (never its key).
+#[derive(Debug, Clone)]
+pub struct PushCertificateInfo {
+    pub topic: String,
+    pub subject: String,
+    pub not_after: i64,
+    pub uploaded_by: String,
+    pub uploaded_at: i64,
+}
+
+/// Stores the APNs MDM push certificate, from PEM (certificate and key) or PKCS#12 with its
+/// password; its topic is read from the certificate.
+pub async fn upload_push_certificate(
+    app: &App,
+    actor: &Actor,
+    pem: Option<&[u8]>,
+    pkcs12: Option<(&[u8], &str)>,
+) -> Result<PushCertificateInfo, AppError> {
+    actor.authorize(Action::MdmSettings, Scope::Global)?;
+    let loaded = match (pem, pkcs12) {
+        (Some(pem), None) => {
+            apns::PushCertificate::from_pem(pem).map_err(|e| AppError::invalid("pem", e.to_string()))?
+        }
+        (None, Some((der, password))) => {
+            apns::PushCertificate::from_pkcs12(der, password).map_err(|e| AppError::invalid("pkcs12", e.to_string()))?
+        }
+        _ => return Err(AppError::invalid("pem", "give either pem, or pkcs12 with its password")),
+    };
+    let not_after =
+        loaded.not_after().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
+    if not_after <= now_ms() {
+        return Err(AppError::invalid(if pem.is_some() { "pem" } else { "pkcs12" }, "the certificate has expired"));
+    }
+    let (cert_pem, key_pem) = loaded.to_pem_parts().map_err(|e| unexpected("push certificate")(e.to_string()))?;
+    let row = mdm::PushCertificateRow {
+        topic: loaded.topic().as_str().to_string(),
+        subject: loaded.subject().to_string(),
+        cert_pem: String::from_utf8_lossy(&cert_pem).into_owned(),
+        key_sealed: seal(app, &key_pem)?,
+        not_after,
+        uploaded_by: actor.label.clone(),
+        uploaded_at: now_ms(),
+    };
+    let mut tx = app.store.write().await?;
+    mdm::put_push_certificate(&mut tx, &row).await?;
+    let changes = serde_json::json!({ "topic": row.topic, "subject": row.subject, "not_after": row.not_after });
+    audit::append(&mut tx, actor.event("mdm.push_certificate.upload", "push_certificate", "default", None, changes))
+        .await?;
+    tx.commit().await?;
+    Ok(PushCertificateInfo {
+        topic: row.topic,
+        subject: row.subject,
+        not_after: row.not_after,
+        uploaded_by: row.uploaded_by,
+        uploaded_at: row.uploaded_at,
+    })
+}
+
+pub async fn push_certificate(app: &App, actor: &Actor) -> Result<Option<PushCertificateInfo>, AppError> {
+    actor.authorize(Action::MdmRead, Scope::Global)?;
+    let mut conn = app.store.conn().await?;
+    Ok(mdm::push_certificate(&mut conn).await?.map(|row| PushCertificateInfo {
+        topic: row.topic,
+        subject: row.subject,
+        not_after: row.not_after,
+        uploaded_by: row.uploaded_by,
+        uploaded_at: row.uploaded_at,
+    }))
+}
+
+/// The APNs client for the push certificate in force (rebuilt when a new one is uploaded).
+async fn apns_client(app: &App, conn: &mut Conn) -> Result<Option<(apns::Client, String)>, AppError> {
+    let Some(row) = mdm::push_certificate(conn).await? else { return Ok(None) };
+    let mut cached = app.mdm.apns.lock().await;
+    if let Some((at, client, topic)) = cached.as_ref()
+        && *at == row.uploaded_at
+    {
+        return Ok(Some((client.clone(), topic.clone())));
+    }
+    let key = open(app, &row.key_sealed)?;
+    let pem = [row.cert_pem.as_bytes(), b"\n", &key].concat();
+    let cert = apns::PushCertificate::from_pem(&pem).map_err(|e| unexpected("push certificate")(e.to_string()))?;
+    let mut config = apns::ClientConfig::new(cert);
+    config.base_url = app.config.mdm.apns_url.clone();
+    config.extra_roots_pem = app.config.mdm.apns_extra_roots_pem.clone();
+    let client = apns::Client::new(config).map_err(|e| unexpected("APNs client")(e.to_string()))?;
+    *cached = Some((row.uploaded_at, client.clone(), row.topic.clone()));
+    Ok(Some((client, row.topic)))
+}
+
+/// Sends the due pushes (one batch); returns how many were delivered. Pushes to a device
+/// coalesce (one row per enrollment); a rejected token is marked invalid; failures retry with
+/// a growing delay. Without a push certificate, pushes wait.
+pub async fn push_due(app: &App) -> Result<usize, AppError> {
+    let now = now_ms();
+    let mut conn = app.store.conn().await?;
+    let Some((client, topic)) = apns_client(app, &mut conn).await? else { return Ok(0) };
+    drop(conn);
+    let claimed = {
+        let mut tx = app.store.write().await?;
+        let claimed = mdm::claim_pushes(&mut tx, now, 60_000, 20_000).await?;
+        tx.commit().await?;
+        claimed
+    };
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    let mut finished = Vec::new();
+    let mut targets = Vec::new();
+    let mut owners = Vec::new();
+    for due in &claimed {
+        match (&due.push_token, &due.push_magic) {
+            (Some(token), Some(magic)) if !due.token_invalid => {
+                targets.push(apns::PushTarget {
+                    token_hex: token.clone(),
+                    push_magic: magic.clone(),
+                    topic: topic.clone(),
+                });
+                owners.push(due);
+            }
+            // Nothing to push to: the device will get its commands when it next connects.
+            _ => finished.push(due.enrollment_id.clone()),
+        }
+    }
+    let outcomes = client.push_many(&targets, 500).await;
+    let mut invalid = Vec::new();
+    let mut retries = Vec::new();
+    let mut delivered = 0;
+    for (index, outcome) in outcomes {
+        let due = owners[index];
+        match outcome {
+            Ok(apns::PushOutcome::Delivered { .. }) => {
+                delivered += 1;
+                finished.push(due.enrollment_id.clone());
+            }
+            Ok(apns::PushOutcome::TokenInvalid { .. }) => {
+                invalid.push(due.enrollment_id.clone());
+                finished.push(due.enrollment_id.clone());
+            }
+            Ok(apns::PushOutcome::Retry { after, .. }) => {
+                let wait = after.unwrap_or_else(|| apns::backoff(due.attempts as u32));
+                retries.push((due.enrollment_id.clone(), now + wait.as_millis() as i64));
+            }
+            Ok(apns::PushOutcome::Rejected { status, reason }) => {
+                tracing::warn!(status, reason, enrollment = due.enrollment_id, "APNs rejected a push");
+                retries
+                    .push((due.enrollment_id.clone(), now + apns::backoff(due.attempts as u32 + 3).as_millis() as i64));
+            }
+            Err(error) => {
+                tracing::warn!(%error, enrollment = due.enrollment_id, "push not sent");
+                finished.push(due.enrollment_id.clone());
+            }
+        }
+    }
+    let mut tx = app.store.write().await?;
+    mdm::finish_pushes(&mut tx, &finished).await?;
+    for (id, at) in &retries {
+        mdm::retry_push(&mut tx, id, *at).await?;
+    }
+    let job = Actor { kind: ActorKind::Job, ..Actor::system("push") };
+    for id in &invalid {
+        mdm::invalidate_token(&mut tx, id, now).await?;
+        audit::append(&mut tx, job.event("mdm.push_token.invalid", "mdm_enrollment", id, None, serde_json::json!({})))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(delivered)
+}
+
+/// Marks expired commands and deletes finished ones past the retention; returns both counts.
+pub async fn expire_and_reap(app: &App) -> Result<(u64, u64), AppError> {
+    let now = now_ms();
+    let mut tx = app.store.write().await?;
+    let expired = mdm::expire_commands(&mut tx, now).await?;
+    let reaped = mdm::reap_commands(&mut tx, now - app.config.mdm.retention_days * 86_400_000).await?;
+    if expired + reaped > 0 {
+        let job = Actor { kind: ActorKind::Job, ..Actor::system("command-expiry") };
+        let changes = serde_json::json!({ "expired": expired, "deleted": reaped });
+        audit::append(&mut tx, job.event("mdm.command.expire", "mdm_command", "*", None, changes)).await?;
+    }
+    tx.commit().await?;
+    Ok((expired, reaped))
+}
+
+/// The CA certificate (PEM) and its SHA-256 fingerprint, for administrators and device setup.
+pub async fn ca_certificate(app: &App) -> Result<(String, String), AppError> {
+    let ca = ca(app).await?;
+    let pem = ca.certificate_pem().map_err(|e| unexpected("CA")(e.to_string()))?;
+    let fingerprint = ca.fingerprint_sha256().map_err(|e| unexpected("CA")(e.to_string()))?;
+    Ok((String::from_utf8_lossy(&pem).into_owned(), hex::encode(fingerprint)))
+}

@@ -1,0 +1,835 @@
+//! Apple MDM's tables: the certificate authority, SCEP challenges, issued identity
+//! certificates, the APNs push certificate, enrollments, the command queue and due pushes.
+//!
+//! Secrets arrive here already sealed by the caller (`*_sealed` columns); this module stores
+//! text and numbers and knows nothing of plists, CMS or who may do what.
+
+use serde::Deserialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Conn, SqlError};
+
+fn decode_error(message: impl std::fmt::Display) -> SqlError {
+    SqlError::Decode(message.to_string().into())
+}
+
+/// The certificate authority: its certificate and its sealed private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaRow {
+    pub cert_pem: String,
+    pub key_sealed: String,
+    pub created_at: i64,
+}
+
+pub async fn ca(conn: &mut Conn) -> Result<Option<CaRow>, SqlError> {
+    let row = sqlx::query("SELECT cert_pem, key_sealed, created_at FROM mdm_ca WHERE id = 'default'")
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| {
+        Ok(CaRow {
+            cert_pem: r.try_get("cert_pem")?,
+            key_sealed: r.try_get("key_sealed")?,
+            created_at: r.try_get("created_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Stores the CA unless one exists (two nodes starting together keep the first).
+pub async fn insert_ca(conn: &mut Conn, ca: &CaRow) -> Result<(), SqlError> {
+    sqlx::query(
+        "INSERT INTO mdm_ca (id, cert_pem, key_sealed, created_at) VALUES ('default', $1, $2, $3) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&ca.cert_pem)
+    .bind(&ca.key_sealed)
+    .bind(ca.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A SCEP challenge: an agency's standing one, or a one-time one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRow {
+    pub id: String,
+    pub agency_code: String,
+    /// `standing` or `one_time`.
+    pub kind: String,
+    /// SHA-256 of the challenge, hex.
+    pub digest: String,
+    pub value_sealed: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+const CHALLENGE_COLUMNS: &str =
+    "id, agency_code, kind, digest, value_sealed, created_by, created_at, expires_at, used_at, revoked_at";
+
+fn challenge_from(r: &AnyRow) -> Result<ChallengeRow, SqlError> {
+    Ok(ChallengeRow {
+        id: r.try_get("id")?,
+        agency_code: r.try_get("agency_code")?,
+        kind: r.try_get("kind")?,
+        digest: r.try_get("digest")?,
+        value_sealed: r.try_get("value_sealed")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        used_at: r.try_get("used_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+pub async fn insert_challenge(conn: &mut Conn, c: &ChallengeRow) -> Result<(), SqlError> {
+    let sql =
+        format!("INSERT INTO scep_challenges ({CHALLENGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&c.id)
+        .bind(&c.agency_code)
+        .bind(&c.kind)
+        .bind(&c.digest)
+        .bind(&c.value_sealed)
+        .bind(&c.created_by)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.used_at)
+        .bind(c.revoked_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn challenge_by_digest(conn: &mut Conn, digest: &str) -> Result<Option<ChallengeRow>, SqlError> {
+    let sql = format!("SELECT {CHALLENGE_COLUMNS} FROM scep_challenges WHERE digest = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(digest).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(challenge_from).transpose()
+}
+
+/// The agency's standing challenge in force (the newest not revoked).
+pub async fn standing_challenge(conn: &mut Conn, agency: &str) -> Result<Option<ChallengeRow>, SqlError> {
+    let sql = format!(
+        "SELECT {CHALLENGE_COLUMNS} FROM scep_challenges WHERE agency_code = $1 AND kind = 'standing' \
+         AND revoked_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(agency).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(challenge_from).transpose()
+}
+
+/// Revokes the agency's standing challenges (a new one replaces them).
+pub async fn revoke_standing_challenges(conn: &mut Conn, agency: &str, at: i64) -> Result<u64, SqlError> {
+    let done = sqlx::query(
+        "UPDATE scep_challenges SET revoked_at = $2 WHERE agency_code = $1 AND kind = 'standing' AND revoked_at IS NULL",
+    )
+    .bind(agency)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Uses a one-time challenge; false when it was used already (by a concurrent request too).
+pub async fn use_challenge(conn: &mut Conn, id: &str, at: i64) -> Result<bool, SqlError> {
+    let done = sqlx::query("UPDATE scep_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+        .bind(id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// An identity certificate the CA issued.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CertificateRow {
+    /// Hex, upper-case.
+    pub serial: String,
+    pub agency_code: String,
+    pub subject: String,
+    pub challenge_id: Option<String>,
+    pub renewed_from: Option<String>,
+    pub cert_pem: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub issued_at: i64,
+    pub udid: Option<String>,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<String>,
+}
+
+const CERT_COLUMNS: &str = "serial, agency_code, subject, challenge_id, renewed_from, cert_pem, not_before, not_after, \
+                            issued_at, udid, revoked_at, revocation_reason";
+
+fn cert_from(r: &AnyRow) -> Result<CertificateRow, SqlError> {
+    Ok(CertificateRow {
+        serial: r.try_get("serial")?,
+        agency_code: r.try_get("agency_code")?,
+        subject: r.try_get("subject")?,
+        challenge_id: r.try_get("challenge_id")?,
+        renewed_from: r.try_get("renewed_from")?,
+        cert_pem: r.try_get("cert_pem")?,
+        not_before: r.try_get("not_before")?,
+        not_after: r.try_get("not_after")?,
+        issued_at: r.try_get("issued_at")?,
+        udid: r.try_get("udid")?,
+        revoked_at: r.try_get("revoked_at")?,
+        revocation_reason: r.try_get("revocation_reason")?,
+    })
+}
+
+pub async fn insert_certificate(conn: &mut Conn, c: &CertificateRow) -> Result<(), SqlError> {
+    let sql = format!(
+        "INSERT INTO mdm_certificates ({CERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&c.serial)
+        .bind(&c.agency_code)
+        .bind(&c.subject)
+        .bind(&c.challenge_id)
+        .bind(&c.renewed_from)
+        .bind(&c.cert_pem)
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(c.issued_at)
+        .bind(&c.udid)
+        .bind(c.revoked_at)
+        .bind(&c.revocation_reason)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn certificate(conn: &mut Conn, serial: &str) -> Result<Option<CertificateRow>, SqlError> {
+    let sql = format!("SELECT {CERT_COLUMNS} FROM mdm_certificates WHERE serial = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(serial).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(cert_from).transpose()
+}
+
+/// Revokes a certificate; false when it was revoked already or does not exist.
+pub async fn revoke_certificate(conn: &mut Conn, serial: &str, at: i64, reason: &str) -> Result<bool, SqlError> {
+    let done = sqlx::query(
+        "UPDATE mdm_certificates SET revoked_at = $2, revocation_reason = $3 WHERE serial = $1 AND revoked_at IS NULL",
+    )
+    .bind(serial)
+    .bind(at)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn bind_certificate(conn: &mut Conn, serial: &str, udid: &str) -> Result<(), SqlError> {
+    sqlx::query("UPDATE mdm_certificates SET udid = $2 WHERE serial = $1")
+        .bind(serial)
+        .bind(udid)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The APNs push certificate, its key sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushCertificateRow {
+    pub topic: String,
+    pub subject: String,
+    pub cert_pem: String,
+    pub key_sealed: String,
+    pub not_after: i64,
+    pub uploaded_by: String,
+    pub uploaded_at: i64,
+}
+
+pub async fn push_certificate(conn: &mut Conn) -> Result<Option<PushCertificateRow>, SqlError> {
+    let row = sqlx::query(
+        "SELECT topic, subject, cert_pem, key_sealed, not_after, uploaded_by, uploaded_at FROM push_certificates \
+         WHERE id = 'default'",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(PushCertificateRow {
+            topic: r.try_get("topic")?,
+            subject: r.try_get("subject")?,
+            cert_pem: r.try_get("cert_pem")?,
+            key_sealed: r.try_get("key_sealed")?,
+            not_after: r.try_get("not_after")?,
+            uploaded_by: r.try_get("uploaded_by")?,
+            uploaded_at: r.try_get("uploaded_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Replaces the push certificate.
+pub async fn put_push_certificate(conn: &mut Conn, c: &PushCertificateRow) -> Result<(), SqlError> {
+    sqlx::query("DELETE FROM push_certificates WHERE id = 'default'").execute(&mut *conn).await?;
+    sqlx::query(
+        "INSERT INTO push_certificates (id, topic, subject, cert_pem, key_sealed, not_after, uploaded_by, uploaded_at) \
+         VALUES ('default', $1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&c.topic)
+    .bind(&c.subject)
+    .bind(&c.cert_pem)
+    .bind(&c.key_sealed)
+    .bind(c.not_after)
+    .bind(&c.uploaded_by)
+    .bind(c.uploaded_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A device's enrollment (device channel).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EnrollmentRow {
+    pub id: String,
+    pub udid: String,
+    pub agency_code: String,
+    pub device_id: Option<String>,
+    /// `authenticated` (Authenticate seen), `enrolled` (TokenUpdate seen), `checked_out`.
+    pub status: String,
+    pub cert_serial: String,
+    pub topic: Option<String>,
+    pub serial_number: Option<String>,
+    pub imei: Option<String>,
+    pub meid: Option<String>,
+    pub product_name: Option<String>,
+    pub model: Option<String>,
+    pub model_name: Option<String>,
+    pub device_name: Option<String>,
+    pub os_version: Option<String>,
+    pub build_version: Option<String>,
+    /// Hex.
+    pub push_token: Option<String>,
+    pub push_magic: Option<String>,
+    pub unlock_token_sealed: Option<String>,
+    pub token_invalid_at: Option<i64>,
+    pub authenticated_at: i64,
+    pub enrolled_at: Option<i64>,
+    pub last_seen_at: i64,
+    pub checked_out_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const ENROLLMENT_COLUMNS: &str = "id, udid, agency_code, device_id, status, cert_serial, topic, serial_number, imei, \
+     meid, product_name, model, model_name, device_name, os_version, build_version, push_token, push_magic, \
+     unlock_token_sealed, token_invalid_at, authenticated_at, enrolled_at, last_seen_at, checked_out_at, created_at, \
+     updated_at";
+
+fn enrollment_from(r: &AnyRow) -> Result<EnrollmentRow, SqlError> {
+    Ok(EnrollmentRow {
+        id: r.try_get("id")?,
+        udid: r.try_get("udid")?,
+        agency_code: r.try_get("agency_code")?,
+        device_id: r.try_get("device_id")?,
+        status: r.try_get("status")?,
+        cert_serial: r.try_get("cert_serial")?,
+        topic: r.try_get("topic")?,
+        serial_number: r.try_get("serial_number")?,
+        imei: r.try_get("imei")?,
+        meid: r.try_get("meid")?,
+        product_name: r.try_get("product_name")?,
+        model: r.try_get("model")?,
+        model_name: r.try_get("model_name")?,
+        device_name: r.try_get("device_name")?,
+        os_version: r.try_get("os_version")?,
+        build_version: r.try_get("build_version")?,
+        push_token: r.try_get("push_token")?,
+        push_magic: r.try_get("push_magic")?,
+        unlock_token_sealed: r.try_get("unlock_token_sealed")?,
+        token_invalid_at: r.try_get("token_invalid_at")?,
+        authenticated_at: r.try_get("authenticated_at")?,
+        enrolled_at: r.try_get("enrolled_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        checked_out_at: r.try_get("checked_out_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub async fn enrollment_by_udid(conn: &mut Conn, udid: &str) -> Result<Option<EnrollmentRow>, SqlError> {
+    let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE udid = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(udid).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(enrollment_from).transpose()
+}
+
+pub async fn enrollment(conn: &mut Conn, id: &str) -> Result<Option<EnrollmentRow>, SqlError> {
+    let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(enrollment_from).transpose()
+}
+
+/// Enrollments by UDID or id (the targets a command names), at most 1,000 keys a statement.
+pub async fn enrollments_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<EnrollmentRow>, SqlError> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let list = placeholders.join(", ");
+        let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE udid IN ({list}) OR id IN ({list})");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for key in chunk {
+            query = query.bind(key.clone());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            found.push(enrollment_from(&row)?);
+        }
+    }
+    Ok(found)
+}
+
+pub async fn insert_enrollment(conn: &mut Conn, e: &EnrollmentRow) -> Result<(), SqlError> {
+    let placeholders: Vec<String> = (1..=26).map(|i| format!("${i}")).collect();
+    let sql = format!("INSERT INTO mdm_enrollments ({ENROLLMENT_COLUMNS}) VALUES ({})", placeholders.join(", "));
+    bind_enrollment(sqlx::query(sqlx::AssertSqlSafe(sql)), e).execute(&mut *conn).await?;
+    Ok(())
+}
+
+pub async fn update_enrollment(conn: &mut Conn, e: &EnrollmentRow) -> Result<(), SqlError> {
+    let sets: Vec<String> =
+        ENROLLMENT_COLUMNS.split(", ").enumerate().skip(1).map(|(i, c)| format!("{} = ${}", c.trim(), i + 1)).collect();
+    let sql = format!("UPDATE mdm_enrollments SET {} WHERE id = $1", sets.join(", "));
+    bind_enrollment(sqlx::query(sqlx::AssertSqlSafe(sql)), e).execute(&mut *conn).await?;
+    Ok(())
+}
+
+fn bind_enrollment<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    e: &EnrollmentRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        .bind(e.id.clone())
+        .bind(e.udid.clone())
+        .bind(e.agency_code.clone())
+        .bind(e.device_id.clone())
+        .bind(e.status.clone())
+        .bind(e.cert_serial.clone())
+        .bind(e.topic.clone())
+        .bind(e.serial_number.clone())
+        .bind(e.imei.clone())
+        .bind(e.meid.clone())
+        .bind(e.product_name.clone())
+        .bind(e.model.clone())
+        .bind(e.model_name.clone())
+        .bind(e.device_name.clone())
+        .bind(e.os_version.clone())
+        .bind(e.build_version.clone())
+        .bind(e.push_token.clone())
+        .bind(e.push_magic.clone())
+        .bind(e.unlock_token_sealed.clone())
+        .bind(e.token_invalid_at)
+        .bind(e.authenticated_at)
+        .bind(e.enrolled_at)
+        .bind(e.last_seen_at)
+        .bind(e.checked_out_at)
+        .bind(e.created_at)
+        .bind(e.updated_at)
+}
+
+/// Marks a device seen now (at most the caller's rate: every connect writes it).
+pub async fn touch_enrollment(conn: &mut Conn, id: &str, at: i64) -> Result<(), SqlError> {
+    sqlx::query("UPDATE mdm_enrollments SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2")
+        .bind(id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// What an enrollment list shows.
+#[derive(Debug, Clone, Default)]
+pub struct EnrollmentFilter {
+    pub agency: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Enrollments by id after `after`, at most `limit`, as one JSON page.
+pub async fn list_enrollments(
+    conn: &mut Conn,
+    filter: &EnrollmentFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<EnrollmentRow>, SqlError> {
+    let mut sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE 1 = 1");
+    let mut binds = Vec::new();
+    for (clause, value) in [
+        (" AND agency_code = ", filter.agency.clone()),
+        (" AND status = ", filter.status.clone()),
+        (" AND id > ", after.map(str::to_string)),
+    ] {
+        if let Some(value) = value {
+            binds.push(value);
+            sql.push_str(&format!("{clause}${}", binds.len()));
+        }
+    }
+    sql.push_str(&format!(" ORDER BY id LIMIT {}", limit.max(0)));
+    let columns: Vec<&str> = ENROLLMENT_COLUMNS.split(", ").map(str::trim).collect();
+    let sql = crate::page_as_json(conn, &sql, &columns, "id");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in binds {
+        query = query.bind(value);
+    }
+    let page: String = query.fetch_one(&mut *conn).await?.try_get("page")?;
+    let rows: Vec<EnrollmentRow> = serde_json::from_str(&page).map_err(decode_error)?;
+    Ok(crate::sort_page(conn, rows, |a, b| a.id.cmp(&b.id)))
+}
+
+/// One command for one enrollment; `id` is its CommandUUID.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CommandRow {
+    pub id: String,
+    pub enrollment_id: String,
+    pub agency_code: String,
+    pub batch_id: String,
+    pub request_type: String,
+    /// The command's parameters as JSON (Apple's key names).
+    pub params: String,
+    /// queued, sent, acknowledged, error, not_now, expired, cancelled.
+    pub status: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub due_at: i64,
+    pub expires_at: i64,
+    pub sent_at: Option<i64>,
+    pub deliveries: i64,
+    pub not_now_count: i64,
+    /// The device's report status (Acknowledged, Error, CommandFormatError, NotNow).
+    pub result_status: Option<String>,
+    /// The device's report as it sent it (XML plist).
+    pub result: Option<String>,
+    pub error_chain: Option<String>,
+    pub completed_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+const COMMAND_COLUMNS: &str = "id, enrollment_id, agency_code, batch_id, request_type, params, status, created_by, \
+     created_at, due_at, expires_at, sent_at, deliveries, not_now_count, result_status, result, error_chain, \
+     completed_at, updated_at";
+
+fn command_from(r: &AnyRow) -> Result<CommandRow, SqlError> {
+    Ok(CommandRow {
+        id: r.try_get("id")?,
+        enrollment_id: r.try_get("enrollment_id")?,
+        agency_code: r.try_get("agency_code")?,
+        batch_id: r.try_get("batch_id")?,
+        request_type: r.try_get("request_type")?,
+        params: r.try_get("params")?,
+        status: r.try_get("status")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        due_at: r.try_get("due_at")?,
+        expires_at: r.try_get("expires_at")?,
+        sent_at: r.try_get("sent_at")?,
+        deliveries: r.try_get("deliveries")?,
+        not_now_count: r.try_get("not_now_count")?,
+        result_status: r.try_get("result_status")?,
+        result: r.try_get("result")?,
+        error_chain: r.try_get("error_chain")?,
+        completed_at: r.try_get("completed_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Inserts many queued commands, 1,000 to a statement.
+pub async fn insert_commands(conn: &mut Conn, rows: &[CommandRow]) -> Result<(), SqlError> {
+    let head = format!("mdm_commands ({COMMAND_COLUMNS})");
+    for chunk in rows.chunks(1000) {
+        let sql = crate::insert_values_sql(&head, 19, chunk.len());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            query = query
+                .bind(c.id.clone())
+                .bind(c.enrollment_id.clone())
+                .bind(c.agency_code.clone())
+                .bind(c.batch_id.clone())
+                .bind(c.request_type.clone())
+                .bind(c.params.clone())
+                .bind(c.status.clone())
+                .bind(c.created_by.clone())
+                .bind(c.created_at)
+                .bind(c.due_at)
+                .bind(c.expires_at)
+                .bind(c.sent_at)
+                .bind(c.deliveries)
+                .bind(c.not_now_count)
+                .bind(c.result_status.clone())
+                .bind(c.result.clone())
+                .bind(c.error_chain.clone())
+                .bind(c.completed_at)
+                .bind(c.updated_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub async fn command(conn: &mut Conn, id: &str) -> Result<Option<CommandRow>, SqlError> {
+    let sql = format!("SELECT {COMMAND_COLUMNS} FROM mdm_commands WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(command_from).transpose()
+}
+
+/// The next command to hand the device: the oldest queued (or sent and never answered, or
+/// deferred by NotNow and due again) that has not expired.
+pub async fn next_command(conn: &mut Conn, enrollment_id: &str, now: i64) -> Result<Option<CommandRow>, SqlError> {
+    let sql = format!(
+        "SELECT {COMMAND_COLUMNS} FROM mdm_commands WHERE enrollment_id = $1 \
+         AND status IN ('queued', 'sent', 'not_now') AND due_at <= $2 AND expires_at > $2 \
+         ORDER BY created_at, id LIMIT 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(enrollment_id).bind(now).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(command_from).transpose()
+}
+
+/// Records that a command was handed to the device.
+pub async fn mark_sent(conn: &mut Conn, id: &str, now: i64) -> Result<(), SqlError> {
+    sqlx::query(
+        "UPDATE mdm_commands SET status = 'sent', sent_at = $2, deliveries = deliveries + 1, updated_at = $2 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The device's final answer to a command.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandResult<'a> {
+    /// `acknowledged` or `error`.
+    pub status: &'a str,
+    /// The report's `Status` as the device sent it.
+    pub result_status: &'a str,
+    /// The report as the device sent it.
+    pub result: &'a str,
+    /// The `ErrorChain` as JSON.
+    pub error_chain: Option<&'a str>,
+}
+
+/// Records the device's final answer (acknowledged, error) once: a command already answered,
+/// cancelled or expired is left as it is, so a repeated report changes nothing. True when
+/// this report was the one recorded.
+pub async fn record_result(
+    conn: &mut Conn,
+    id: &str,
+    enrollment_id: &str,
+    answer: CommandResult<'_>,
+    now: i64,
+) -> Result<bool, SqlError> {
+    let done = sqlx::query(
+        "UPDATE mdm_commands SET status = $3, result_status = $4, result = $5, error_chain = $6, completed_at = $7, \
+         updated_at = $7 WHERE id = $1 AND enrollment_id = $2 AND status IN ('queued', 'sent', 'not_now')",
+    )
+    .bind(id)
+    .bind(enrollment_id)
+    .bind(answer.status)
+    .bind(answer.result_status)
+    .bind(answer.result)
+    .bind(answer.error_chain)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Defers a command the device answered NotNow until `due_at`. True when it was deferred.
+pub async fn defer(conn: &mut Conn, id: &str, enrollment_id: &str, due_at: i64, now: i64) -> Result<bool, SqlError> {
+    let done = sqlx::query(
+        "UPDATE mdm_commands SET status = 'not_now', result_status = 'NotNow', not_now_count = not_now_count + 1, \
+         due_at = $3, updated_at = $4 WHERE id = $1 AND enrollment_id = $2 AND status IN ('queued', 'sent')",
+    )
+    .bind(id)
+    .bind(enrollment_id)
+    .bind(due_at)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Cancels a command not yet answered. True when it was cancelled.
+pub async fn cancel_command(conn: &mut Conn, id: &str, now: i64) -> Result<bool, SqlError> {
+    let done = sqlx::query(
+        "UPDATE mdm_commands SET status = 'cancelled', completed_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status IN ('queued', 'not_now')",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks every unanswered command past its expiry `expired`; returns how many.
+pub async fn expire_commands(conn: &mut Conn, now: i64) -> Result<u64, SqlError> {
+    let done = sqlx::query(
+        "UPDATE mdm_commands SET status = 'expired', completed_at = $1, updated_at = $1 \
+         WHERE status IN ('queued', 'sent', 'not_now') AND expires_at <= $1",
+    )
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes finished commands completed before `before` (the retention); returns how many.
+pub async fn reap_commands(conn: &mut Conn, before: i64) -> Result<u64, SqlError> {
+    let done = sqlx::query("DELETE FROM mdm_commands WHERE completed_at IS NOT NULL AND completed_at < $1")
+        .bind(before)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// What a command list shows.
+#[derive(Debug, Clone, Default)]
+pub struct CommandFilter {
+    pub agency: Option<String>,
+    pub enrollment_id: Option<String>,
+    pub status: Option<String>,
+    pub request_type: Option<String>,
+    pub batch_id: Option<String>,
+}
+
+/// Commands newest first (by id, a time-ordered UUID), before `before`, as one JSON page.
+pub async fn list_commands(
+    conn: &mut Conn,
+    filter: &CommandFilter,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<CommandRow>, SqlError> {
+    let mut sql = format!("SELECT {COMMAND_COLUMNS} FROM mdm_commands WHERE 1 = 1");
+    let mut binds = Vec::new();
+    for (clause, value) in [
+        (" AND agency_code = ", filter.agency.clone()),
+        (" AND enrollment_id = ", filter.enrollment_id.clone()),
+        (" AND status = ", filter.status.clone()),
+        (" AND request_type = ", filter.request_type.clone()),
+        (" AND batch_id = ", filter.batch_id.clone()),
+        (" AND id < ", before.map(str::to_string)),
+    ] {
+        if let Some(value) = value {
+            binds.push(value);
+            sql.push_str(&format!("{clause}${}", binds.len()));
+        }
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit.max(0)));
+    let columns: Vec<&str> = COMMAND_COLUMNS.split(", ").map(str::trim).collect();
+    let sql = crate::page_as_json(conn, &sql, &columns, "id DESC");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in binds {
+        query = query.bind(value);
+    }
+    let page: String = query.fetch_one(&mut *conn).await?.try_get("page")?;
+    let rows: Vec<CommandRow> = serde_json::from_str(&page).map_err(decode_error)?;
+    Ok(crate::sort_page(conn, rows, |a, b| b.id.cmp(&a.id)))
+}
+
+/// Schedules a push to each enrollment at `due_at`; an earlier push already due is kept, so
+/// pushes to one device coalesce into one row.
+pub async fn schedule_pushes(conn: &mut Conn, enrollment_ids: &[String], due_at: i64) -> Result<(), SqlError> {
+    for chunk in enrollment_ids.chunks(1000) {
+        let mut sql = String::from("INSERT INTO mdm_push_due (enrollment_id, due_at, attempts, claimed_until) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${}, ${}, 0, 0)", i + 2, 1));
+        }
+        sql.push_str(
+            " ON CONFLICT (enrollment_id) DO UPDATE SET due_at = CASE WHEN excluded.due_at < mdm_push_due.due_at \
+             THEN excluded.due_at ELSE mdm_push_due.due_at END",
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(due_at);
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// A push claimed for sending, with what APNs needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuePush {
+    pub enrollment_id: String,
+    pub attempts: i64,
+    pub push_token: Option<String>,
+    pub push_magic: Option<String>,
+    pub token_invalid: bool,
+}
+
+/// Claims up to `limit` due pushes for `lease_ms` (another node skips them meanwhile).
+pub async fn claim_pushes(conn: &mut Conn, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<DuePush>, SqlError> {
+    let sql = format!(
+        "UPDATE mdm_push_due SET claimed_until = $2 WHERE claimed_until <= $1 AND enrollment_id IN \
+         (SELECT enrollment_id FROM mdm_push_due WHERE due_at <= $1 AND claimed_until <= $1 ORDER BY due_at LIMIT {}) \
+         RETURNING enrollment_id",
+        limit.max(0)
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(now + lease_ms).fetch_all(&mut *conn).await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.try_get("enrollment_id")).collect::<Result<_, _>>()?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT p.enrollment_id, p.attempts, e.push_token, e.push_magic, e.token_invalid_at FROM mdm_push_due p \
+             JOIN mdm_enrollments e ON e.id = p.enrollment_id WHERE p.enrollment_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            claimed.push(DuePush {
+                enrollment_id: row.try_get("enrollment_id")?,
+                attempts: row.try_get("attempts")?,
+                push_token: row.try_get("push_token")?,
+                push_magic: row.try_get("push_magic")?,
+                token_invalid: row.try_get::<Option<i64>, _>("token_invalid_at")?.is_some(),
+            });
+        }
+    }
+    Ok(claimed)
+}
+
+/// Removes pushes that were sent (or can never be).
+pub async fn finish_pushes(conn: &mut Conn, enrollment_ids: &[String]) -> Result<(), SqlError> {
+    for chunk in enrollment_ids.chunks(1000) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("DELETE FROM mdm_push_due WHERE enrollment_id IN ({})", placeholders.join(", "));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Puts a push back for another try at `due_at`.
+pub async fn retry_push(conn: &mut Conn, enrollment_id: &str, due_at: i64) -> Result<(), SqlError> {
+    sqlx::query(
+        "UPDATE mdm_push_due SET due_at = $2, attempts = attempts + 1, claimed_until = 0 WHERE enrollment_id = $1",
+    )
+    .bind(enrollment_id)
+    .bind(due_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks an enrollment's push token invalid (APNs answered 410 or BadDeviceToken).
+pub async fn invalidate_token(conn: &mut Conn, enrollment_id: &str, at: i64) -> Result<(), SqlError> {
+    sqlx::query("UPDATE mdm_enrollments SET token_invalid_at = $2, updated_at = $2 WHERE id = $1")
+        .bind(enrollment_id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
