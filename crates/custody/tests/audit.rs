@@ -290,11 +290,18 @@ async fn every_mutating_endpoint_writes_exactly_one_audit_event() {
     assert!(update["request_id"].is_string() && update["source_addr"] == "127.0.0.1", "{update}");
 }
 
-fn audit_verify(app: &TestApp) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_custody"))
-        .args(["admin", "audit-verify", "--database-url", &app.db.url])
-        .output()
-        .unwrap()
+/// Runs `custody admin audit-verify` off the runtime's thread, so the server under test keeps
+/// serving (and finishes any transaction it holds) while the command reads the database.
+async fn audit_verify(app: &TestApp) -> std::process::Output {
+    let url = app.db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_custody"))
+            .args(["admin", "audit-verify", "--database-url", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -303,12 +310,18 @@ async fn audit_verify_names_an_edited_then_a_deleted_event() {
     for (code, name) in [("AAA", "A Agency"), ("BBB", "B Agency"), ("CCC", "C Agency"), ("DDD", "D Agency")] {
         app.agency(code, name).await;
     }
-    let intact = audit_verify(&app);
-    assert_eq!(intact.status.code(), Some(0), "{}", String::from_utf8_lossy(&intact.stdout));
+    let intact = audit_verify(&app).await;
+    assert_eq!(
+        intact.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&intact.stdout),
+        String::from_utf8_lossy(&intact.stderr)
+    );
     assert!(String::from_utf8_lossy(&intact.stdout).contains("intact: 4 events"));
 
     app.exec("UPDATE audit_events SET changes = '{\"after\":{\"name\":\"Forged\"}}' WHERE seq = 2").await;
-    let edited = audit_verify(&app);
+    let edited = audit_verify(&app).await;
     let out = String::from_utf8_lossy(&edited.stdout).to_string();
     assert_ne!(edited.status.code(), Some(0));
     assert!(out.contains("event 2 "), "{out}");
@@ -318,7 +331,7 @@ async fn audit_verify_names_an_edited_then_a_deleted_event() {
         app2.agency(code, name).await;
     }
     app2.exec("DELETE FROM audit_events WHERE seq = 2").await;
-    let deleted = audit_verify(&app2);
+    let deleted = audit_verify(&app2).await;
     let out = String::from_utf8_lossy(&deleted.stdout).to_string();
     assert_ne!(deleted.status.code(), Some(0));
     assert!(out.contains("event 2 ") && out.contains("missing"), "{out}");

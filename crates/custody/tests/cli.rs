@@ -18,6 +18,14 @@ fn custody() -> Command {
     command
 }
 
+/// Runs a command to completion off the runtime's thread: a server in this process keeps
+/// serving (and finishes the transactions it holds) while the command uses its database.
+async fn run(args: &[&str]) -> std::process::Output {
+    let mut command = custody();
+    command.args(args);
+    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+}
+
 /// A `custody serve` process; killed when dropped.
 struct Process {
     child: Child,
@@ -127,24 +135,28 @@ async fn admin_commands_work_while_a_server_uses_the_database() {
     let app = TestApp::spawn_with(database().await, |_| {}).await;
     app.agency("AAA", "Alpha Agency").await;
 
-    let mut child = custody()
-        .args(["admin", "create-user", "--email", "Hana@Alpha.example", "--role", "agency_approver", "--agency", "AAA"])
-        .args(["--password-stdin", "--database-url", &app.db.url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"a long enough passphrase\n").unwrap();
-    let output = child.wait_with_output().unwrap();
+    let url = app.db.url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = custody()
+            .args(["admin", "create-user", "--email", "Hana@Alpha.example", "--role", "agency_approver"])
+            .args(["--agency", "AAA", "--password-stdin", "--database-url", &url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"a long enough passphrase\n").unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let (_, csrf) = app.sign_in("hana@alpha.example", "a long enough passphrase").await;
     assert!(!csrf.is_empty());
 
-    let output = custody()
-        .args(["admin", "create-token", "--role", "auditor", "--name", "siem-export", "--database-url", &app.db.url])
-        .output()
-        .unwrap();
+    let output =
+        run(&["admin", "create-token", "--role", "auditor", "--name", "siem-export", "--database-url", &app.db.url])
+            .await;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8(output.stdout).unwrap();
     let token = stdout.lines().last().unwrap().trim();
@@ -156,33 +168,28 @@ async fn admin_commands_work_while_a_server_uses_the_database() {
     assert_eq!(events.status(), StatusCode::OK);
 
     // Errors are explained and exit non-zero.
-    let bad = custody()
-        .args(["admin", "create-token", "--role", "root", "--name", "x", "--database-url", &app.db.url])
-        .output()
-        .unwrap();
+    let bad = run(&["admin", "create-token", "--role", "root", "--name", "x", "--database-url", &app.db.url]).await;
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown role `root`"));
-    let mixed = custody()
-        .args([
-            "admin",
-            "create-token",
-            "--role",
-            "admin",
-            "--agency",
-            "AAA",
-            "--name",
-            "x",
-            "--database-url",
-            &app.db.url,
-        ])
-        .output()
-        .unwrap();
+    let mixed = run(&[
+        "admin",
+        "create-token",
+        "--role",
+        "admin",
+        "--agency",
+        "AAA",
+        "--name",
+        "x",
+        "--database-url",
+        &app.db.url,
+    ])
+    .await;
     assert!(
         String::from_utf8_lossy(&mixed.stderr).contains("take no agency"),
         "{}",
         String::from_utf8_lossy(&mixed.stderr)
     );
-    let verify = custody().args(["admin", "audit-verify", "--database-url", &app.db.url]).output().unwrap();
+    let verify = run(&["admin", "audit-verify", "--database-url", &app.db.url]).await;
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
