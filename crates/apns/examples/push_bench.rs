@@ -34,15 +34,9 @@ fn options() -> Options {
     options
 }
 
-/// A self-signed EC certificate with the topic in UID, as Apple's push certificates carry it.
 fn fake_push_certificate() -> PushCertificate {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]), TOPIC);
-    params.distinguished_name.push(rcgen::DnType::CommonName, "APSP:bench");
-    let cert = params.self_signed(&key).expect("certificate");
-    PushCertificate::from_pem(format!("{}{}", cert.pem(), key.serialize_pem()).as_bytes()).expect("push certificate")
+    let pem = apns::standin::fake_push_certificate_pem(TOPIC).expect("certificate");
+    PushCertificate::from_pem(pem.as_bytes()).expect("push certificate")
 }
 
 #[tokio::main]

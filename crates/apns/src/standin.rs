@@ -36,6 +36,19 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::certificate::CertificateFacts;
 
+/// A self-signed stand-in for Apple's MDM push certificate (certificate and key, PEM): the topic
+/// in UID, as Apple's certificates carry it. For tests, benchmarks and demonstrations only: the
+/// real APNs accepts only certificates Apple issued.
+pub fn fake_push_certificate_pem(topic: &str) -> Result<String, rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]), topic);
+    params.distinguished_name.push(DnType::CommonName, "APSP:stand-in");
+    let cert = params.self_signed(&key)?;
+    Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
+}
+
 /// APNs' limit on a notification's payload.
 const MAX_PAYLOAD: usize = 4096;
 

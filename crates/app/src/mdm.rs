@@ -136,6 +136,19 @@ async fn standing_challenge(app: &App, tx: &mut Conn, actor: &Actor, agency: &st
     if let Some(row) = mdm::standing_challenge(tx, agency).await? {
         return String::from_utf8(open(app, &row.value_sealed)?).map_err(|e| unexpected("challenge")(e.to_string()));
     }
+    let (id, value) = new_standing_challenge(app, tx, actor, agency).await?;
+    let changes = serde_json::json!({ "kind": "standing" });
+    audit::append(tx, actor.event("mdm.challenge.create", "scep_challenge", &id, Some(agency), changes)).await?;
+    Ok(value)
+}
+
+/// Stores a new standing challenge (the caller audits); returns its id and value.
+async fn new_standing_challenge(
+    app: &App,
+    tx: &mut Conn,
+    actor: &Actor,
+    agency: &str,
+) -> Result<(String, String), AppError> {
     let value = random_challenge();
     let row = ChallengeRow {
         id: custody_store::new_id(),
@@ -150,9 +163,7 @@ async fn standing_challenge(app: &App, tx: &mut Conn, actor: &Actor, agency: &st
         revoked_at: None,
     };
     mdm::insert_challenge(tx, &row).await?;
-    let changes = serde_json::json!({ "kind": "standing" });
-    audit::append(tx, actor.event("mdm.challenge.create", "scep_challenge", &row.id, Some(agency), changes)).await?;
-    Ok(value)
+    Ok((row.id, value))
 }
 
 /// A one-time SCEP challenge for the agency, valid for `hours`.
@@ -196,10 +207,10 @@ pub async fn rotate_challenge(app: &App, actor: &Actor, agency: &str) -> Result<
     let mut tx = app.store.write().await?;
     agencies::get(&mut tx, code.as_str()).await?.ok_or(AppError::NotFound)?;
     let revoked = mdm::revoke_standing_challenges(&mut tx, code.as_str(), now_ms()).await?;
-    let changes = serde_json::json!({ "revoked": revoked });
+    let (id, _) = new_standing_challenge(app, &mut tx, actor, code.as_str()).await?;
+    let changes = serde_json::json!({ "revoked": revoked, "challenge": id });
     audit::append(&mut tx, actor.event("mdm.challenge.rotate", "agency", code.as_str(), Some(code.as_str()), changes))
         .await?;
-    standing_challenge(app, &mut tx, actor, code.as_str()).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -343,7 +354,7 @@ pub async fn scep_operation(app: &App, message: &[u8], source: Option<String>) -
 /// Revokes an identity certificate: the device it identifies is refused from then on.
 pub async fn revoke_certificate(app: &App, actor: &Actor, serial: &str, reason: &str) -> Result<(), AppError> {
     let mut tx = app.store.write().await?;
-    let cert = mdm::certificate(&mut tx, &serial.to_ascii_uppercase()).await?.ok_or(AppError::NotFound)?;
+    let cert = mdm::certificate(&mut tx, &serial.to_ascii_lowercase()).await?.ok_or(AppError::NotFound)?;
     let code = AgencyCode::parse(&cert.agency_code).map_err(|_| AppError::NotFound)?;
     actor.authorize(Action::MdmSettings, Scope::Agency(&code))?;
     let reason = custody_domain::validate::text(reason, 2, 300).map_err(|m| AppError::invalid("reason", m))?;
@@ -1058,9 +1069,40 @@ pub async fn expire_and_reap(app: &App) -> Result<(u64, u64), AppError> {
 }
 
 /// The CA certificate (PEM) and its SHA-256 fingerprint, for administrators and device setup.
-pub async fn ca_certificate(app: &App) -> Result<(String, String), AppError> {
+pub async fn ca_certificate(app: &App, actor: &Actor) -> Result<(String, String), AppError> {
+    actor.authorize(Action::MdmRead, Scope::Global)?;
     let ca = ca(app).await?;
     let pem = ca.certificate_pem().map_err(|e| unexpected("CA")(e.to_string()))?;
     let fingerprint = ca.fingerprint_sha256().map_err(|e| unexpected("CA")(e.to_string()))?;
     Ok((String::from_utf8_lossy(&pem).into_owned(), hex::encode(fingerprint)))
+}
+
+/// A stored device report (an XML plist) as JSON, for the API: `<data>` becomes base64 text,
+/// `<date>` RFC 3339 text. `None` when the text is not a plist.
+pub fn report_json(raw: &str) -> Option<serde_json::Value> {
+    fn convert(value: &apple_mdm::plist::Value) -> serde_json::Value {
+        use apple_mdm::plist::Value;
+        use base64::Engine;
+        match value {
+            Value::Dictionary(dict) => {
+                serde_json::Value::Object(dict.iter().map(|(k, v)| (k.clone(), convert(v))).collect())
+            }
+            Value::Array(items) => serde_json::Value::Array(items.iter().map(convert).collect()),
+            Value::Boolean(b) => serde_json::Value::Bool(*b),
+            Value::Data(bytes) => base64::engine::general_purpose::STANDARD.encode(bytes).into(),
+            Value::Date(date) => date.to_xml_format().into(),
+            Value::Real(r) => {
+                serde_json::Number::from_f64(*r).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+            Value::Integer(i) => match (i.as_signed(), i.as_unsigned()) {
+                (Some(n), _) => n.into(),
+                (None, Some(n)) => n.into(),
+                _ => serde_json::Value::Null,
+            },
+            Value::String(s) => s.clone().into(),
+            Value::Uid(uid) => uid.get().into(),
+            _ => serde_json::Value::Null,
+        }
+    }
+    apple_mdm::plist::Value::from_reader_xml(raw.as_bytes()).ok().map(|v| convert(&v))
 }

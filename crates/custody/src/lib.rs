@@ -95,6 +95,12 @@ impl Server {
     /// Starts serving `app` on `listen` (port 0 picks a free port).
     pub async fn start(config: &Config, app: App, listen: SocketAddr) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+        Self::start_on(config, app, listener).await
+    }
+
+    /// Starts serving `app` on a listener already bound (its address can go in the
+    /// configuration first, as the public URL devices reach).
+    pub async fn start_on(config: &Config, app: App, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let router = custody_web::router(app.clone(), config.web_config());
         let (tx, rx) = oneshot::channel::<()>();

@@ -141,6 +141,29 @@ async fn successful_call(
             let body = json!({"name": "Vic Validator", "title": "Supervisor", "organization": "ITS"});
             (format!("/api/v1/devices/{device}/sanitization/validation"), Some(body), false)
         }
+        "POST /api/v1/agencies/{code}/enrollment-challenges" => {
+            ("/api/v1/agencies/AAA/enrollment-challenges".into(), Some(json!({"hours": 4})), false)
+        }
+        "POST /api/v1/agencies/{code}/enrollment-challenge/rotate" => {
+            ("/api/v1/agencies/AAA/enrollment-challenge/rotate".into(), None, false)
+        }
+        "PUT /api/v1/mdm/push-certificate" => {
+            ("/api/v1/mdm/push-certificate".into(), Some(json!({"pem": common::push_certificate_pem()})), false)
+        }
+        "POST /api/v1/commands" => {
+            let (enrollment, _) = app.enrollment_on("AAA", "00008110-00AUDIT0000001E").await;
+            let body = json!({"devices": [enrollment], "request_type": "DeviceInformation",
+                              "params": {"Queries": ["OSVersion"]}});
+            ("/api/v1/commands".into(), Some(body), false)
+        }
+        "POST /api/v1/commands/{id}/cancel" => {
+            let (enrollment, _) = app.enrollment_on("AAA", "00008110-00AUDIT0000002E").await;
+            (format!("/api/v1/commands/{}/cancel", app.command_for(&enrollment).await), None, false)
+        }
+        "POST /api/v1/mdm/certificates/{serial}/revoke" => {
+            let (_, serial) = app.enrollment_on("AAA", "00008110-00AUDIT0000003E").await;
+            (format!("/api/v1/mdm/certificates/{serial}/revoke"), Some(json!({"reason": "lost in transit"})), false)
+        }
         "POST /api/v1/legal-holds" => {
             let device = app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Ordered).await;
             let body = json!({"matter": "Audit v. Test", "device_id": device});

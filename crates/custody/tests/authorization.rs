@@ -56,6 +56,9 @@ const REQUEST_WRITERS: &[Role] =
     &[Role::Admin, Role::ServiceDesk, Role::Euc, Role::AgencyRequester, Role::AgencyApprover, Role::AgencyLegal];
 const REQUEST_DECIDERS: &[Role] = &[Role::Admin, Role::ServiceDesk, Role::Euc, Role::AgencyApprover, Role::AgencyLegal];
 const FULFILLERS: &[Role] = &[Role::Admin, Role::ServiceDesk, Role::Euc];
+const MDM_READERS: &[Role] = &[Role::Admin, Role::Infosec, Role::Euc, Role::ServiceDesk, Role::Auditor];
+const MDM_ENROLLERS: &[Role] = &[Role::Admin, Role::Infosec, Role::Euc];
+const MDM_SETTINGS: &[Role] = &[Role::Admin, Role::Infosec];
 const HOLD_READERS: &[Role] =
     &[Role::Admin, Role::Infosec, Role::Euc, Role::ServiceDesk, Role::Auditor, Role::AgencyLegal];
 
@@ -203,6 +206,32 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
             if hidden || !READERS_OF_PEOPLE.contains(&role) { allow(&[], 0) } else { allow(FULFILLERS, ok) }
         }
         "POST /api/v1/legal-holds" => allow(&[Role::AgencyLegal], 201),
+        "GET /api/v1/agencies/{code}/enrollment-profile" => allow(MDM_ENROLLERS, 200),
+        "POST /api/v1/agencies/{code}/enrollment-challenges" => allow(MDM_ENROLLERS, 201),
+        "POST /api/v1/agencies/{code}/enrollment-challenge/rotate" => allow(MDM_ENROLLERS, 204),
+        // Central IT's queue: agency users have no MDM roles, whatever the agency.
+        "GET /api/v1/commands" | "GET /api/v1/mdm/push-certificate" | "GET /api/v1/mdm/ca" => {
+            if MDM_READERS.contains(&role) { 200 } else { 403 }
+        }
+        "POST /api/v1/commands" => {
+            if MDM_ENROLLERS.contains(&role) {
+                201
+            } else {
+                403
+            }
+        }
+        "PUT /api/v1/mdm/push-certificate" => {
+            if MDM_SETTINGS.contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
+        "GET /api/v1/commands/{id}" | "GET /api/v1/mdm/enrollments" | "GET /api/v1/mdm/enrollments/{id}" => {
+            allow(MDM_READERS, 200)
+        }
+        "POST /api/v1/commands/{id}/cancel" => allow(MDM_ENROLLERS, 200),
+        "POST /api/v1/mdm/certificates/{serial}/revoke" => allow(MDM_SETTINGS, 204),
         _ => return None,
     })
 }
@@ -268,6 +297,15 @@ async fn call_for(
         };
         let id = request_in_state(app, fixture, agency, state).await;
         path.replace("{id}", &id)
+    } else if path.starts_with("/api/v1/commands/") {
+        let (enrollment, _) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
+        path.replace("{id}", &app.command_for(&enrollment).await)
+    } else if path.starts_with("/api/v1/mdm/enrollments/") {
+        let (enrollment, _) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
+        path.replace("{id}", &enrollment)
+    } else if path.starts_with("/api/v1/mdm/certificates/") {
+        let (_, serial) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
+        path.replace("{serial}", &serial)
     } else if path.starts_with("/api/v1/service-codes/") {
         path.replace("{code}", "A8154121")
     } else if path.starts_with("/api/v1/device-models/") {
@@ -293,7 +331,8 @@ async fn call_for(
         || path == "/api/v1/dashboard"
         || path == "/api/v1/requests"
         || path == "/api/v1/devices"
-        || path == "/api/v1/legal-holds")
+        || path == "/api/v1/legal-holds"
+        || path == "/api/v1/mdm/enrollments")
         && method == "GET"
     {
         format!("{path}?agency={agency}")
@@ -343,6 +382,13 @@ async fn call_for(
             Some(json!({"matter": format!("Matter {n}"), "device_id": device}))
         }
         "POST /api/v1/requests/{id}/comments" => Some(json!({"body": format!("comment {n}")})),
+        "POST /api/v1/agencies/{code}/enrollment-challenges" => Some(json!({"hours": 1})),
+        "POST /api/v1/commands" => {
+            let (enrollment, _) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
+            Some(json!({"devices": [enrollment], "request_type": "SecurityInfo"}))
+        }
+        "PUT /api/v1/mdm/push-certificate" => Some(json!({"pem": common::push_certificate_pem()})),
+        "POST /api/v1/mdm/certificates/{serial}/revoke" => Some(json!({"reason": format!("lost {n}")})),
         _ if method != "GET" && method != "DELETE" => Some(json!({})),
         _ => None,
     };
@@ -433,6 +479,15 @@ async fn every_endpoint_for_every_role_in_own_and_other_agency() {
         .collect(),
         central: app.user_with_token("desk@fixture.example", Role::ServiceDesk, None).await.1,
     };
+
+    custody_app::mdm::upload_push_certificate(
+        app.app(),
+        &custody_app::Actor::system("test"),
+        Some(common::push_certificate_pem().as_bytes()),
+        None,
+    )
+    .await
+    .unwrap();
 
     let principals: Vec<(Role, String, String)> = {
         let mut v = Vec::new();

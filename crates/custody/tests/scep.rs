@@ -47,7 +47,8 @@ async fn scepclient_enrolls_against_custody_and_a_wrong_or_used_challenge_is_ref
         let app = TestApp::spawn_with(db, |_| {}).await;
         app.agency("AAA", "Agency A").await;
         let system = custody_app::Actor::system("test");
-        let (ca_pem, fingerprint) = custody_app::mdm::ca_certificate(app.app()).await.unwrap();
+        let (ca_pem, fingerprint) =
+            custody_app::mdm::ca_certificate(app.app(), &custody_app::Actor::system("test")).await.unwrap();
         let ca = X509::from_pem(ca_pem.as_bytes()).unwrap();
         let challenge = custody_app::mdm::one_time_challenge(app.app(), &system, "AAA", 1).await.unwrap();
 

@@ -145,7 +145,7 @@ pub async fn use_challenge(conn: &mut Conn, id: &str, at: i64) -> Result<bool, S
 /// An identity certificate the CA issued.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CertificateRow {
-    /// Hex, upper-case.
+    /// Hex, lower-case.
     pub serial: String,
     pub agency_code: String,
     pub subject: String,

@@ -28,11 +28,21 @@ impl TestApp {
         Self::spawn_with(TestDb::sqlite().await, |_| {}).await
     }
 
+    /// The server over `db`, its configuration adjusted by `tweak`. The public URL (what
+    /// enrollment profiles name) is the server's own address unless `tweak` sets one; the
+    /// sealing key is a fresh one per server.
     pub async fn spawn_with(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config { database_url: Some(db.url.clone()), ..Config::default() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut config = Config {
+            database_url: Some(db.url.clone()),
+            public_url: Some(format!("http://{}", listener.local_addr().unwrap())),
+            ..Config::default()
+        };
+        let key: [u8; 32] = rand::random();
+        config.mdm.secret_key = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key));
         tweak(&mut config);
         let app = App::new(db.store.clone(), config.app_config().unwrap());
-        let server = Server::start(&config, app, "127.0.0.1:0".parse().unwrap()).await.expect("server starts");
+        let server = Server::start_on(&config, app, listener).await.expect("server starts");
         let base = server.url();
         let client = reqwest::Client::builder().cookie_store(false).build().unwrap();
         Self { server, db, config, client, base }
@@ -139,6 +149,11 @@ impl TestApp {
     /// Runs a SQL statement directly against the database (to tamper, in tests).
     pub async fn exec(&self, sql: &'static str) {
         sqlx::query(sql).execute(self.app().store.pool()).await.unwrap();
+    }
+
+    /// Like [`TestApp::exec`], for a statement built at run time (tests only: no user input).
+    pub async fn exec_owned(&self, sql: String) {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(self.app().store.pool()).await.unwrap();
     }
 }
 
@@ -290,4 +305,77 @@ impl TestApp {
             .unwrap();
         }
     }
+}
+
+impl TestApp {
+    /// An enrolled device of `agency` written straight to the store (no SCEP, no check-in), for
+    /// tests of the API around enrollments. Returns (enrollment id, certificate serial).
+    pub async fn enrollment_on(&self, agency: &str, udid: &str) -> (String, String) {
+        use custody_store::mdm::{CertificateRow, EnrollmentRow};
+        let now = custody_store::now_ms();
+        let serial = format!("{:032x}", rand::random::<u128>());
+        let mut tx = self.app().store.write().await.unwrap();
+        let certificate = CertificateRow {
+            serial: serial.clone(),
+            agency_code: agency.into(),
+            subject: format!("CN={udid}"),
+            challenge_id: None,
+            renewed_from: None,
+            cert_pem: String::new(),
+            not_before: now,
+            not_after: now + 86_400_000,
+            issued_at: now,
+            udid: Some(udid.into()),
+            revoked_at: None,
+            revocation_reason: None,
+        };
+        custody_store::mdm::insert_certificate(&mut tx, &certificate).await.unwrap();
+        let enrollment = EnrollmentRow {
+            id: custody_store::new_id(),
+            udid: udid.into(),
+            agency_code: agency.into(),
+            device_id: None,
+            status: "enrolled".into(),
+            cert_serial: serial.clone(),
+            topic: None,
+            serial_number: None,
+            imei: None,
+            meid: None,
+            product_name: None,
+            model: None,
+            model_name: None,
+            device_name: None,
+            os_version: None,
+            build_version: None,
+            push_token: None,
+            push_magic: None,
+            unlock_token_sealed: None,
+            token_invalid_at: None,
+            authenticated_at: now,
+            enrolled_at: Some(now),
+            last_seen_at: now,
+            checked_out_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        custody_store::mdm::insert_enrollment(&mut tx, &enrollment).await.unwrap();
+        tx.commit().await.unwrap();
+        (enrollment.id, serial)
+    }
+
+    /// A queued `SecurityInfo` command for an enrollment; returns its id.
+    pub async fn command_for(&self, enrollment_id: &str) -> String {
+        let input = custody_app::mdm::NewCommands {
+            devices: vec![enrollment_id.to_string()],
+            request_type: "SecurityInfo".into(),
+            params: serde_json::json!({}),
+        };
+        let (_, rows) = custody_app::mdm::enqueue(self.app(), &Actor::system("test"), input).await.unwrap();
+        rows[0].id.clone()
+    }
+}
+
+/// A push certificate (PEM) for uploads in tests.
+pub fn push_certificate_pem() -> String {
+    apns::standin::fake_push_certificate_pem("com.apple.mgmt.External.0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b").unwrap()
 }

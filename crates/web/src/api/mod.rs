@@ -7,6 +7,7 @@ pub mod audit;
 pub mod catalog;
 pub mod dashboard;
 pub mod devices;
+pub mod mdm;
 pub mod notifications;
 pub mod people;
 pub mod plans;
@@ -60,6 +61,7 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         (name = "requests", description = "Service requests, approvals and service levels"),
         (name = "notifications", description = "The signed-in user's inbox"),
         (name = "devices", description = "Devices through their life, the chain of custody, legal holds"),
+        (name = "mdm", description = "Apple MDM: enrollment profiles, commands, enrollments, push certificate, CA"),
         (name = "operations", description = "Health, readiness and metrics")
     )
 )]
@@ -131,6 +133,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::preservation_export))
         .routes(routes!(devices::holds, devices::place))
         .routes(routes!(devices::release))
+        .routes(routes!(mdm::enrollment_profile))
+        .routes(routes!(mdm::create_challenge))
+        .routes(routes!(mdm::rotate_challenge))
+        .routes(routes!(mdm::list_commands, mdm::create_commands))
+        .routes(routes!(mdm::get_command))
+        .routes(routes!(mdm::cancel_command))
+        .routes(routes!(mdm::list_enrollments))
+        .routes(routes!(mdm::get_enrollment))
+        .routes(routes!(mdm::get_push_certificate, mdm::put_push_certificate))
+        .routes(routes!(mdm::get_ca))
+        .routes(routes!(mdm::revoke_certificate))
         .routes(routes!(crate::ops::healthz))
         .routes(routes!(crate::ops::readyz))
         .routes(routes!(crate::ops::metrics))

@@ -1,0 +1,498 @@
+//! Apple MDM end to end: simulated iPhones and iPads enroll with the real server over loopback
+//! (enrollment profile from the API, SCEP, signed check-ins), pushes reach a local APNs
+//! stand-in over TLS, commands go out and their answers come back through the API. Then every
+//! way a message's identity can be forged, and the command queue's promises.
+
+mod common;
+
+use std::time::Duration;
+
+use apns::standin::{StandIn, StandInConfig};
+use common::TestApp;
+use custody_domain::role::Role;
+use custody_sim::{
+    AnswerStatus, Behaviour, CONNECT_CONTENT_TYPE, DeviceKind, DeviceSpec, Identity, NotNow, SimDevice, SimError,
+    fetch_profile,
+};
+use custody_store::testing::TestDb;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const TOPIC: &str = "com.apple.mgmt.External.5b9c2f4e-1d3a-4e6b-9f8c-7a2d1e0b3c4f";
+const AGENCY: &str = "AAA";
+
+/// A server with an APNs stand-in, an agency, a push certificate and an `infosec` token.
+struct Mdm {
+    app: TestApp,
+    apns: StandIn,
+    token: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Mdm {
+    async fn start(db: TestDb, tweak: impl FnOnce(&mut custody::Config)) -> Mdm {
+        let apns = StandIn::start(StandInConfig::default()).await.expect("APNs stand-in");
+        let dir = tempfile::tempdir().unwrap();
+        let roots = dir.path().join("apns-ca.pem");
+        std::fs::write(&roots, apns.ca_pem()).unwrap();
+        let url = apns.url();
+        let app = TestApp::spawn_with(db, |config| {
+            config.mdm.apns_url = url;
+            config.mdm.apns_ca_file = Some(roots);
+            tweak(config);
+        })
+        .await;
+        app.agency(AGENCY, "Alpha Agency").await;
+        let (_, token) = app.user_with_token("sec@central.example", Role::Infosec, None).await;
+        let pem = apns::standin::fake_push_certificate_pem(TOPIC).unwrap();
+        let uploaded =
+            app.send_json(Method::PUT, "/api/v1/mdm/push-certificate", Some(&token), &json!({"pem": pem})).await;
+        assert_eq!(uploaded.status(), StatusCode::OK);
+        let uploaded: Value = uploaded.json().await.unwrap();
+        assert_eq!(uploaded["topic"], TOPIC);
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Mdm { app, apns, token, http, _dir: dir }
+    }
+
+    async fn enroll(&self, spec: DeviceSpec) -> SimDevice {
+        SimDevice::enroll(&self.http, &self.app.base, &self.token, AGENCY, spec).await.expect("the device enrolls")
+    }
+
+    /// Queues `request_type` for the devices; returns the batch's command ids in device order.
+    async fn command(&self, devices: &[&SimDevice], request_type: &str, params: Value) -> Vec<String> {
+        let udids: Vec<&str> = devices.iter().map(|d| d.udid()).collect();
+        let body = json!({"devices": udids, "request_type": request_type, "params": params});
+        let response = self.app.send_json(Method::POST, "/api/v1/commands", Some(&self.token), &body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let batch: Value = response.json().await.unwrap();
+        assert_eq!(batch["count"], devices.len());
+        let enrollments = self.enrollment_ids(devices).await;
+        enrollments
+            .iter()
+            .map(|e| {
+                let item = batch["items"].as_array().unwrap().iter().find(|c| c["enrollment_id"] == e.as_str());
+                item.expect("a command per device")["id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+
+    async fn enrollment_ids(&self, devices: &[&SimDevice]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for device in devices {
+            ids.push(self.enrollment(device).await["id"].as_str().unwrap().to_string());
+        }
+        ids
+    }
+
+    async fn enrollment(&self, device: &SimDevice) -> Value {
+        let response = self.app.get(&format!("/api/v1/mdm/enrollments/{}", device.udid()), &self.token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    async fn command_state(&self, id: &str) -> Value {
+        let response = self.app.get(&format!("/api/v1/commands/{id}"), &self.token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}
+
+async fn ten_devices_enroll_are_pushed_and_answer(db: TestDb) {
+    let mdm = Mdm::start(db, |_| {}).await;
+    let label = mdm.app.db.label;
+    let specs: Vec<DeviceSpec> = (0..10)
+        .map(|i| DeviceSpec::numbered(if i % 3 == 2 { DeviceKind::IPad } else { DeviceKind::IPhone }, 100 + i))
+        .collect();
+    let mut enrolling = tokio::task::JoinSet::new();
+    for spec in specs {
+        let (http, base, token) = (mdm.http.clone(), mdm.app.base.clone(), mdm.token.clone());
+        enrolling.spawn(async move { SimDevice::enroll(&http, &base, &token, AGENCY, spec).await });
+    }
+    let mut devices: Vec<SimDevice> =
+        enrolling.join_all().await.into_iter().map(|d| d.expect("the device enrolls")).collect();
+
+    // Every device is enrolled, bound to its certificate and reachable through APNs.
+    let list: Value =
+        mdm.app.get(&format!("/api/v1/mdm/enrollments?agency={AGENCY}"), &mdm.token).await.json().await.unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 10, "{label}: {list}");
+    for device in &devices {
+        let e = items.iter().find(|e| e["udid"] == device.udid()).expect("listed");
+        assert_eq!(e["status"], "enrolled");
+        assert_eq!(e["pushable"], true);
+        assert_eq!(e["serial_number"], device.serial_number());
+        let serial = e["certificate_serial"].as_str().unwrap();
+        let issued = scep::SerialNumber::of(device.identity().certificate()).unwrap().to_hex();
+        assert_eq!(serial, issued, "bound to the certificate SCEP issued");
+    }
+
+    // DeviceInformation for all ten: one push each, with the right topic, token and magic.
+    let refs: Vec<&SimDevice> = devices.iter().collect();
+    let queries = json!({"Queries": ["DeviceName", "OSVersion", "SerialNumber", "ModelName", "IMEI"]});
+    let ids = mdm.command(&refs, "DeviceInformation", queries).await;
+    assert!(mdm.apns.wait_for(10, Duration::from_secs(20)).await, "{label}: 10 pushes, got {}", mdm.apns.count().await);
+    let pushes = mdm.apns.pushes().await;
+    for device in &devices {
+        let push = pushes.iter().find(|p| p.token == device.push_token_hex()).expect("the device was pushed");
+        assert_eq!(push.topic, TOPIC);
+        assert_eq!(push.client_topic, TOPIC, "the client certificate is the uploaded one");
+        assert_eq!(push.push_type, "mdm");
+        assert_eq!(push.push_magic, device.push_magic());
+        assert_eq!(push.path, format!("/3/device/{}", device.push_token_hex()));
+    }
+
+    // Woken, each device fetches the command and answers it.
+    for device in devices.iter_mut() {
+        let handled = device.run_until_idle().await.expect("a command session");
+        assert_eq!(handled.len(), 1);
+        assert_eq!(handled[0].request_type, "DeviceInformation");
+        assert_eq!(handled[0].status, AnswerStatus::Acknowledged);
+    }
+
+    // The answers, raw and parsed, are in the API; the enrollment learned from them.
+    for (device, id) in devices.iter().zip(&ids) {
+        let command = mdm.command_state(id).await;
+        assert_eq!(command["status"], "acknowledged", "{command}");
+        assert_eq!(command["result_status"], "Acknowledged");
+        assert_eq!(command["deliveries"], 1);
+        let answers = &command["result"]["QueryResponses"];
+        assert_eq!(answers["SerialNumber"], device.serial_number(), "{command}");
+        assert_eq!(answers["DeviceName"], device.state().spec.device_name.as_str());
+        assert!(command["result_raw"].as_str().unwrap().contains("<key>QueryResponses</key>"));
+        let enrollment = mdm.enrollment(device).await;
+        assert_eq!(enrollment["device_name"], device.state().spec.device_name.as_str());
+        assert_eq!(enrollment["os_version"], device.state().spec.os_version.as_str());
+    }
+    let listed: Value = mdm
+        .app
+        .get("/api/v1/commands?status=acknowledged&request_type=DeviceInformation&limit=5", &mdm.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 5);
+    assert!(listed["next"].is_string(), "paged: {listed}");
+}
+
+#[tokio::test]
+async fn ten_devices_enroll_are_pushed_and_answer_on_sqlite() {
+    ten_devices_enroll_are_pushed_and_answer(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn ten_devices_enroll_are_pushed_and_answer_on_postgres() {
+    let Some(url) = TestDb::postgres_url() else { return };
+    ten_devices_enroll_are_pushed_and_answer(TestDb::postgres(&url).await).await;
+}
+
+fn is_refused(result: Result<custody_sim::RawResponse, SimError>) -> u16 {
+    result.expect("the server answers").status
+}
+
+#[tokio::test]
+async fn forged_identities_are_refused() {
+    let mdm = Mdm::start(TestDb::sqlite().await, |_| {}).await;
+    let mut a = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 1)).await;
+    let b = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 2)).await;
+    let connect = a.endpoints().server_url.clone();
+    let checkin = a.endpoints().check_in_url.clone();
+    let before = mdm.app.audit_count().await;
+
+    // A genuine message passes: the refusals below are about identity, not the message.
+    let body = a.idle_body();
+    let good = a.send_raw(&connect, CONNECT_CONTENT_TYPE, body.clone(), Some(&a.sign(&body).unwrap())).await;
+    assert_eq!(is_refused(good), 200);
+
+    // Unsigned, on both endpoints.
+    assert_eq!(is_refused(a.send_raw(&connect, CONNECT_CONTENT_TYPE, body.clone(), None).await), 401);
+    let token_update = a.checkin_body(custody_sim::CheckinMessage::TokenUpdate);
+    let unsigned = a.send_raw(&checkin, custody_sim::CHECKIN_CONTENT_TYPE, token_update.clone(), None).await;
+    assert_eq!(is_refused(unsigned), 401);
+
+    // Signed by a certificate Custody's CA did not issue (same subject, own key).
+    let stranger = Identity::self_signed(a.udid()).unwrap();
+    let forged = stranger.sign(&body).unwrap();
+    assert_eq!(is_refused(a.send_raw(&connect, CONNECT_CONTENT_TYPE, body.clone(), Some(&forged)).await), 401);
+    let forged = stranger.sign(&token_update).unwrap();
+    let refused = a.send_raw(&checkin, custody_sim::CHECKIN_CONTENT_TYPE, token_update.clone(), Some(&forged)).await;
+    assert_eq!(is_refused(refused), 401);
+
+    // Device A's valid certificate speaking for device B's UDID.
+    let b_body = b.idle_body();
+    let a_signs_b = a.sign(&b_body).unwrap();
+    assert_eq!(is_refused(a.send_raw(&connect, CONNECT_CONTENT_TYPE, b_body, Some(&a_signs_b)).await), 401);
+    let b_token_update = b.checkin_body(custody_sim::CheckinMessage::TokenUpdate);
+    let a_signs_b = a.sign(&b_token_update).unwrap();
+    let refused = a.send_raw(&checkin, custody_sim::CHECKIN_CONTENT_TYPE, b_token_update, Some(&a_signs_b)).await;
+    assert_eq!(is_refused(refused), 401);
+
+    // A body altered after it was signed.
+    let signature = a.sign(&token_update).unwrap();
+    let altered = String::from_utf8(token_update.clone()).unwrap().replace(a.push_magic(), "attacker-magic");
+    assert_ne!(altered.as_bytes(), token_update.as_slice());
+    let refused = a.send_raw(&checkin, custody_sim::CHECKIN_CONTENT_TYPE, altered.into_bytes(), Some(&signature)).await;
+    assert_eq!(is_refused(refused), 401);
+    assert_eq!(mdm.enrollment(&a).await["status"], "enrolled", "nothing the forgeries said was taken");
+    assert_eq!(mdm.app.audit_count().await, before, "refused messages change nothing");
+
+    // SCEP with a wrong challenge issues nothing.
+    let mut profile = fetch_profile(&mdm.http, &mdm.app.base, &mdm.token, AGENCY, false).await.unwrap();
+    profile.scep.challenge = Some("not-the-agency-challenge".into());
+    let refused = SimDevice::enroll_with_profile(&mdm.http, &profile, DeviceSpec::numbered(DeviceKind::IPad, 3)).await;
+    assert!(matches!(refused, Err(SimError::Scep(_))), "{refused:?}");
+
+    // A revoked certificate: its device is refused from its next message on.
+    let serial = mdm.enrollment(&a).await["certificate_serial"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/mdm/certificates/{serial}/revoke");
+    let revoked =
+        mdm.app.send_json(Method::POST, &path, Some(&mdm.token), &json!({"reason": "device reported stolen"})).await;
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    match a.run_until_idle().await {
+        Err(SimError::Status { status: 401, .. }) => {}
+        other => panic!("a revoked certificate must be refused: {other:?}"),
+    }
+    let again = mdm.app.send_json(Method::POST, &path, Some(&mdm.token), &json!({"reason": "twice"})).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn not_now_does_not_block_the_queue_and_comes_back() {
+    let db = match TestDb::postgres_url() {
+        Some(url) => TestDb::postgres(&url).await,
+        None => TestDb::sqlite().await,
+    };
+    let mdm = Mdm::start(db, |config| config.mdm.not_now_retry_seconds = 1).await;
+    let spec = DeviceSpec::numbered(DeviceKind::IPhone, 7)
+        .with_behaviour(Behaviour::default().not_now("DeviceInformation", NotNow::Once));
+    let mut device = mdm.enroll(spec).await;
+    let info = mdm.command(&[&device], "DeviceInformation", json!({"Queries": ["OSVersion"]})).await.remove(0);
+    let security = mdm.command(&[&device], "SecurityInfo", json!({})).await.remove(0);
+
+    // The device cannot run DeviceInformation now: it still gets SecurityInfo in the same session.
+    let handled = device.run_until_idle().await.unwrap();
+    let seen: Vec<(&str, AnswerStatus)> = handled.iter().map(|h| (h.request_type.as_str(), h.status)).collect();
+    assert_eq!(seen, [("DeviceInformation", AnswerStatus::NotNow), ("SecurityInfo", AnswerStatus::Acknowledged)]);
+    assert_eq!(mdm.command_state(&info).await["status"], "not_now");
+    assert_eq!(mdm.command_state(&security).await["status"], "acknowledged");
+
+    // Later, the deferred command is pushed again and delivered again.
+    let pushed = mdm.apns.count_for(&device.push_token_hex()).await;
+    assert!(
+        {
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                if mdm.apns.count_for(&device.push_token_hex()).await > pushed {
+                    break true;
+                }
+                if std::time::Instant::now() > deadline {
+                    break false;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        },
+        "a re-push after the NotNow delay"
+    );
+    let handled = device.run_until_idle().await.unwrap();
+    assert_eq!(handled.len(), 1);
+    assert_eq!(
+        (handled[0].request_type.as_str(), handled[0].status),
+        ("DeviceInformation", AnswerStatus::Acknowledged)
+    );
+    let done = mdm.command_state(&info).await;
+    assert_eq!(done["status"], "acknowledged");
+    assert_eq!(done["deliveries"], 2);
+    assert_eq!(done["not_now_count"], 1);
+}
+
+#[tokio::test]
+async fn expired_commands_are_marked_and_never_delivered() {
+    let mdm = Mdm::start(TestDb::sqlite().await, |_| {}).await;
+    let mut device = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPad, 8)).await;
+    let old = mdm.command(&[&device], "ProfileList", json!({})).await.remove(0);
+    let cancelled = mdm.command(&[&device], "CertificateList", json!({})).await.remove(0);
+    let fresh = mdm.command(&[&device], "SecurityInfo", json!({})).await.remove(0);
+    // The first command's seven days have passed.
+    mdm.app.exec_owned(format!("UPDATE mdm_commands SET expires_at = 1 WHERE id = '{old}'")).await;
+    let (expired, _) = custody_app::mdm::expire_and_reap(mdm.app.app()).await.unwrap();
+    assert_eq!(expired, 1);
+    assert_eq!(mdm.command_state(&old).await["status"], "expired");
+    let path = format!("/api/v1/commands/{cancelled}/cancel");
+    let response = mdm.app.send_json(Method::POST, &path, Some(&mdm.token), &json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let handled = device.run_until_idle().await.unwrap();
+    let types: Vec<&str> = handled.iter().map(|h| h.request_type.as_str()).collect();
+    assert_eq!(types, ["SecurityInfo"], "neither the expired nor the cancelled command is sent");
+    assert_eq!(mdm.command_state(&fresh).await["status"], "acknowledged");
+    assert_eq!(mdm.command_state(&old).await["status"], "expired");
+    assert_eq!(mdm.command_state(&cancelled).await["status"], "cancelled");
+    let again = mdm.app.send_json(Method::POST, &path, Some(&mdm.token), &json!({})).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT, "an answered or cancelled command cannot be cancelled");
+}
+
+#[tokio::test]
+async fn a_duplicate_report_changes_nothing() {
+    let mdm = Mdm::start(TestDb::sqlite().await, |_| {}).await;
+    let device = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 9)).await;
+    let id = mdm
+        .command(&[&device], "DeviceLock", json!({"Message": "Call 555-0100", "PhoneNumber": "5550100"}))
+        .await
+        .remove(0);
+    let connect = device.endpoints().server_url.clone();
+    let idle = device.idle_body();
+    let sent = device
+        .send_raw(&connect, CONNECT_CONTENT_TYPE, idle.clone(), Some(&device.sign(&idle).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(sent.status, 200);
+    assert!(String::from_utf8_lossy(&sent.body).contains("DeviceLock"));
+
+    let report = |status: &str| {
+        let mut dict = apple_mdm::plist::Dictionary::new();
+        dict.insert("UDID".into(), device.udid().into());
+        dict.insert("Status".into(), status.into());
+        dict.insert("CommandUUID".into(), id.clone().into());
+        let mut xml = Vec::new();
+        apple_mdm::plist::Value::Dictionary(dict).to_writer_xml(&mut xml).unwrap();
+        xml
+    };
+    let ack = report("Acknowledged");
+    let first =
+        device.send_raw(&connect, CONNECT_CONTENT_TYPE, ack.clone(), Some(&device.sign(&ack).unwrap())).await.unwrap();
+    assert_eq!(first.status, 200);
+    let answered = mdm.command_state(&id).await;
+    assert_eq!(answered["status"], "acknowledged");
+    let events = mdm.app.audit_count().await;
+
+    // The same acknowledgement again, then a contradicting late report: both change nothing.
+    for body in [ack.clone(), report("Error")] {
+        let response = device
+            .send_raw(&connect, CONNECT_CONTENT_TYPE, body.clone(), Some(&device.sign(&body).unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        let now = mdm.command_state(&id).await;
+        assert_eq!(now["status"], "acknowledged");
+        assert_eq!(now["completed_at"], answered["completed_at"]);
+        assert_eq!(now["result_raw"], answered["result_raw"]);
+    }
+    assert_eq!(mdm.app.audit_count().await, events, "no second result event");
+}
+
+#[tokio::test]
+async fn commands_are_validated_and_scoped() {
+    let mdm = Mdm::start(TestDb::sqlite().await, |_| {}).await;
+    let device = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 11)).await;
+
+    let unknown = mdm
+        .app
+        .send_json(
+            Method::POST,
+            "/api/v1/commands",
+            Some(&mdm.token),
+            &json!({"devices": [device.udid()], "request_type": "MakeCoffee"}),
+        )
+        .await;
+    let problem = common::problem(unknown, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem["errors"][0]["field"], "request_type", "{problem}");
+    let bad_param = mdm
+        .app
+        .send_json(
+            Method::POST,
+            "/api/v1/commands",
+            Some(&mdm.token),
+            &json!({"devices": [device.udid()], "request_type": "DeviceLock", "params": {"PIN": 12}}),
+        )
+        .await;
+    let problem = common::problem(bad_param, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(problem["errors"][0]["field"].as_str().unwrap().starts_with("params"), "{problem}");
+    let nobody = mdm
+        .app
+        .send_json(
+            Method::POST,
+            "/api/v1/commands",
+            Some(&mdm.token),
+            &json!({"devices": [device.udid(), "NOT-A-DEVICE"], "request_type": "SecurityInfo"}),
+        )
+        .await;
+    let problem = common::problem(nobody, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem["errors"][0]["field"], "devices[1]", "{problem}");
+    assert_eq!(
+        mdm.app.get("/api/v1/commands", &mdm.token).await.json::<Value>().await.unwrap()["items"],
+        json!([]),
+        "nothing queued"
+    );
+
+    // Another agency's infosec? Infosec is central; an agency user sees no MDM at all, and a
+    // foreign enrollment is as absent as a missing one.
+    mdm.app.agency("BBB", "Bravo Agency").await;
+    let (_, viewer) = mdm.app.user_with_token("viewer@bbb.example", Role::AgencyViewer, Some("BBB")).await;
+    let response = mdm.app.get(&format!("/api/v1/mdm/enrollments/{}", device.udid()), &viewer).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = mdm.app.get("/api/v1/commands", &viewer).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_enrollment_profile_needs_the_push_certificate_and_can_be_signed() {
+    let app = TestApp::spawn().await;
+    app.agency(AGENCY, "Alpha Agency").await;
+    let (_, token) = app.user_with_token("euc@central.example", Role::Euc, None).await;
+    let path = format!("/api/v1/agencies/{AGENCY}/enrollment-profile");
+    let problem = common::problem(app.get(&path, &token).await, StatusCode::CONFLICT).await;
+    assert_eq!(problem["errors"][0]["field"], "push_certificate", "{problem}");
+    let missing = app.get("/api/v1/mdm/push-certificate", &token).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    let (_, admin) = app.user_with_token("admin@central.example", Role::Admin, None).await;
+    let bad =
+        app.send_json(Method::PUT, "/api/v1/mdm/push-certificate", Some(&admin), &json!({"pem": "nonsense"})).await;
+    let problem = common::problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem["errors"][0]["field"], "pem");
+    let pem = apns::standin::fake_push_certificate_pem(TOPIC).unwrap();
+    let euc_upload =
+        app.send_json(Method::PUT, "/api/v1/mdm/push-certificate", Some(&token), &json!({"pem": pem})).await;
+    assert_eq!(euc_upload.status(), StatusCode::FORBIDDEN, "settings are admin and infosec only");
+    let ok = app.send_json(Method::PUT, "/api/v1/mdm/push-certificate", Some(&admin), &json!({"pem": pem})).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+
+    let plain = app.get(&path, &token).await;
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert_eq!(plain.headers()["content-type"], "application/x-apple-aspen-config");
+    let xml = plain.bytes().await.unwrap();
+    let text = String::from_utf8_lossy(&xml);
+    assert!(text.contains(&format!("{}/mdm/connect", app.base)) && text.contains(TOPIC), "{text}");
+    assert!(text.contains("<key>SignMessage</key>") && text.contains("com.apple.security.scep"));
+
+    let signed = app.get(&format!("{path}?signed=true"), &token).await;
+    assert_eq!(signed.status(), StatusCode::OK);
+    let der = signed.bytes().await.unwrap();
+    let ca: Value = app.get("/api/v1/mdm/ca", &token).await.json().await.unwrap();
+    let root = openssl::x509::X509::from_pem(ca["certificate_pem"].as_str().unwrap().as_bytes()).unwrap();
+    let (content, signer) = apple_mdm::profile::open_signed_profile(&der).expect("a valid CMS signature");
+    assert_eq!(signer.der(), root.to_der().unwrap().as_slice(), "signed by Custody's CA");
+    assert!(String::from_utf8_lossy(&content).contains(TOPIC));
+
+    // A one-time challenge is shown once; the standing one rotates.
+    let path = format!("/api/v1/agencies/{AGENCY}/enrollment-challenges");
+    let created = app.send_json(Method::POST, &path, Some(&token), &json!({"hours": 2})).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let too_long = app.send_json(Method::POST, &path, Some(&token), &json!({"hours": 10_000})).await;
+    assert_eq!(common::problem(too_long, StatusCode::UNPROCESSABLE_ENTITY).await["errors"][0]["field"], "hours");
+    let before = String::from_utf8_lossy(
+        &app.get(&format!("/api/v1/agencies/{AGENCY}/enrollment-profile"), &token).await.bytes().await.unwrap(),
+    )
+    .to_string();
+    let rotate = format!("/api/v1/agencies/{AGENCY}/enrollment-challenge/rotate");
+    assert_eq!(app.send_json(Method::POST, &rotate, Some(&token), &json!({})).await.status(), StatusCode::NO_CONTENT);
+    let after = String::from_utf8_lossy(
+        &app.get(&format!("/api/v1/agencies/{AGENCY}/enrollment-profile"), &token).await.bytes().await.unwrap(),
+    )
+    .to_string();
+    let challenge = |xml: &str| {
+        xml.split("<key>Challenge</key>").nth(1).and_then(|r| r.split("</string>").next()).map(str::to_string)
+    };
+    assert!(challenge(&before).is_some());
+    assert_ne!(challenge(&before), challenge(&after), "a rotated challenge");
+}
