@@ -58,10 +58,15 @@ impl Default for MdmConfig {
 }
 
 /// What a node keeps in memory for MDM: the CA (loaded once; it never changes), the APNs client
-/// for the push certificate in force, and the wake-up of the push sender.
+/// for the push certificate in force, the wake-up of the push sender, and the identity
+/// certificates already seen to chain to the CA.
 #[derive(Default)]
 pub struct MdmState {
     ca: tokio::sync::OnceCell<Arc<CertificateAuthority>>,
+    /// SHA-256 of a certificate's DER → its serial, once its chain to the CA verified: the
+    /// chain is checked once per certificate, not once per message (revocation and validity
+    /// are still checked on every message, from the store).
+    chained: std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>,
     apns: tokio::sync::Mutex<Option<(i64, apns::Client, String)>>,
     pub push_wake: tokio::sync::Notify,
 }
@@ -390,19 +395,72 @@ impl From<sqlx::Error> for DeviceRefusal {
 
 /// The identity certificate (DER) of the device that sent a message, checked against the CA and
 /// the store: issued by Custody's CA, in its validity, not revoked.
-async fn verified_certificate(app: &App, conn: &mut Conn, cert_der: &[u8]) -> Result<CertificateRow, DeviceRefusal> {
-    let ca = ca(app).await?;
+async fn verified_certificate(
+    app: &App,
+    ca: &CertificateAuthority,
+    conn: &mut Conn,
+    cert_der: &[u8],
+) -> Result<CertificateRow, DeviceRefusal> {
+    let serial = chained_serial(app, ca, cert_der)?;
+    let row = mdm::certificate(conn, &serial)
+        .await?
+        .ok_or_else(|| DeviceRefusal::Identity(format!("certificate {serial} was not issued by this service")))?;
+    certificate_usable(&serial, row.revoked_at.is_some(), row.not_before, row.not_after)?;
+    Ok(row)
+}
+
+/// The serial of a certificate that chains to the CA (checked once per certificate).
+fn chained_serial(app: &App, ca: &CertificateAuthority, cert_der: &[u8]) -> Result<String, DeviceRefusal> {
+    /// Past this many remembered certificates the memory starts afresh.
+    const REMEMBERED: usize = 200_000;
+    let digest: [u8; 32] = Sha256::digest(cert_der).into();
+    if let Some(serial) = app.mdm.chained.lock().expect("not poisoned").get(&digest) {
+        return Ok(serial.clone());
+    }
     let cert = X509::from_der(cert_der).map_err(|e| DeviceRefusal::Identity(format!("not a certificate: {e}")))?;
     apple_mdm::signature::verify_chain(&cert, ca.certificate())
         .map_err(|e| DeviceRefusal::Identity(format!("certificate does not chain to Custody's CA: {e}")))?;
     let serial = scep::SerialNumber::of(&cert).map_err(|e| DeviceRefusal::Identity(e.to_string()))?.to_hex();
-    let row = mdm::certificate(conn, &serial)
-        .await?
-        .ok_or_else(|| DeviceRefusal::Identity(format!("certificate {serial} was not issued by this service")))?;
-    if row.revoked_at.is_some() {
+    let mut chained = app.mdm.chained.lock().expect("not poisoned");
+    if chained.len() >= REMEMBERED {
+        chained.clear();
+    }
+    chained.insert(digest, serial.clone());
+    Ok(serial)
+}
+
+/// Refuses a revoked certificate, or one outside its validity.
+fn certificate_usable(serial: &str, revoked: bool, not_before: i64, not_after: i64) -> Result<(), DeviceRefusal> {
+    if revoked {
         return Err(DeviceRefusal::Identity(format!("certificate {serial} is revoked")));
     }
-    Ok(row)
+    let now = now_ms();
+    if now < not_before || now >= not_after {
+        return Err(DeviceRefusal::Identity(format!("certificate {serial} is not valid now")));
+    }
+    Ok(())
+}
+
+/// Whether an idle poll can be answered "nothing to do" from one read: nothing is due and the
+/// device was seen within the minute. Refuses what the full path would refuse.
+async fn quiet_idle(app: &App, ca: &CertificateAuthority, cert_der: &[u8], udid: &str) -> Result<bool, DeviceRefusal> {
+    let serial = chained_serial(app, ca, cert_der)?;
+    let now = now_ms();
+    let mut conn = app.store.conn().await?;
+    let Some(poll) = mdm::idle_poll(&mut conn, &serial, udid, now).await? else {
+        return Err(DeviceRefusal::Identity(format!("certificate {serial} was not issued by this service")));
+    };
+    certificate_usable(&serial, poll.cert_revoked, poll.cert_not_before, poll.cert_not_after)?;
+    if poll.enrollment_id.is_none() {
+        return Err(DeviceRefusal::Identity("no enrollment for this device".into()));
+    }
+    if poll.bound_serial.as_deref() != Some(serial.as_str()) {
+        return Err(DeviceRefusal::Identity("the certificate is not the one this enrollment is bound to".into()));
+    }
+    if poll.status.as_deref() == Some("checked_out") {
+        return Err(DeviceRefusal::Identity("this enrollment has checked out".into()));
+    }
+    Ok(!poll.command_due && poll.last_seen_at.is_some_and(|seen| now - seen < LAST_SEEN_RESOLUTION_MS))
 }
 
 fn device_actor(udid: &str, source: Option<String>) -> Actor {
@@ -433,8 +491,9 @@ pub async fn checkin(
     let udid = message.enrollment.device_key().to_string();
     let actor = device_actor(&udid, source);
     let now = now_ms();
+    let ca = ca(app).await?;
     let mut tx = app.store.write().await?;
-    let cert = verified_certificate(app, &mut tx, cert_der).await?;
+    let cert = verified_certificate(app, &ca, &mut tx, cert_der).await?;
     let existing = mdm::enrollment_by_udid(&mut tx, &udid).await?;
     if let CheckinMessage::Authenticate(auth) = &message.message {
         // A certificate serves one device: the one it first authenticated.
@@ -563,6 +622,24 @@ pub async fn checkin(
     Ok(reply)
 }
 
+/// How fresh an enrollment's `last_seen_at` is kept: an idle poll within this long of the last
+/// recorded one writes nothing.
+const LAST_SEEN_RESOLUTION_MS: i64 = 60_000;
+
+/// The enrollment of `udid`, when `cert` is the certificate bound to it and it is active.
+async fn bound_enrollment(conn: &mut Conn, udid: &str, cert: &CertificateRow) -> Result<EnrollmentRow, DeviceRefusal> {
+    let Some(row) = mdm::enrollment_by_udid(conn, udid).await? else {
+        return Err(DeviceRefusal::Identity("no enrollment for this device".into()));
+    };
+    if row.cert_serial != cert.serial {
+        return Err(DeviceRefusal::Identity("the certificate is not the one this enrollment is bound to".into()));
+    }
+    if row.status == "checked_out" {
+        return Err(DeviceRefusal::Identity("this enrollment has checked out".into()));
+    }
+    Ok(row)
+}
+
 /// A report on the command connection (`PUT /mdm/connect`): records the answer to the command it
 /// names, and hands out the next command (its plist), or `None` when the queue is empty.
 pub async fn connect(
@@ -577,17 +654,15 @@ pub async fn connect(
     }
     let udid = report.enrollment.device_key().to_string();
     let now = now_ms();
+    let ca = ca(app).await?;
+    // An Idle with nothing due, from a device seen within the minute, needs no write: the
+    // common case of a fleet polling is served from a read.
+    if report.status == Status::Idle && quiet_idle(app, &ca, cert_der, &udid).await? {
+        return Ok(None);
+    }
     let mut tx = app.store.write().await?;
-    let cert = verified_certificate(app, &mut tx, cert_der).await?;
-    let Some(mut row) = mdm::enrollment_by_udid(&mut tx, &udid).await? else {
-        return Err(DeviceRefusal::Identity("no enrollment for this device".into()));
-    };
-    if row.cert_serial != cert.serial {
-        return Err(DeviceRefusal::Identity("the certificate is not the one this enrollment is bound to".into()));
-    }
-    if row.status == "checked_out" {
-        return Err(DeviceRefusal::Identity("this enrollment has checked out".into()));
-    }
+    let cert = verified_certificate(app, &ca, &mut tx, cert_der).await?;
+    let mut row = bound_enrollment(&mut tx, &udid, &cert).await?;
     let actor = device_actor(&udid, source);
     match &report.status {
         Status::Idle => {}

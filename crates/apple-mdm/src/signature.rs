@@ -118,10 +118,12 @@ pub(crate) fn verify_signed_data(
         1 => signers.get(0).expect("one signer").to_owned(),
         n => return Err(SignatureError::SeveralSigners(n)),
     };
-    let empty_store = X509StoreBuilder::new().expect("allocating a store").build();
+    // No chain is checked here (NOVERIFY): one empty store serves every call.
+    static EMPTY_STORE: std::sync::OnceLock<openssl::x509::store::X509Store> = std::sync::OnceLock::new();
+    let empty_store = EMPTY_STORE.get_or_init(|| X509StoreBuilder::new().expect("allocating a store").build());
     let mut content = Vec::new();
     pkcs7
-        .verify(&no_extra_certs, &empty_store, detached, Some(&mut content), Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY)
+        .verify(&no_extra_certs, empty_store, detached, Some(&mut content), Pkcs7Flags::NOVERIFY | Pkcs7Flags::BINARY)
         .map_err(|e| SignatureError::BadSignature(e.to_string()))?;
     let der = signer.to_der().map_err(|e| SignatureError::BadSignature(e.to_string()))?;
     Ok((content, SignerCertificate { der, x509: signer }))

@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// The base URL devices and e-mail links reach this server at, e.g.
+    /// https://mdm.example.gov [default: http:// and the listen address].
+    #[arg(long)]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -127,7 +131,11 @@ pub enum AdminCommand {
 }
 
 fn overrides(db: &DbArgs, listen: Option<SocketAddr>) -> Overrides {
-    Overrides { listen, data_dir: db.data_dir.clone(), database_url: db.database_url.clone() }
+    Overrides { listen, data_dir: db.data_dir.clone(), database_url: db.database_url.clone(), public_url: None }
+}
+
+fn serve_overrides(args: &ServeArgs) -> Overrides {
+    Overrides { public_url: args.public_url.clone(), ..overrides(&args.db, args.listen) }
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -135,7 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let config_file = cli.config.as_deref();
     match cli.command {
         Command::Serve(args) => {
-            let config = Config::load(config_file, &overrides(&args.db, args.listen))?;
+            let config = Config::load(config_file, &serve_overrides(&args))?;
             init_logging(&config);
             let app = build_app(&config).await?;
             let server = Server::start(&config, app, config.listen).await?;
@@ -145,7 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Demo(args) => {
-            let config = Config::load(config_file, &overrides(&args.serve.db, args.serve.listen))?;
+            let config = Config::load(config_file, &serve_overrides(&args.serve))?;
             init_logging(&config);
             let app = build_app(&config).await?;
             let options = DemoOptions { seed: args.seed, people: args.people, devices: args.devices };

@@ -216,6 +216,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -276,6 +278,13 @@ impl Config {
         custody_domain::catalog::parse_date(&self.plan.policy_issued_on)
             .map_err(|e| anyhow::anyhow!("plan.policy_issued_on {e}"))?;
         anyhow::ensure!(self.plan.due_days >= 0, "plan.due_days must not be negative");
+        if let Some(url) = &self.public_url {
+            let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or_default();
+            anyhow::ensure!(
+                !host.is_empty() && !host.starts_with('/') && !url.chars().any(char::is_whitespace),
+                "public_url {url:?} must be an http:// or https:// URL with a host, e.g. https://mdm.example.gov"
+            );
+        }
         anyhow::ensure!(self.mdm.command_ttl_days >= 1, "mdm.command_ttl_days must be at least 1");
         anyhow::ensure!(self.mdm.not_now_retry_seconds >= 1, "mdm.not_now_retry_seconds must be at least 1");
         anyhow::ensure!(self.mdm.retention_days >= 1, "mdm.retention_days must be at least 1");

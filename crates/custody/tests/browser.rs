@@ -183,9 +183,12 @@ async fn setup() -> (TestApp, String) {
 /// What the navigation must show to each role: exactly what the role may use.
 fn expected_nav(role: Role) -> Vec<&'static str> {
     let base = ["Dashboard", "Requests", "Devices", "Agencies", "People", "Plans", "Catalog"];
+    // Central IT's MDM staff see MDM right after Devices.
+    let mdm = ["Dashboard", "Requests", "Devices", "MDM", "Agencies", "People", "Plans", "Catalog"];
     match role {
-        Role::Admin | Role::Auditor => [&base[..], &["Legal holds", "Users and roles", "Audit log"]].concat(),
-        Role::Infosec | Role::Euc | Role::ServiceDesk | Role::AgencyLegal => [&base[..], &["Legal holds"]].concat(),
+        Role::Admin | Role::Auditor => [&mdm[..], &["Legal holds", "Users and roles", "Audit log"]].concat(),
+        Role::Infosec | Role::Euc | Role::ServiceDesk => [&mdm[..], &["Legal holds"]].concat(),
+        Role::AgencyLegal => [&base[..], &["Legal holds"]].concat(),
         Role::DeviceHolder => vec!["Dashboard", "My reports", "My devices", "Agencies", "Catalog"],
         _ => base.to_vec(),
     }

@@ -61,3 +61,270 @@ async fn unknown_pages_are_an_html_404_for_browsers_and_a_problem_for_machines()
     let css = client.get(format!("{}/static/custody.css", app.base)).send().await.unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
 }
+
+/// A signed-in console user: the session cookie and CSRF token, redirects not followed.
+struct Console<'a> {
+    app: &'a TestApp,
+    cookie: String,
+    csrf: String,
+    client: reqwest::Client,
+}
+
+impl<'a> Console<'a> {
+    async fn sign_in(app: &'a TestApp, email: &str) -> Self {
+        let (cookie, csrf) = app.sign_in(email, PASSWORD).await;
+        Self { app, cookie, csrf, client: no_redirects() }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.app.base);
+        self.client.get(url).header("cookie", format!("custody_session={}", self.cookie)).send().await.unwrap()
+    }
+
+    /// A page's status and HTML.
+    async fn page(&self, path: &str) -> (StatusCode, String) {
+        let response = self.get(path).await;
+        (response.status(), response.text().await.unwrap())
+    }
+
+    /// Posts a form with the session's CSRF token.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &self.csrf));
+        let url = format!("{}{path}", self.app.base);
+        let cookie = format!("custody_session={}", self.cookie);
+        self.client.post(url).header("cookie", cookie).form(&form).send().await.unwrap()
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default()
+}
+
+/// The HTML with askama's escapes of quotes undone, to find JSON in it.
+fn unquoted(html: &str) -> String {
+    html.replace("&#34;", "\"")
+}
+
+#[tokio::test]
+async fn mdm_enrollments_and_their_commands_in_the_console() {
+    let app = TestApp::spawn().await;
+    app.agency("AAA", "Alpha Agency").await;
+    app.agency("BBB", "Beta Agency").await;
+    app.user_with_token("infosec@x.example", Role::Infosec, None).await;
+    let (enrollment, serial) = app.enrollment_on("AAA", "UDID-CONSOLE-0001").await;
+    app.enrollment_on("BBB", "UDID-CONSOLE-0002").await;
+    let infosec = Console::sign_in(&app, "infosec@x.example").await;
+
+    // The list, its navigation link and its filters.
+    let (status, html) = infosec.page("/mdm").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<a href=\"/mdm\" aria-current=\"page\">MDM</a>"), "the MDM nav link is current");
+    assert!(html.contains(&format!("href=\"/mdm/enrollments/{enrollment}\"")), "{html}");
+    assert!(html.contains("UDID-CONSOLE-0001") && html.contains("UDID-CONSOLE-0002"));
+    let (_, html) = infosec.page("/mdm?agency=BBB").await;
+    assert!(html.contains("UDID-CONSOLE-0002") && !html.contains("UDID-CONSOLE-0001"), "agency filter");
+    let (_, html) = infosec.page("/mdm?status=checked_out").await;
+    assert!(!html.contains("UDID-CONSOLE-0001") && html.contains("No enrolled devices here."), "status filter");
+
+    // A device name is text, never markup.
+    app.exec_owned(format!(
+        "UPDATE mdm_enrollments SET device_name = '<script>alert(1)</script>' WHERE id = '{enrollment}'"
+    ))
+    .await;
+    let (_, html) = infosec.page("/mdm").await;
+    assert!(!html.contains("<script>alert(1)"), "the device name is escaped");
+    assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"), "the device name is shown as text");
+
+    // The enrollment page, by id or UDID; an unknown one is the 404 page.
+    let (status, html) = infosec.page(&format!("/mdm/enrollments/{enrollment}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&serial), "the identity certificate's serial");
+    assert!(html.contains("No commands.") && html.contains("id=\"command-form\""));
+    assert_eq!(infosec.page("/mdm/enrollments/UDID-CONSOLE-0001").await.0, StatusCode::OK);
+    let (status, html) = infosec.page("/mdm/enrollments/no-such-enrollment").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("Page not found"));
+
+    // Queue a command through the form: refused without the CSRF token, queued with it.
+    let path = format!("/mdm/enrollments/{enrollment}/commands");
+    let before = app.audit_count().await;
+    let forged = no_redirects()
+        .post(format!("{}{path}", app.base))
+        .header("cookie", format!("custody_session={}", infosec.cookie))
+        .form(&[("request_type", "DeviceInformation")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.audit_count().await, before);
+    let unknown = infosec.post(&path, &[("request_type", "EraseDevice")]).await;
+    assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unknown.text().await.unwrap().contains("request_type: choose one of the commands listed"));
+    let queued = infosec.post(&path, &[("request_type", "DeviceInformation")]).await;
+    assert_eq!(queued.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&queued), format!("/mdm/enrollments/{enrollment}?done=queued"));
+    assert_eq!(app.audit_count().await, before + 1);
+    let (_, html) = infosec.page(&location(&queued)).await;
+    assert!(html.contains("The command is queued"));
+    let start = html.find("action=\"/mdm/commands/").expect("a cancel button") + "action=\"/mdm/commands/".len();
+    let command = html[start..].split('/').next().unwrap().to_string();
+    assert!(html.contains(&format!("<tr id=\"command-{command}\">\n    <td>DeviceInformation")), "{html}");
+    let row = custody_app::mdm::command(app.app(), &custody_app::Actor::system("test"), &command).await.unwrap();
+    assert_eq!((row.request_type.as_str(), row.status.as_str()), ("DeviceInformation", "queued"));
+    assert!(row.params.contains("\"IsSupervised\"") && row.params.contains("\"WiFiMAC\""), "{}", row.params);
+
+    // Cancel it: back to the page, cancelled, without a cancel button; a second time is refused.
+    let cancel = format!("/mdm/commands/{command}/cancel");
+    let cancelled = infosec.post(&cancel, &[]).await;
+    assert_eq!(cancelled.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&cancelled), format!("/mdm/enrollments/{enrollment}?done=cancelled"));
+    let (_, html) = infosec.page(&location(&cancelled)).await;
+    assert!(html.contains("The command is cancelled."));
+    assert!(html.contains("<span class=\"status\">cancelled</span>") && !html.contains(&cancel), "{html}");
+    let again = infosec.post(&cancel, &[]).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(again.text().await.unwrap().contains("a cancelled command cannot be cancelled"));
+
+    // A device's answer is shown as pretty-printed JSON in a <details>.
+    let answered = app.command_for(&enrollment).await;
+    let report = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><plist version=\"1.0\"><dict><key>SecurityInfo</key>\
+                  <dict><key>HardwareEncryptionCaps</key><integer>3</integer></dict></dict></plist>";
+    app.exec_owned(format!(
+        "UPDATE mdm_commands SET status = 'acknowledged', result_status = 'Acknowledged', result = '{report}', \
+         completed_at = updated_at WHERE id = '{answered}'"
+    ))
+    .await;
+    let (_, html) = infosec.page(&format!("/mdm/enrollments/{enrollment}")).await;
+    assert!(html.contains("<details><summary>Result (Acknowledged)</summary>"), "{html}");
+    assert!(unquoted(&html).contains("\"SecurityInfo\": {\n    \"HardwareEncryptionCaps\": 3\n  }"), "{html}");
+    assert!(!html.contains(&format!("/mdm/commands/{answered}/cancel")), "an answered command cannot be cancelled");
+}
+
+#[tokio::test]
+async fn mdm_settings_take_the_push_certificate_and_hand_out_profiles_in_the_console() {
+    let app = TestApp::spawn().await;
+    app.agency("AAA", "Alpha Agency").await;
+    app.user_with_token("infosec@x.example", Role::Infosec, None).await;
+    let infosec = Console::sign_in(&app, "infosec@x.example").await;
+
+    let (status, html) = infosec.page("/mdm/settings").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("None uploaded"));
+    let (_, hex) = custody_app::mdm::ca_certificate(app.app(), &custody_app::Actor::system("test")).await.unwrap();
+    let upper = hex.to_uppercase();
+    let pairs: Vec<&str> = upper.as_bytes().chunks(2).map(|p| std::str::from_utf8(p).unwrap()).collect();
+    assert!(html.contains(&pairs.join(":")), "the CA's fingerprint");
+    let ca = infosec.get("/mdm/ca.pem").await;
+    assert_eq!(ca.headers()["content-type"], "application/x-pem-file");
+    assert!(ca.text().await.unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+
+    // Without a push certificate there is no profile: said on the page.
+    let profile = infosec.get("/mdm/agencies/AAA/enrollment.mobileconfig").await;
+    assert_eq!(profile.status(), StatusCode::CONFLICT);
+    assert!(profile.text().await.unwrap().contains("upload the APNs MDM push certificate first"));
+
+    // Upload: a bad PEM is explained, the right one shows its topic.
+    let bad = infosec.post("/mdm/settings/push-certificate", &[("pem", "not a certificate")]).await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.unwrap().contains("id=\"settings-errors\">pem: "));
+    let pem = common::push_certificate_pem();
+    let topic = "com.apple.mgmt.External.0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
+    let uploaded = infosec.post("/mdm/settings/push-certificate", &[("pem", &pem)]).await;
+    assert_eq!(uploaded.status(), StatusCode::OK);
+    assert!(uploaded.text().await.unwrap().contains(&format!("The push certificate for {topic} is in force")));
+    let (_, html) = infosec.page("/mdm/settings").await;
+    assert!(html.contains(&format!("<code id=\"push-topic\">{topic}</code>")) && !html.contains("None uploaded"));
+
+    // The profiles, unsigned and signed.
+    let profile = infosec.get("/mdm/agencies/AAA/enrollment.mobileconfig").await;
+    assert_eq!(profile.status(), StatusCode::OK);
+    assert_eq!(profile.headers()["content-type"], "application/x-apple-aspen-config");
+    let body = profile.text().await.unwrap();
+    assert!(body.starts_with("<?xml") && body.contains(topic), "an unsigned profile carries the topic");
+    let signed = infosec.get("/mdm/agencies/AAA/enrollment.mobileconfig?signed=1").await;
+    assert_eq!(signed.headers()["content-type"], "application/x-apple-aspen-config");
+    assert!(!signed.bytes().await.unwrap().starts_with(b"<?xml"), "a signed profile is CMS");
+    assert_eq!(infosec.get("/mdm/agencies/ZZZ/enrollment.mobileconfig").await.status(), StatusCode::NOT_FOUND);
+
+    // Challenges: a one-time challenge is shown once; rotating says so.
+    let created = infosec.post("/mdm/agencies/AAA/one-time-challenge", &[("hours", "2")]).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let html = created.text().await.unwrap();
+    let start = html.find("<code id=\"one-time-challenge\">").expect("the challenge is shown") + 30;
+    assert!(html[start..].find("</code>").unwrap() >= 20, "a challenge of 18 random bytes");
+    assert!(!infosec.page("/mdm/settings").await.1.contains("one-time-challenge\">"), "shown only once");
+    let wrong = infosec.post("/mdm/agencies/AAA/one-time-challenge", &[("hours", "9999")]).await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.text().await.unwrap().contains("hours: must be between 1 and 720"));
+    let rotated = infosec.post("/mdm/agencies/AAA/rotate-challenge", &[]).await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    assert!(rotated.text().await.unwrap().contains("The enrollment challenge of AAA is replaced"));
+}
+
+#[tokio::test]
+async fn mdm_pages_follow_the_roles() {
+    let app = TestApp::spawn().await;
+    app.agency("AAA", "Alpha Agency").await;
+    app.user_with_token("auditor@x.example", Role::Auditor, None).await;
+    app.user_with_token("viewer@aaa.example", Role::AgencyViewer, Some("AAA")).await;
+    app.user_with_token("infosec@x.example", Role::Infosec, None).await;
+    let (enrollment, _) = app.enrollment_on("AAA", "UDID-ROLES-0001").await;
+    let command = app.command_for(&enrollment).await;
+
+    // An auditor reads, and is offered nothing to change.
+    let auditor = Console::sign_in(&app, "auditor@x.example").await;
+    let (status, html) = auditor.page("/mdm/settings").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("push-certificate-form") && !html.contains("enrollment.mobileconfig"), "{html}");
+    let (status, html) = auditor.page(&format!("/mdm/enrollments/{enrollment}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("id=\"command-{command}\"")), "the auditor sees the queue");
+    assert!(!html.contains("command-form") && !html.contains("/cancel"), "but no form to change it");
+    let upload = auditor.post("/mdm/settings/push-certificate", &[("pem", &common::push_certificate_pem())]).await;
+    assert_eq!(upload.status(), StatusCode::FORBIDDEN);
+    let queue = format!("/mdm/enrollments/{enrollment}/commands");
+    assert_eq!(auditor.post(&queue, &[("request_type", "SecurityInfo")]).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(auditor.post(&format!("/mdm/commands/{command}/cancel"), &[]).await.status(), StatusCode::FORBIDDEN);
+
+    // An agency viewer has no MDM at all.
+    let viewer = Console::sign_in(&app, "viewer@aaa.example").await;
+    assert!(!viewer.page("/").await.1.contains("href=\"/mdm\""), "no MDM navigation");
+    for path in [
+        "/mdm".to_string(),
+        "/mdm/settings".into(),
+        "/mdm/ca.pem".into(),
+        format!("/mdm/enrollments/{enrollment}"),
+        "/mdm/agencies/AAA/enrollment.mobileconfig".into(),
+    ] {
+        let status = viewer.get(&path).await.status();
+        assert!(matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{path}: {status}");
+    }
+    let rotate = viewer.post("/mdm/agencies/AAA/rotate-challenge", &[]).await.status();
+    assert!(matches!(rotate, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{rotate}");
+
+    // The inventory device page links its enrollment, for MDM readers only.
+    let model = custody_domain::catalog::ModelInput {
+        device_type: Some("tablet".into()),
+        platform: Some("ios".into()),
+        maker: Some("Apple".into()),
+        model: Some("iPad 11".into()),
+        ..Default::default()
+    };
+    let system = custody_app::Actor::system("test");
+    let model = custody_app::catalog::create_model(app.app(), &system, model).await.unwrap().id;
+    let enrolled = app.device_in_state("AAA", &model, custody_domain::device::DeviceState::InService).await;
+    let bare = app.device_in_state("AAA", &model, custody_domain::device::DeviceState::InService).await;
+    app.exec_owned(format!("UPDATE mdm_enrollments SET device_id = '{enrolled}' WHERE id = '{enrollment}'")).await;
+    let infosec = Console::sign_in(&app, "infosec@x.example").await;
+    let (status, html) = infosec.page(&format!("/devices/{enrolled}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("<a href=\"/mdm/enrollments/{enrollment}\" id=\"mdm-enrollment\">")), "{html}");
+    let (_, html) = infosec.page(&format!("/devices/{bare}")).await;
+    assert!(html.contains("Not enrolled in MDM.") && !html.contains("mdm-enrollment"));
+    let (_, html) = infosec.page(&format!("/mdm/enrollments/{enrollment}")).await;
+    assert!(html.contains(&format!("<a href=\"/devices/{enrolled}\" id=\"inventory-link\">")));
+    let (status, html) = viewer.page(&format!("/devices/{enrolled}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("device-mdm") && !html.contains("/mdm/enrollments/"), "no MDM section for the viewer");
+}

@@ -61,6 +61,10 @@ pub struct LoadConfig {
     pub share_key: bool,
     /// The per-request timeout.
     pub timeout: Duration,
+    /// Against a server: queue this many `DeviceInformation` commands per device through the
+    /// API (`POST /api/v1/commands`, which the token must be allowed) after enrollment and
+    /// before the timed phase, so that sessions carry command round trips.
+    pub commands_per_device: usize,
 }
 
 impl LoadConfig {
@@ -74,6 +78,7 @@ impl LoadConfig {
             seed: None,
             share_key: false,
             timeout: Duration::from_secs(30),
+            commands_per_device: 0,
         }
     }
 }
@@ -136,6 +141,8 @@ pub struct EnrollFigures {
 /// Command figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CommandFigures {
+    /// Commands queued through the API before the timed phase.
+    pub queued: usize,
     /// Commands answered, by status.
     pub by_status: BTreeMap<String, usize>,
     /// The requests carrying a command's result (answered with the next command or nothing).
@@ -210,9 +217,11 @@ pub async fn run_load(config: &LoadConfig) -> Result<LoadReport, SimError> {
     // task times the phase between the barrier and the last worker's end.
     let enroll_started = Instant::now();
     let barrier = Arc::new(Barrier::new(workers + 1));
+    let udids = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::with_capacity(workers);
     for worker in 0..workers {
         let (http, config, key, barrier) = (http.clone(), config.clone(), shared_key.clone(), barrier.clone());
+        let udids = udids.clone();
         tasks.push(tokio::spawn(async move {
             let mut result = WorkerResult::default();
             let mut devices = Vec::new();
@@ -227,6 +236,9 @@ pub async fn run_load(config: &LoadConfig) -> Result<LoadReport, SimError> {
                 }
             }
             result.enrolled = devices.len();
+            udids.lock().expect("not poisoned").extend(devices.iter().map(|d| d.udid().to_owned()));
+            // Enrolled; then (after the commands are queued) the timed phase.
+            barrier.wait().await;
             barrier.wait().await;
             for _ in 0..config.iterations {
                 for device in devices.iter_mut() {
@@ -249,6 +261,15 @@ pub async fn run_load(config: &LoadConfig) -> Result<LoadReport, SimError> {
     }
     barrier.wait().await;
     let enroll_seconds = enroll_started.elapsed().as_secs_f64();
+    let queued = match &config.target {
+        LoadTarget::Server { base_url, token, .. } if config.commands_per_device > 0 => {
+            let udids = std::mem::take(&mut *udids.lock().expect("not poisoned"));
+            queue_commands(&http, base_url, token, &udids, config.commands_per_device).await
+        }
+        _ => Ok(0),
+    };
+    barrier.wait().await;
+    let queued = queued?;
     let run_started = Instant::now();
     let mut results = Vec::with_capacity(workers);
     for task in tasks {
@@ -299,12 +320,43 @@ pub async fn run_load(config: &LoadConfig) -> Result<LoadReport, SimError> {
         sessions,
         session_failures,
         idle: Latency::of(idle, run_seconds),
-        commands: CommandFigures { by_status, results: Latency::of(result_times, run_seconds) },
+        commands: CommandFigures { queued, by_status, results: Latency::of(result_times, run_seconds) },
         requests_per_second: if run_seconds > 0.0 { requests as f64 / run_seconds } else { 0.0 },
         signatures,
         sign_mean_us: if signatures > 0 { sign_nanos as f64 / signatures as f64 / 1000.0 } else { 0.0 },
         errors,
     })
+}
+
+/// Queues `per_device` `DeviceInformation` commands for each device through the server's API,
+/// 5,000 devices a request. Returns how many commands were queued.
+async fn queue_commands(
+    http: &reqwest::Client,
+    base_url: &str,
+    token: &str,
+    udids: &[String],
+    per_device: usize,
+) -> Result<usize, SimError> {
+    let url = format!("{}/api/v1/commands", base_url.trim_end_matches('/'));
+    let mut queued = 0;
+    for _ in 0..per_device {
+        for chunk in udids.chunks(5_000) {
+            let body = serde_json::json!({
+                "devices": chunk,
+                "request_type": "DeviceInformation",
+                "params": {"Queries": ["DeviceName", "OSVersion", "BuildVersion", "SerialNumber", "BatteryLevel"]},
+            });
+            let http_error = |source| SimError::Http { method: "POST", url: url.clone(), source };
+            let response = http.post(&url).bearer_auth(token).json(&body).send().await.map_err(http_error)?;
+            let status = response.status().as_u16();
+            let text = response.text().await.map_err(http_error)?;
+            if status != 201 {
+                return Err(SimError::Status { method: "POST", url: url.clone(), status, body: text });
+            }
+            queued += chunk.len();
+        }
+    }
+    Ok(queued)
 }
 
 fn keep(errors: &mut Vec<String>, error: String) {

@@ -32,6 +32,10 @@ enum Command {
         /// Fetch the CMS-signed enrollment profile.
         #[arg(long)]
         signed_profile: bool,
+        /// Queue this many DeviceInformation commands per device through the API before the
+        /// timed phase (the token needs the admin, infosec or euc role).
+        #[arg(long, default_value_t = 0)]
+        commands_per_device: usize,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -100,9 +104,10 @@ impl RunArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Load { url, token, agency, signed_profile, run } => {
+        Command::Load { url, token, agency, signed_profile, commands_per_device, run } => {
             let target = LoadTarget::Server { base_url: url, token, agency, signed_profile };
-            let report = run_load(&run.config(target)).await.context("load run")?;
+            let config = LoadConfig { commands_per_device, ..run.config(target) };
+            let report = run_load(&config).await.context("load run")?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::Ceiling { listen, command_every, verify } => {

@@ -34,7 +34,35 @@ pub use sqlx::Error as SqlError;
 /// A connection inside a transaction or taken from the pool.
 pub type Conn = AnyConnection;
 /// A write transaction.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A write transaction. On SQLite it also holds this process's write gate until it ends, so
+/// that the process's writers queue in order instead of sleeping in SQLite's busy handler.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), SqlError> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), SqlError> {
+        self.inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -72,6 +100,8 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite allows one writer at a time: this process's writers take turns here.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -104,7 +134,7 @@ impl Store {
             .connect_with(connect_options)
             .await
             .with_context(|| format!("connecting to {}", redact(&url)))?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, write_gate: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -122,10 +152,24 @@ impl Store {
 
     /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
     /// so that two writers wait for each other instead of failing when a read turns into a write.
+    /// Within this process, SQLite writers also queue on a gate first (other processes still
+    /// meet the busy timeout).
     pub async fn write(&self) -> Result<Tx, SqlError> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => {
+                // As long as SQLite's own busy timeout: a writer that waits longer fails.
+                let gate = tokio::time::timeout(Duration::from_secs(10), self.write_gate.clone().lock_owned())
+                    .await
+                    .map_err(|_| {
+                        sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "waited 10 s for the database's write lock",
+                        ))
+                    })?;
+                let inner = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(Tx { inner, _gate: Some(gate) })
+            }
+            Backend::Postgres => Ok(Tx { inner: self.pool.begin().await?, _gate: None }),
         }
     }
 

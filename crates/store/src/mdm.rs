@@ -363,6 +363,16 @@ pub async fn enrollment(conn: &mut Conn, id: &str) -> Result<Option<EnrollmentRo
     row.as_ref().map(enrollment_from).transpose()
 }
 
+/// The enrollment of an inventory device: the one still enrolled, else the one seen last.
+pub async fn enrollment_by_device(conn: &mut Conn, device_id: &str) -> Result<Option<EnrollmentRow>, SqlError> {
+    let sql = format!(
+        "SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE device_id = $1 \
+         ORDER BY CASE WHEN status = 'checked_out' THEN 1 ELSE 0 END, last_seen_at DESC, id DESC LIMIT 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(device_id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(enrollment_from).transpose()
+}
+
 /// Enrollments by UDID or id (the targets a command names), at most 1,000 keys a statement.
 pub async fn enrollments_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<EnrollmentRow>, SqlError> {
     let mut found = Vec::new();
@@ -582,6 +592,50 @@ pub async fn next_command(conn: &mut Conn, enrollment_id: &str, now: i64) -> Res
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(enrollment_id).bind(now).fetch_optional(&mut *conn).await?;
     row.as_ref().map(command_from).transpose()
+}
+
+/// What an idle poll needs to know, read in one statement: the certificate's state, the
+/// enrollment of the UDID, and whether a command is due for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdlePoll {
+    pub cert_revoked: bool,
+    pub cert_not_before: i64,
+    pub cert_not_after: i64,
+    /// The enrollment of the UDID, when there is one.
+    pub enrollment_id: Option<String>,
+    pub bound_serial: Option<String>,
+    pub status: Option<String>,
+    pub last_seen_at: Option<i64>,
+    pub command_due: bool,
+}
+
+/// The facts of an idle poll by the device `udid` with the certificate `serial`; `None` when
+/// the certificate is unknown.
+pub async fn idle_poll(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> Result<Option<IdlePoll>, SqlError> {
+    let row = sqlx::query(
+        "SELECT c.revoked_at, c.not_before, c.not_after, e.id AS enrollment_id, e.cert_serial, e.status,          e.last_seen_at, EXISTS (SELECT 1 FROM mdm_commands m WHERE m.enrollment_id = e.id            AND m.status IN ('queued', 'sent', 'not_now') AND m.due_at <= $3 AND m.expires_at > $3) AS due          FROM mdm_certificates c LEFT JOIN mdm_enrollments e ON e.udid = $2 WHERE c.serial = $1",
+    )
+    .bind(serial)
+    .bind(udid)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    // EXISTS is an integer on SQLite and a boolean on PostgreSQL.
+    let due = match r.try_get::<bool, _>("due") {
+        Ok(b) => b,
+        Err(_) => r.try_get::<i64, _>("due")? != 0,
+    };
+    Ok(Some(IdlePoll {
+        cert_revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+        cert_not_before: r.try_get("not_before")?,
+        cert_not_after: r.try_get("not_after")?,
+        enrollment_id: r.try_get("enrollment_id")?,
+        bound_serial: r.try_get("cert_serial")?,
+        status: r.try_get("status")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        command_due: due,
+    }))
 }
 
 /// Records that a command was handed to the device.

@@ -51,6 +51,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_mdm.sql"),
         postgres: include_str!("../migrations/postgres/0006_mdm.sql"),
     },
+    Migration {
+        version: 7,
+        name: "mdm_enrollments_by_device",
+        sqlite: include_str!("../migrations/sqlite/0007_mdm_enrollments_by_device.sql"),
+        postgres: include_str!("../migrations/postgres/0007_mdm_enrollments_by_device.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

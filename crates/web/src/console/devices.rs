@@ -1,6 +1,6 @@
 //! Device pages: the inventory with the Deployment Center's work queues, each device with its
-//! lifecycle actions, chain of custody, holds, commands and sanitization records, the
-//! sanitization form and certificate, and agency legal's holds.
+//! lifecycle actions, chain of custody, holds, commands, sanitization records and MDM enrollment,
+//! the sanitization form and certificate, and agency legal's holds.
 
 use std::collections::HashMap;
 
@@ -15,6 +15,7 @@ use custody_domain::authz::Action;
 use custody_domain::device::DeviceState;
 use custody_store::catalog::ModelRow;
 use custody_store::devices::{DeviceRow, HoldRow, SanitizationRow};
+use custody_store::mdm::EnrollmentRow;
 
 use super::{Layout, Viewer, csrf_refused, error_page, form_fields, problems, render, urlencode, when};
 use crate::AppState;
@@ -143,6 +144,8 @@ struct DevicePage<'a> {
     models: Vec<ModelRow>,
     records: Vec<SanitizationRow>,
     moves: Moves,
+    /// The device's MDM enrollment (`Some(None)`: not enrolled), for those who may read MDM.
+    mdm: Option<Option<EnrollmentRow>>,
     message: Option<String>,
     errors: Vec<String>,
 }
@@ -176,8 +179,28 @@ async fn device_page(
         .find(|m| m.id == view.device.model_id)
         .map_or_else(|| view.device.model_id.clone(), |m| format!("{} {}", m.details.maker, m.details.model));
     let moves = moves(viewer, &view.device, &records);
-    let page = DevicePage { layout: &viewer.layout, view, model, models, records, moves, message, errors };
+    let mdm = if viewer.may(Action::MdmRead) {
+        match enrollment_of(state, viewer, &view.device.id).await {
+            Ok(enrollment) => Some(enrollment),
+            Err(error) => return error_page(viewer, error),
+        }
+    } else {
+        None
+    };
+    let page = DevicePage { layout: &viewer.layout, view, model, models, records, moves, mdm, message, errors };
     render(status, &page)
+}
+
+/// The MDM enrollment of an inventory device, read through the use case that authorizes it.
+async fn enrollment_of(state: &AppState, viewer: &Viewer, device_id: &str) -> Result<Option<EnrollmentRow>, AppError> {
+    let found = {
+        let mut conn = state.app.store.conn().await?;
+        custody_store::mdm::enrollment_by_device(&mut conn, device_id).await?
+    };
+    match found {
+        Some(row) => custody_app::mdm::enrollment(&state.app, &viewer.actor, &row.id).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 pub async fn show(

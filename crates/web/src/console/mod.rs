@@ -8,6 +8,7 @@ mod agencies;
 mod catalog;
 mod dashboard;
 mod devices;
+mod mdm;
 mod people;
 mod plans;
 mod requests;
@@ -60,6 +61,16 @@ pub fn router() -> Router<AppState> {
         .route("/devices/{id}/{action}", post(devices::act))
         .route("/legal-holds", get(devices::holds).post(devices::place_hold))
         .route("/legal-holds/{id}/release", post(devices::release_hold))
+        .route("/mdm", get(mdm::list))
+        .route("/mdm/enrollments/{id}", get(mdm::show))
+        .route("/mdm/enrollments/{id}/commands", post(mdm::queue_command))
+        .route("/mdm/commands/{id}/cancel", post(mdm::cancel_command))
+        .route("/mdm/settings", get(mdm::settings))
+        .route("/mdm/settings/push-certificate", post(mdm::upload_push_certificate))
+        .route("/mdm/ca.pem", get(mdm::ca_pem))
+        .route("/mdm/agencies/{code}/enrollment.mobileconfig", get(mdm::enrollment_profile))
+        .route("/mdm/agencies/{code}/rotate-challenge", post(mdm::rotate_challenge))
+        .route("/mdm/agencies/{code}/one-time-challenge", post(mdm::one_time_challenge))
         .route("/plans", get(plans::compliance))
         .route("/agencies/{code}/plan", get(plans::show).post(plans::save))
         .route("/agencies/{code}/plan/versions/{version}/{verb}", post(plans::act))
@@ -116,10 +127,11 @@ pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
         (true, true) => (("My reports", Action::OwnDevices), ("My devices", Action::OwnDevices)),
         _ => (("Requests", Action::RequestRead), ("Devices", Action::DeviceRead)),
     };
-    let entries: [(&'static str, &'static str, Option<Action>); 10] = [
+    let entries: [(&'static str, &'static str, Option<Action>); 11] = [
         ("/", "Dashboard", None),
         ("/requests", requests.0, Some(requests.1)),
         ("/devices", devices.0, Some(devices.1)),
+        ("/mdm", "MDM", Some(Action::MdmRead)),
         ("/agencies", "Agencies", Some(Action::AgencyRead)),
         ("/people", "People", Some(Action::PersonRead)),
         ("/plans", "Plans", Some(Action::PlanRead)),
