@@ -782,7 +782,7 @@ pub async fn enqueue(app: &App, actor: &Actor, input: NewCommands) -> Result<(St
     keys.dedup();
     let now = now_ms();
     let mut tx = app.store.write().await?;
-    let found = mdm::enrollments_by_keys(&mut tx, &keys).await?;
+    let found = mdm::targets_by_keys(&mut tx, &keys).await?;
     let mut by_key = std::collections::HashMap::new();
     for e in &found {
         by_key.insert(e.udid.clone(), e);
@@ -792,7 +792,7 @@ pub async fn enqueue(app: &App, actor: &Actor, input: NewCommands) -> Result<(St
         }
     }
     let mut errors = custody_domain::FieldErrors::new();
-    let mut targets: Vec<&EnrollmentRow> = Vec::new();
+    let mut targets: Vec<&mdm::EnrollmentTarget> = Vec::new();
     for (i, key) in input.devices.iter().enumerate() {
         match by_key.get(key.trim()) {
             Some(e)

@@ -373,13 +373,70 @@ pub async fn enrollment_by_device(conn: &mut Conn, device_id: &str) -> Result<Op
     row.as_ref().map(enrollment_from).transpose()
 }
 
-/// Enrollments by UDID or id (the targets a command names), at most 1,000 keys a statement.
+/// What queuing a command needs of an enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentTarget {
+    pub id: String,
+    pub udid: String,
+    pub device_id: Option<String>,
+    pub agency_code: String,
+    pub status: String,
+}
+
+/// The enrollments `keys` name: by UDID first, then the keys still unknown by enrollment id,
+/// then by inventory device id; 500 keys a statement, each lookup on its index.
+pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<EnrollmentTarget>, SqlError> {
+    let mut found: Vec<EnrollmentTarget> = Vec::with_capacity(keys.len());
+    let mut unknown: Vec<String> = keys.to_vec();
+    for column in ["udid", "id", "device_id"] {
+        if unknown.is_empty() {
+            break;
+        }
+        let mut known = std::collections::HashSet::new();
+        for chunk in unknown.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, udid, device_id, agency_code, status FROM mdm_enrollments WHERE {column} IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for key in chunk {
+                query = query.bind(key.clone());
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                let target = EnrollmentTarget {
+                    id: row.try_get("id")?,
+                    udid: row.try_get("udid")?,
+                    device_id: row.try_get("device_id")?,
+                    agency_code: row.try_get("agency_code")?,
+                    status: row.try_get("status")?,
+                };
+                known.insert(match column {
+                    "udid" => target.udid.clone(),
+                    "id" => target.id.clone(),
+                    _ => target.device_id.clone().unwrap_or_default(),
+                });
+                found.push(target);
+            }
+        }
+        unknown.retain(|k| !known.contains(k));
+    }
+    Ok(found)
+}
+
+/// Enrollments by UDID, id or inventory device id (the targets a command names), 200 keys a
+/// statement.
 pub async fn enrollments_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<EnrollmentRow>, SqlError> {
     let mut found = Vec::new();
-    for chunk in keys.chunks(1000) {
+    for chunk in keys.chunks(200) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let list = placeholders.join(", ");
-        let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE udid IN ({list}) OR id IN ({list})");
+        // One indexed lookup per key kind (an OR of the three would scan the table).
+        let sql = format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE udid IN ({list}) \
+             UNION SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE id IN ({list}) \
+             UNION SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE device_id IN ({list})"
+        );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for key in chunk {
             query = query.bind(key.clone());
@@ -543,36 +600,95 @@ fn command_from(r: &AnyRow) -> Result<CommandRow, SqlError> {
     })
 }
 
-/// Inserts many queued commands, 1,000 to a statement.
+/// Rows per multi-row INSERT of commands. Small on purpose: binding cost grows faster than the
+/// number of parameters in one statement.
+const INSERT_CHUNK: usize = 200;
+
+/// Inserts many commands. A queued batch (the usual case: the same command for many devices)
+/// binds its shared values once per statement and three per row.
 pub async fn insert_commands(conn: &mut Conn, rows: &[CommandRow]) -> Result<(), SqlError> {
-    let head = format!("mdm_commands ({COMMAND_COLUMNS})");
-    for chunk in rows.chunks(1000) {
-        let sql = crate::insert_values_sql(&head, 19, chunk.len());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for c in chunk {
-            query = query
-                .bind(c.id.clone())
-                .bind(c.enrollment_id.clone())
-                .bind(c.agency_code.clone())
-                .bind(c.batch_id.clone())
-                .bind(c.request_type.clone())
-                .bind(c.params.clone())
-                .bind(c.status.clone())
-                .bind(c.created_by.clone())
-                .bind(c.created_at)
-                .bind(c.due_at)
-                .bind(c.expires_at)
-                .bind(c.sent_at)
-                .bind(c.deliveries)
-                .bind(c.not_now_count)
-                .bind(c.result_status.clone())
-                .bind(c.result.clone())
-                .bind(c.error_chain.clone())
-                .bind(c.completed_at)
-                .bind(c.updated_at);
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let first = &chunk[0];
+        let shared = chunk.iter().all(|c| {
+            c.batch_id == first.batch_id
+                && c.request_type == first.request_type
+                && c.params == first.params
+                && c.status == first.status
+                && c.created_by == first.created_by
+                && (c.created_at, c.due_at, c.expires_at, c.updated_at)
+                    == (first.created_at, first.due_at, first.expires_at, first.updated_at)
+                && (c.sent_at, c.deliveries, c.not_now_count, c.completed_at) == (None, 0, 0, None)
+                && c.result_status.is_none()
+                && c.result.is_none()
+                && c.error_chain.is_none()
+        });
+        if shared {
+            insert_batch_chunk(conn, chunk).await?;
+        } else {
+            insert_command_rows(conn, chunk).await?;
         }
-        query.execute(&mut *conn).await?;
     }
+    Ok(())
+}
+
+async fn insert_batch_chunk(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(), SqlError> {
+    let mut sql = String::from(
+        "INSERT INTO mdm_commands (id, enrollment_id, agency_code, batch_id, request_type, params, status, \
+         created_by, created_at, due_at, expires_at, deliveries, not_now_count, updated_at) VALUES ",
+    );
+    const SHARED: usize = 9;
+    for i in 0..chunk.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        let p = SHARED + 3 * i;
+        sql.push_str(&format!("(${}, ${}, ${}, $1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9)", p + 1, p + 2, p + 3));
+    }
+    let first = &chunk[0];
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(first.batch_id.clone())
+        .bind(first.request_type.clone())
+        .bind(first.params.clone())
+        .bind(first.status.clone())
+        .bind(first.created_by.clone())
+        .bind(first.created_at)
+        .bind(first.due_at)
+        .bind(first.expires_at)
+        .bind(first.updated_at);
+    for c in chunk {
+        query = query.bind(c.id.clone()).bind(c.enrollment_id.clone()).bind(c.agency_code.clone());
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn insert_command_rows(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(), SqlError> {
+    let head = format!("mdm_commands ({COMMAND_COLUMNS})");
+    let sql = crate::insert_values_sql(&head, 19, chunk.len());
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for c in chunk {
+        query = query
+            .bind(c.id.clone())
+            .bind(c.enrollment_id.clone())
+            .bind(c.agency_code.clone())
+            .bind(c.batch_id.clone())
+            .bind(c.request_type.clone())
+            .bind(c.params.clone())
+            .bind(c.status.clone())
+            .bind(c.created_by.clone())
+            .bind(c.created_at)
+            .bind(c.due_at)
+            .bind(c.expires_at)
+            .bind(c.sent_at)
+            .bind(c.deliveries)
+            .bind(c.not_now_count)
+            .bind(c.result_status.clone())
+            .bind(c.result.clone())
+            .bind(c.error_chain.clone())
+            .bind(c.completed_at)
+            .bind(c.updated_at);
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
