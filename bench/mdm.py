@@ -22,6 +22,9 @@ BIN = os.path.abspath("target/release/custody")
 SIM = os.path.abspath("target/release/custody-sim")
 FANOUT = os.path.abspath("target/release/examples/mdm_fanout")
 TOPIC = "com.apple.mgmt.External.5f4e3d2c-1b0a-4958-8776-a5b4c3d2e1f0"
+# Every server of one database needs the same sealing key (the CA's key is sealed with it).
+BENCH_SECRET = "Y3VzdG9keSBiZW5jaG1hcmsgc2VhbGluZyBrZXkgMzI="
+ENV = dict(os.environ, RUST_LOG="warn", CUSTODY_MDM__SECRET_KEY=BENCH_SECRET)
 
 
 def free_port():
@@ -58,11 +61,11 @@ class Server:
         self.dir = tempfile.mkdtemp(prefix="custody-mdm-bench-")
         self.port = free_port()
         db = ["--data-dir", self.dir] + (["--database-url", database_url] if database_url else [])
-        subprocess.run([BIN, "migrate"] + db, check=True, capture_output=True)
+        subprocess.run([BIN, "migrate"] + db, check=True, capture_output=True, env=ENV)
         out = subprocess.run([BIN, "admin", "create-token", "--role", "admin", "--name",
-                              f"bench-{self.port}"] + db, check=True, capture_output=True, text=True)
+                              f"bench-{self.port}"] + db, check=True, capture_output=True, text=True, env=ENV)
         self.token = out.stdout.strip().splitlines()[-1]
-        env = dict(os.environ, RUST_LOG="warn", CUSTODY_MDM__APNS_URL="http://127.0.0.1:9")
+        env = dict(ENV, CUSTODY_MDM__APNS_URL="http://127.0.0.1:9")
         self.process = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{self.port}"] + db, env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(300):
