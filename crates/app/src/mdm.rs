@@ -154,21 +154,33 @@ async fn new_standing_challenge(
     actor: &Actor,
     agency: &str,
 ) -> Result<(String, String), AppError> {
+    let (row, value) = new_challenge(app, actor, agency, "standing", None)?;
+    mdm::insert_challenge(tx, &row).await?;
+    Ok((row.id, value))
+}
+
+/// A fresh challenge (its value, and the row that keeps it sealed with its digest).
+fn new_challenge(
+    app: &App,
+    actor: &Actor,
+    agency: &str,
+    kind: &str,
+    expires_at: Option<i64>,
+) -> Result<(ChallengeRow, String), AppError> {
     let value = random_challenge();
     let row = ChallengeRow {
         id: custody_store::new_id(),
         agency_code: agency.to_string(),
-        kind: "standing".into(),
+        kind: kind.into(),
         digest: digest_of(&value),
         value_sealed: seal(app, value.as_bytes())?,
         created_by: actor.label.clone(),
         created_at: now_ms(),
-        expires_at: None,
+        expires_at,
         used_at: None,
         revoked_at: None,
     };
-    mdm::insert_challenge(tx, &row).await?;
-    Ok((row.id, value))
+    Ok((row, value))
 }
 
 /// A one-time SCEP challenge for the agency, valid for `hours`.
@@ -180,20 +192,8 @@ pub async fn one_time_challenge(app: &App, actor: &Actor, agency: &str, hours: i
     }
     let mut tx = app.store.write().await?;
     agencies::get(&mut tx, code.as_str()).await?.ok_or(AppError::NotFound)?;
-    let value = random_challenge();
-    let now = now_ms();
-    let row = ChallengeRow {
-        id: custody_store::new_id(),
-        agency_code: code.to_string(),
-        kind: "one_time".into(),
-        digest: digest_of(&value),
-        value_sealed: seal(app, value.as_bytes())?,
-        created_by: actor.label.clone(),
-        created_at: now,
-        expires_at: Some(now + hours * 3_600_000),
-        used_at: None,
-        revoked_at: None,
-    };
+    let expires_at = now_ms() + hours * 3_600_000;
+    let (row, value) = new_challenge(app, actor, code.as_str(), "one_time", Some(expires_at))?;
     mdm::insert_challenge(&mut tx, &row).await?;
     let changes = serde_json::json!({ "kind": "one_time", "expires_at": row.expires_at });
     audit::append(
@@ -451,15 +451,7 @@ async fn quiet_idle(app: &App, ca: &CertificateAuthority, cert_der: &[u8], udid:
         return Err(DeviceRefusal::Identity(format!("certificate {serial} was not issued by this service")));
     };
     certificate_usable(&serial, poll.cert_revoked, poll.cert_not_before, poll.cert_not_after)?;
-    if poll.enrollment_id.is_none() {
-        return Err(DeviceRefusal::Identity("no enrollment for this device".into()));
-    }
-    if poll.bound_serial.as_deref() != Some(serial.as_str()) {
-        return Err(DeviceRefusal::Identity("the certificate is not the one this enrollment is bound to".into()));
-    }
-    if poll.status.as_deref() == Some("checked_out") {
-        return Err(DeviceRefusal::Identity("this enrollment has checked out".into()));
-    }
+    check_binding(poll.bound_serial.as_deref().zip(poll.status.as_deref()), &serial)?;
     Ok(!poll.command_due && poll.last_seen_at.is_some_and(|seen| now - seen < LAST_SEEN_RESOLUTION_MS))
 }
 
@@ -483,10 +475,7 @@ pub async fn checkin(
     let message = Checkin::parse(body).map_err(|e| DeviceRefusal::Malformed(e.to_string()))?;
     if message.enrollment.is_user_channel() || message.enrollment.is_user_enrollment() {
         // User channels and user enrollments are not offered: decline them as Apple documents.
-        return Ok(match message.message {
-            CheckinMessage::UserAuthenticate { .. } => CheckinReply::Declined,
-            _ => CheckinReply::Declined,
-        });
+        return Ok(CheckinReply::Declined);
     }
     let udid = message.enrollment.device_key().to_string();
     let actor = device_actor(&udid, source);
@@ -628,16 +617,22 @@ const LAST_SEEN_RESOLUTION_MS: i64 = 60_000;
 
 /// The enrollment of `udid`, when `cert` is the certificate bound to it and it is active.
 async fn bound_enrollment(conn: &mut Conn, udid: &str, cert: &CertificateRow) -> Result<EnrollmentRow, DeviceRefusal> {
-    let Some(row) = mdm::enrollment_by_udid(conn, udid).await? else {
-        return Err(DeviceRefusal::Identity("no enrollment for this device".into()));
-    };
-    if row.cert_serial != cert.serial {
-        return Err(DeviceRefusal::Identity("the certificate is not the one this enrollment is bound to".into()));
+    let row = mdm::enrollment_by_udid(conn, udid).await?;
+    check_binding(row.as_ref().map(|r| (r.cert_serial.as_str(), r.status.as_str())), &cert.serial)?;
+    Ok(row.expect("checked"))
+}
+
+/// Refuses a device without an enrollment, one whose enrollment is bound to another certificate
+/// than `serial`, or one that checked out. `enrollment`: its bound serial and status.
+fn check_binding(enrollment: Option<(&str, &str)>, serial: &str) -> Result<(), DeviceRefusal> {
+    match enrollment {
+        None => Err(DeviceRefusal::Identity("no enrollment for this device".into())),
+        Some((bound, _)) if bound != serial => {
+            Err(DeviceRefusal::Identity("the certificate is not the one this enrollment is bound to".into()))
+        }
+        Some((_, "checked_out")) => Err(DeviceRefusal::Identity("this enrollment has checked out".into())),
+        Some(_) => Ok(()),
     }
-    if row.status == "checked_out" {
-        return Err(DeviceRefusal::Identity("this enrollment has checked out".into()));
-    }
-    Ok(row)
 }
 
 /// A report on the command connection (`PUT /mdm/connect`): records the answer to the command it
@@ -885,7 +880,7 @@ pub async fn commands(app: &App, actor: &Actor, query: CommandQuery) -> Result<P
     };
     let mut conn = app.store.conn().await?;
     let enrollment_id = match query.device.as_deref().filter(|d| !d.is_empty()) {
-        Some(key) => match mdm::enrollments_by_keys(&mut conn, &[key.to_string()]).await?.into_iter().next() {
+        Some(key) => match mdm::targets_by_keys(&mut conn, &[key.to_string()]).await?.into_iter().next() {
             Some(e) => Some(e.id),
             None => return Ok(Page { items: Vec::new(), next: None }),
         },

@@ -424,30 +424,6 @@ pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<Enr
     Ok(found)
 }
 
-/// Enrollments by UDID, id or inventory device id (the targets a command names), 200 keys a
-/// statement.
-pub async fn enrollments_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<EnrollmentRow>, SqlError> {
-    let mut found = Vec::new();
-    for chunk in keys.chunks(200) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let list = placeholders.join(", ");
-        // One indexed lookup per key kind (an OR of the three would scan the table).
-        let sql = format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE udid IN ({list}) \
-             UNION SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE id IN ({list}) \
-             UNION SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE device_id IN ({list})"
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for key in chunk {
-            query = query.bind(key.clone());
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            found.push(enrollment_from(&row)?);
-        }
-    }
-    Ok(found)
-}
-
 pub async fn insert_enrollment(conn: &mut Conn, e: &EnrollmentRow) -> Result<(), SqlError> {
     let placeholders: Vec<String> = (1..=26).map(|i| format!("${i}")).collect();
     let sql = format!("INSERT INTO mdm_enrollments ({ENROLLMENT_COLUMNS}) VALUES ({})", placeholders.join(", "));
@@ -717,8 +693,7 @@ pub struct IdlePoll {
     pub cert_revoked: bool,
     pub cert_not_before: i64,
     pub cert_not_after: i64,
-    /// The enrollment of the UDID, when there is one.
-    pub enrollment_id: Option<String>,
+    /// The certificate the UDID's enrollment is bound to; `None` when it has no enrollment.
     pub bound_serial: Option<String>,
     pub status: Option<String>,
     pub last_seen_at: Option<i64>,
@@ -729,7 +704,10 @@ pub struct IdlePoll {
 /// the certificate is unknown.
 pub async fn idle_poll(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> Result<Option<IdlePoll>, SqlError> {
     let row = sqlx::query(
-        "SELECT c.revoked_at, c.not_before, c.not_after, e.id AS enrollment_id, e.cert_serial, e.status,          e.last_seen_at, EXISTS (SELECT 1 FROM mdm_commands m WHERE m.enrollment_id = e.id            AND m.status IN ('queued', 'sent', 'not_now') AND m.due_at <= $3 AND m.expires_at > $3) AS due          FROM mdm_certificates c LEFT JOIN mdm_enrollments e ON e.udid = $2 WHERE c.serial = $1",
+        "SELECT c.revoked_at, c.not_before, c.not_after, e.cert_serial, e.status, e.last_seen_at, \
+         EXISTS (SELECT 1 FROM mdm_commands m WHERE m.enrollment_id = e.id \
+           AND m.status IN ('queued', 'sent', 'not_now') AND m.due_at <= $3 AND m.expires_at > $3) AS due \
+         FROM mdm_certificates c LEFT JOIN mdm_enrollments e ON e.udid = $2 WHERE c.serial = $1",
     )
     .bind(serial)
     .bind(udid)
@@ -746,7 +724,6 @@ pub async fn idle_poll(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> R
         cert_revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
         cert_not_before: r.try_get("not_before")?,
         cert_not_after: r.try_get("not_after")?,
-        enrollment_id: r.try_get("enrollment_id")?,
         bound_serial: r.try_get("cert_serial")?,
         status: r.try_get("status")?,
         last_seen_at: r.try_get("last_seen_at")?,

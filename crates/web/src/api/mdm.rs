@@ -19,6 +19,13 @@ use crate::problem::{ApiResult, Problem};
 
 const PROFILE_CONTENT_TYPE: &str = "application/x-apple-aspen-config";
 
+/// An agency's enrollment profile as a download (API and console).
+pub fn profile_download(code: &str, profile: Vec<u8>) -> Response {
+    let disposition = format!("attachment; filename=\"{}-enrollment.mobileconfig\"", code.to_ascii_lowercase());
+    ([(header::CONTENT_TYPE, PROFILE_CONTENT_TYPE.to_string()), (header::CONTENT_DISPOSITION, disposition)], profile)
+        .into_response()
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -42,12 +49,7 @@ pub async fn enrollment_profile(
     ApiQuery(query): ApiQuery<ProfileQuery>,
 ) -> ApiResult<Response> {
     let profile = mdm::enrollment_profile(&state.app, &actor, &code, query.signed.unwrap_or(false)).await?;
-    let disposition = format!("attachment; filename=\"{}-enrollment.mobileconfig\"", code.to_ascii_lowercase());
-    Ok((
-        [(header::CONTENT_TYPE, PROFILE_CONTENT_TYPE.to_string()), (header::CONTENT_DISPOSITION, disposition)],
-        profile,
-    )
-        .into_response())
+    Ok(profile_download(&code, profile))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -456,15 +456,7 @@ pub async fn enrollment_profile(
 ) -> Response {
     let signed = matches!(q.get("signed").map(String::as_str), Some("1" | "true"));
     match mdm::enrollment_profile(&state.app, &viewer.actor, &code, signed).await {
-        Ok(profile) => {
-            let name = code.to_ascii_lowercase();
-            let disposition = format!("attachment; filename=\"{name}-enrollment.mobileconfig\"");
-            let headers = [
-                (header::CONTENT_TYPE, "application/x-apple-aspen-config".to_string()),
-                (header::CONTENT_DISPOSITION, disposition),
-            ];
-            (headers, profile).into_response()
-        }
+        Ok(profile) => crate::api::mdm::profile_download(&code, profile),
         Err(error) => refused(&state, &viewer, error).await,
     }
 }
