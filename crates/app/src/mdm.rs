@@ -778,33 +778,32 @@ pub async fn enqueue(app: &App, actor: &Actor, input: NewCommands) -> Result<(St
     let now = now_ms();
     let mut tx = app.store.write().await?;
     let found = mdm::targets_by_keys(&mut tx, &keys).await?;
-    let mut by_key = std::collections::HashMap::new();
+    let mut by_key: std::collections::HashMap<&str, &mdm::EnrollmentTarget> =
+        std::collections::HashMap::with_capacity(found.len() * 2);
     for e in &found {
-        by_key.insert(e.udid.clone(), e);
-        by_key.insert(e.id.clone(), e);
+        by_key.insert(&e.udid, e);
+        by_key.insert(&e.id, e);
         if let Some(device) = &e.device_id {
-            by_key.insert(device.clone(), e);
+            by_key.insert(device, e);
         }
     }
+    // Whether the actor may command devices of an agency, decided once per agency.
+    let mut allowed: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
     let mut errors = custody_domain::FieldErrors::new();
-    let mut targets: Vec<&mdm::EnrollmentTarget> = Vec::new();
+    let mut targets: Vec<&mdm::EnrollmentTarget> = Vec::with_capacity(found.len());
     for (i, key) in input.devices.iter().enumerate() {
-        match by_key.get(key.trim()) {
-            Some(e)
-                if actor
-                    .authorize(
-                        Action::MdmCommand,
-                        Scope::Agency(&AgencyCode::parse(&e.agency_code).map_err(|_| AppError::NotFound)?),
-                    )
-                    .is_ok() =>
-            {
-                if e.status == "checked_out" {
-                    errors.push(format!("devices[{i}]"), "this device checked out of MDM");
-                } else {
-                    targets.push(e);
-                }
+        let target = by_key.get(key.trim()).filter(|e| {
+            *allowed.entry(e.agency_code.as_str()).or_insert_with(|| {
+                AgencyCode::parse(&e.agency_code)
+                    .is_ok_and(|code| actor.authorize(Action::MdmCommand, Scope::Agency(&code)).is_ok())
+            })
+        });
+        match target {
+            Some(e) if e.status == "checked_out" => {
+                errors.push(format!("devices[{i}]"), "this device checked out of MDM")
             }
-            _ => errors.push(format!("devices[{i}]"), "no enrolled device has this UDID or id"),
+            Some(e) => targets.push(e),
+            None => errors.push(format!("devices[{i}]"), "no enrolled device has this UDID or id"),
         }
         if errors.0.len() >= 20 {
             break;

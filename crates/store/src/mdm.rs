@@ -393,16 +393,23 @@ pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<Enr
             break;
         }
         let mut known = std::collections::HashSet::new();
-        for chunk in unknown.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT id, udid, device_id, agency_code, status FROM mdm_enrollments WHERE {column} IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for key in chunk {
-                query = query.bind(key.clone());
-            }
+        let postgres = crate::is_postgres(conn);
+        for chunk in unknown.chunks(if postgres { 5_000 } else { 500 }) {
+            let columns = "SELECT id, udid, device_id, agency_code, status FROM mdm_enrollments";
+            let query = if postgres {
+                // One JSON array parameter instead of thousands.
+                let sql = format!("{columns} WHERE {column} IN (SELECT json_array_elements_text($1::json))");
+                let keys = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(keys)
+            } else {
+                let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let sql = format!("{columns} WHERE {column} IN ({})", placeholders.join(", "));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for key in chunk {
+                    query = query.bind(key.clone());
+                }
+                query
+            };
             for row in query.fetch_all(&mut *conn).await? {
                 let target = EnrollmentTarget {
                     id: row.try_get("id")?,
@@ -583,7 +590,9 @@ const INSERT_CHUNK: usize = 200;
 /// Inserts many commands. A queued batch (the usual case: the same command for many devices)
 /// binds its shared values once per statement and three per row.
 pub async fn insert_commands(conn: &mut Conn, rows: &[CommandRow]) -> Result<(), SqlError> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
+    // PostgreSQL takes a batch's rows as one JSON array parameter: many rows a statement.
+    let size = if crate::is_postgres(conn) { 5_000 } else { INSERT_CHUNK };
+    for chunk in rows.chunks(size) {
         let first = &chunk[0];
         let shared = chunk.iter().all(|c| {
             c.batch_id == first.batch_id
@@ -608,6 +617,9 @@ pub async fn insert_commands(conn: &mut Conn, rows: &[CommandRow]) -> Result<(),
 }
 
 async fn insert_batch_chunk(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(), SqlError> {
+    if crate::is_postgres(conn) {
+        return insert_batch_json(conn, chunk).await;
+    }
     let mut sql = String::from(
         "INSERT INTO mdm_commands (id, enrollment_id, agency_code, batch_id, request_type, params, status, \
          created_by, created_at, due_at, expires_at, deliveries, not_now_count, updated_at) VALUES ",
@@ -635,6 +647,32 @@ async fn insert_batch_chunk(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(),
         query = query.bind(c.id.clone()).bind(c.enrollment_id.clone()).bind(c.agency_code.clone());
     }
     query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// PostgreSQL: the per-row values (id, enrollment, agency) as one JSON array of triples.
+async fn insert_batch_json(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(), SqlError> {
+    let triples: Vec<[&str; 3]> =
+        chunk.iter().map(|c| [c.id.as_str(), c.enrollment_id.as_str(), c.agency_code.as_str()]).collect();
+    let first = &chunk[0];
+    sqlx::query(
+        "INSERT INTO mdm_commands (id, enrollment_id, agency_code, batch_id, request_type, params, status, \
+         created_by, created_at, due_at, expires_at, deliveries, not_now_count, updated_at) \
+         SELECT t->>0, t->>1, t->>2, $1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9 \
+         FROM json_array_elements($10::json) AS t",
+    )
+    .bind(first.batch_id.clone())
+    .bind(first.request_type.clone())
+    .bind(first.params.clone())
+    .bind(first.status.clone())
+    .bind(first.created_by.clone())
+    .bind(first.created_at)
+    .bind(first.due_at)
+    .bind(first.expires_at)
+    .bind(first.updated_at)
+    .bind(serde_json::to_string(&triples).map_err(|e| SqlError::Encode(Box::new(e)))?)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -879,6 +917,19 @@ pub async fn list_commands(
 /// Schedules a push to each enrollment at `due_at`; an earlier push already due is kept, so
 /// pushes to one device coalesce into one row.
 pub async fn schedule_pushes(conn: &mut Conn, enrollment_ids: &[String], due_at: i64) -> Result<(), SqlError> {
+    const KEEP_EARLIEST: &str = " ON CONFLICT (enrollment_id) DO UPDATE SET due_at = CASE WHEN excluded.due_at < \
+                                 mdm_push_due.due_at THEN excluded.due_at ELSE mdm_push_due.due_at END";
+    if crate::is_postgres(conn) {
+        for chunk in enrollment_ids.chunks(10_000) {
+            let sql = format!(
+                "INSERT INTO mdm_push_due (enrollment_id, due_at, attempts, claimed_until) \
+                 SELECT id, $1, 0, 0 FROM json_array_elements_text($2::json) AS id{KEEP_EARLIEST}"
+            );
+            let ids = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(due_at).bind(ids).execute(&mut *conn).await?;
+        }
+        return Ok(());
+    }
     for chunk in enrollment_ids.chunks(1000) {
         let mut sql = String::from("INSERT INTO mdm_push_due (enrollment_id, due_at, attempts, claimed_until) VALUES ");
         for i in 0..chunk.len() {
@@ -887,10 +938,7 @@ pub async fn schedule_pushes(conn: &mut Conn, enrollment_ids: &[String], due_at:
             }
             sql.push_str(&format!("(${}, ${}, 0, 0)", i + 2, 1));
         }
-        sql.push_str(
-            " ON CONFLICT (enrollment_id) DO UPDATE SET due_at = CASE WHEN excluded.due_at < mdm_push_due.due_at \
-             THEN excluded.due_at ELSE mdm_push_due.due_at END",
-        );
+        sql.push_str(KEEP_EARLIEST);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(due_at);
         for id in chunk {
             query = query.bind(id.clone());
