@@ -659,6 +659,8 @@ pub async fn connect(
     let cert = verified_certificate(app, &ca, &mut tx, cert_der).await?;
     let mut row = bound_enrollment(&mut tx, &udid, &cert).await?;
     let actor = device_actor(&udid, source);
+    // Whether this message already recorded the device as seen.
+    let mut seen = false;
     match &report.status {
         Status::Idle => {}
         Status::NotNow { command_uuid } => {
@@ -695,9 +697,8 @@ pub async fn connect(
             };
             let recorded = mdm::record_result(&mut tx, command_uuid.as_str(), &row.id, answer, now).await?;
             // A repeated report of a command already answered changes nothing.
-            if recorded {
-                if let Some(command) = mdm::command(&mut tx, command_uuid.as_str()).await?
-                    && command.request_type == "DeviceInformation"
+            if let Some(request_type) = recorded {
+                if request_type == "DeviceInformation"
                     && let Ok(info) = report.device_information()
                 {
                     row.os_version = info.os_version.or(row.os_version);
@@ -709,8 +710,8 @@ pub async fn connect(
                     row.serial_number = info.serial_number.or(row.serial_number);
                     row.imei = info.imei.or(row.imei);
                     row.meid = info.meid.or(row.meid);
-                    row.updated_at = now;
-                    mdm::update_enrollment(&mut tx, &row).await?;
+                    mdm::update_device_facts(&mut tx, &row, now).await?;
+                    seen = true;
                 }
                 let changes = serde_json::json!({ "status": report.status.as_str() });
                 audit::append(
@@ -727,8 +728,10 @@ pub async fn connect(
             }
         }
     }
-    mdm::touch_enrollment(&mut tx, &row.id, now).await?;
-    let next = mdm::next_command(&mut tx, &row.id, now).await?;
+    if !seen {
+        mdm::touch_enrollment(&mut tx, &row.id, now).await?;
+    }
+    let next = mdm::take_next_command(&mut tx, &row.id, now).await?;
     let reply = match next {
         Some(command) => {
             let params: serde_json::Value =
@@ -736,7 +739,6 @@ pub async fn connect(
             let typed = Command::from_params(&command.request_type, &params)
                 .map_err(|e| unexpected("stored command")(e.to_string()))?;
             let uuid = CommandUuid::new(command.id.clone()).ok_or_else(|| unexpected("command id")("empty".into()))?;
-            mdm::mark_sent(&mut tx, &command.id, now).await?;
             Some(typed.to_xml(&uuid))
         }
         None => None,

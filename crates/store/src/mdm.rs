@@ -712,16 +712,41 @@ pub async fn command(conn: &mut Conn, id: &str) -> Result<Option<CommandRow>, Sq
     row.as_ref().map(command_from).transpose()
 }
 
-/// The next command to hand the device: the oldest queued (or sent and never answered, or
-/// deferred by NotNow and due again) that has not expired.
-pub async fn next_command(conn: &mut Conn, enrollment_id: &str, now: i64) -> Result<Option<CommandRow>, SqlError> {
+/// Hands out the enrollment's next due command: marks it sent (one more delivery) and returns it.
+pub async fn take_next_command(conn: &mut Conn, enrollment_id: &str, now: i64) -> Result<Option<CommandRow>, SqlError> {
     let sql = format!(
-        "SELECT {COMMAND_COLUMNS} FROM mdm_commands WHERE enrollment_id = $1 \
-         AND status IN ('queued', 'sent', 'not_now') AND due_at <= $2 AND expires_at > $2 \
-         ORDER BY created_at, id LIMIT 1"
+        "UPDATE mdm_commands SET status = 'sent', sent_at = $2, deliveries = deliveries + 1, updated_at = $2 \
+         WHERE id = (SELECT id FROM mdm_commands WHERE enrollment_id = $1 \
+           AND status IN ('queued', 'sent', 'not_now') AND due_at <= $2 AND expires_at > $2 \
+           ORDER BY created_at, id LIMIT 1) \
+         RETURNING {COMMAND_COLUMNS}"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(enrollment_id).bind(now).fetch_optional(&mut *conn).await?;
     row.as_ref().map(command_from).transpose()
+}
+
+/// What a device reported of itself (`DeviceInformation`), kept on its enrollment; also a sign
+/// of life.
+pub async fn update_device_facts(conn: &mut Conn, e: &EnrollmentRow, now: i64) -> Result<(), SqlError> {
+    sqlx::query(
+        "UPDATE mdm_enrollments SET os_version = $2, build_version = $3, product_name = $4, model = $5, \
+         model_name = $6, device_name = $7, serial_number = $8, imei = $9, meid = $10, updated_at = $11, \
+         last_seen_at = $11 WHERE id = $1",
+    )
+    .bind(&e.id)
+    .bind(&e.os_version)
+    .bind(&e.build_version)
+    .bind(&e.product_name)
+    .bind(&e.model)
+    .bind(&e.model_name)
+    .bind(&e.device_name)
+    .bind(&e.serial_number)
+    .bind(&e.imei)
+    .bind(&e.meid)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// What an idle poll needs to know, read in one statement: the certificate's state, the
@@ -769,19 +794,6 @@ pub async fn idle_poll(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> R
     }))
 }
 
-/// Records that a command was handed to the device.
-pub async fn mark_sent(conn: &mut Conn, id: &str, now: i64) -> Result<(), SqlError> {
-    sqlx::query(
-        "UPDATE mdm_commands SET status = 'sent', sent_at = $2, deliveries = deliveries + 1, updated_at = $2 \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 /// The device's final answer to a command.
 #[derive(Debug, Clone, Copy)]
 pub struct CommandResult<'a> {
@@ -804,10 +816,11 @@ pub async fn record_result(
     enrollment_id: &str,
     answer: CommandResult<'_>,
     now: i64,
-) -> Result<bool, SqlError> {
-    let done = sqlx::query(
+) -> Result<Option<String>, SqlError> {
+    let row = sqlx::query(
         "UPDATE mdm_commands SET status = $3, result_status = $4, result = $5, error_chain = $6, completed_at = $7, \
-         updated_at = $7 WHERE id = $1 AND enrollment_id = $2 AND status IN ('queued', 'sent', 'not_now')",
+         updated_at = $7 WHERE id = $1 AND enrollment_id = $2 AND status IN ('queued', 'sent', 'not_now') \
+         RETURNING request_type",
     )
     .bind(id)
     .bind(enrollment_id)
@@ -816,9 +829,9 @@ pub async fn record_result(
     .bind(answer.result)
     .bind(answer.error_chain)
     .bind(now)
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    row.map(|r| r.try_get("request_type")).transpose()
 }
 
 /// Defers a command the device answered NotNow until `due_at`. True when it was deferred.
