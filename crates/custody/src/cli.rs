@@ -64,6 +64,13 @@ pub struct ServeArgs {
     /// https://mdm.example.gov [default: http:// and the listen address].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Serve TLS with this certificate chain (PEM); devices may then prove who they are with
+    /// their client certificate.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -131,11 +138,23 @@ pub enum AdminCommand {
 }
 
 fn overrides(db: &DbArgs, listen: Option<SocketAddr>) -> Overrides {
-    Overrides { listen, data_dir: db.data_dir.clone(), database_url: db.database_url.clone(), public_url: None }
+    Overrides {
+        listen,
+        data_dir: db.data_dir.clone(),
+        database_url: db.database_url.clone(),
+        public_url: None,
+        tls_cert: None,
+        tls_key: None,
+    }
 }
 
 fn serve_overrides(args: &ServeArgs) -> Overrides {
-    Overrides { public_url: args.public_url.clone(), ..overrides(&args.db, args.listen) }
+    Overrides {
+        public_url: args.public_url.clone(),
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+        ..overrides(&args.db, args.listen)
+    }
 }
 
 /// Runs the parsed command; returns the process exit code.

@@ -24,6 +24,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Force `Secure` cookies (also on when `public_url` is https).
     pub secure_cookies: bool,
+    /// Serve TLS with this certificate chain (PEM) and `tls_key`, asking every client for a
+    /// certificate (devices present their MDM identity); without them Custody serves plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub log: LogConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
@@ -171,6 +175,8 @@ impl Default for Config {
             auto_migrate: true,
             public_url: None,
             secure_cookies: false,
+            tls_cert: None,
+            tls_key: None,
             log: LogConfig::default(),
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
@@ -218,6 +224,10 @@ pub struct Overrides {
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -278,6 +288,10 @@ impl Config {
         custody_domain::catalog::parse_date(&self.plan.policy_issued_on)
             .map_err(|e| anyhow::anyhow!("plan.policy_issued_on {e}"))?;
         anyhow::ensure!(self.plan.due_days >= 0, "plan.due_days must not be negative");
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "tls_cert and tls_key go together: give both, or neither to serve plain HTTP"
+        );
         if let Some(url) = &self.public_url {
             let host = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or_default();
             anyhow::ensure!(
@@ -293,6 +307,14 @@ impl Config {
             mail.check().map_err(|e| anyhow::anyhow!("mail.{e}"))?;
         }
         Ok(())
+    }
+
+    /// The TLS settings, when Custody serves TLS itself.
+    pub fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<custody_web::tls::ServerConfig>>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else { return Ok(None) };
+        let read = |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+        let config = custody_web::tls::server_config(&read(cert)?, &read(key)?).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Some(config))
     }
 
     pub fn web_config(&self) -> custody_web::WebConfig {

@@ -38,6 +38,8 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
 pub struct Server {
     pub addr: SocketAddr,
     pub app: App,
+    /// Whether it serves TLS itself.
+    pub tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::JoinHandle<()>,
@@ -104,17 +106,23 @@ impl Server {
         let addr = listener.local_addr()?;
         let router = custody_web::router(app.clone(), config.web_config());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(custody_web::serve(listener, router, async move {
+        let shutdown = async move {
             let _ = rx.await;
-        }));
+        };
+        let tls = config.tls()?;
+        let serves_tls = tls.is_some();
+        let task = match tls {
+            Some(tls) => tokio::spawn(custody_web::tls::serve(listener, router, tls, shutdown)),
+            None => tokio::spawn(custody_web::serve(listener, router, shutdown)),
+        };
         let sweeper = tokio::spawn(sweep_periodically(app.clone()));
         let mailer = tokio::spawn(send_mail_periodically(app.clone()));
         let pusher = tokio::spawn(push_periodically(app.clone()));
-        Ok(Self { addr, app, shutdown: Some(tx), task, sweeper, mailer, pusher })
+        Ok(Self { addr, app, tls: serves_tls, shutdown: Some(tx), task, sweeper, mailer, pusher })
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 
     /// Stops accepting, lets open requests finish, and closes the database.

@@ -496,3 +496,95 @@ async fn the_enrollment_profile_needs_the_push_certificate_and_can_be_signed() {
     assert!(challenge(&before).is_some());
     assert_ne!(challenge(&before), challenge(&after), "a rotated challenge");
 }
+
+/// A self-signed server certificate for 127.0.0.1 (PEM certificate, PEM key).
+fn server_certificate() -> (Vec<u8>, Vec<u8>) {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509, X509NameBuilder};
+    let key = PKey::from_ec_key(
+        openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "127.0.0.1").unwrap();
+    let name = name.build();
+    let mut builder = X509::builder().unwrap();
+    builder.set_version(2).unwrap();
+    builder.set_subject_name(&name).unwrap();
+    builder.set_issuer_name(&name).unwrap();
+    builder.set_pubkey(&key).unwrap();
+    builder.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+    builder.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
+    let san = SubjectAlternativeName::new().ip("127.0.0.1").build(&builder.x509v3_context(None, None)).unwrap();
+    builder.append_extension(san).unwrap();
+    builder.sign(&key, MessageDigest::sha256()).unwrap();
+    (builder.build().to_pem().unwrap(), key.private_key_to_pem_pkcs8().unwrap())
+}
+
+/// `PUT`s `body` to `url` with curl, presenting `identity` as the TLS client certificate when
+/// given; returns the HTTP status.
+async fn put_over_tls(
+    dir: &std::path::Path,
+    ca: &std::path::Path,
+    url: String,
+    body: Vec<u8>,
+    identity: Option<&Identity>,
+) -> u16 {
+    let name = format!("{:x}", rand::random::<u64>());
+    let body_path = dir.join(format!("{name}.plist"));
+    std::fs::write(&body_path, body).unwrap();
+    let mut command = std::process::Command::new("curl");
+    command.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--cacert"]).arg(ca);
+    command.args(["-H", "Content-Type: application/x-apple-aspen-mdm"]).arg("--data-binary");
+    command.arg(format!("@{}", body_path.display()));
+    if let Some(identity) = identity {
+        let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        std::fs::write(&cert, identity.certificate().to_pem().unwrap()).unwrap();
+        std::fs::write(&key, identity.key().private_key_to_pem_pkcs8().unwrap()).unwrap();
+        command.arg("--cert").arg(cert).arg("--key").arg(key);
+    }
+    command.arg(url);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("curl runs")).await.unwrap();
+    String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn with_custody_terminating_tls_the_client_certificate_identifies_the_device() {
+    let mdm = Mdm::start(TestDb::sqlite().await, |_| {}).await;
+    let a = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 21)).await;
+    let b = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 22)).await;
+
+    // A second node of the same application serving TLS itself (--tls-cert/--tls-key).
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = server_certificate();
+    let (cert_path, key_path) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let mut config = mdm.app.config.clone();
+    config.tls_cert = Some(cert_path.clone());
+    config.tls_key = Some(key_path);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls = custody::Server::start_on(&config, mdm.app.app().clone(), listener).await.unwrap();
+    assert!(tls.url().starts_with("https://"));
+    let connect = format!("{}/mdm/connect", tls.url());
+    let checkin = format!("{}/mdm/checkin", tls.url());
+
+    // No Mdm-Signature: the handshake's client certificate is the device's identity.
+    let (here, ca) = (dir.path(), cert_path.as_path());
+    assert_eq!(put_over_tls(here, ca, connect.clone(), a.idle_body(), Some(a.identity())).await, 200);
+    let token_update = a.checkin_body(custody_sim::CheckinMessage::TokenUpdate);
+    assert_eq!(put_over_tls(here, ca, checkin.clone(), token_update.clone(), Some(a.identity())).await, 200);
+    // Refused: no certificate, one Custody did not issue, and A's for B's UDID.
+    assert_eq!(put_over_tls(here, ca, connect.clone(), a.idle_body(), None).await, 401);
+    let stranger = Identity::self_signed(a.udid()).unwrap();
+    assert_eq!(put_over_tls(here, ca, connect.clone(), a.idle_body(), Some(&stranger)).await, 401);
+    assert_eq!(put_over_tls(here, ca, connect.clone(), b.idle_body(), Some(a.identity())).await, 401);
+    assert_eq!(put_over_tls(here, ca, checkin.clone(), token_update, Some(b.identity())).await, 401);
+    tls.stop().await.unwrap();
+}

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -19,6 +19,7 @@ use custody_app::mdm::{self, DeviceRefusal};
 
 use crate::AppState;
 use crate::extract::RequestMeta;
+use crate::tls::ClientCertificate;
 
 /// Device reports can be large (an installed-application list of a full device).
 const DEVICE_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -96,9 +97,15 @@ async fn pki_operation(state: &AppState, der: &[u8], source: Option<String>) -> 
 }
 
 /// The device's identity certificate (DER) for a message: from `Mdm-Signature`, verified over
-/// the body; else from the trusted proxy's header when one is configured.
+/// the body; else the TLS client certificate when Custody terminates TLS; else from the
+/// trusted proxy's header when one is configured.
 /// A refusal is answered 401 with its reason.
-fn identity(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, &'static str> {
+fn identity(
+    state: &AppState,
+    headers: &HeaderMap,
+    tls: Option<&ClientCertificate>,
+    body: &[u8],
+) -> Result<Vec<u8>, &'static str> {
     if let Some(signature) = headers.get("mdm-signature").and_then(|v| v.to_str().ok()) {
         return apple_mdm::signature::verify_mdm_signature(signature, body)
             .map(|signer| signer.der().to_vec())
@@ -106,6 +113,10 @@ fn identity(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8
                 tracing::info!(%error, "Mdm-Signature refused");
                 "the message signature does not verify"
             });
+    }
+    // Custody terminating TLS itself: the certificate the handshake proved.
+    if let Some(ClientCertificate(der)) = tls {
+        return Ok(der.clone());
     }
     if let Some(name) = &state.config.client_cert_header
         && let Some(value) = headers.get(name.as_str()).and_then(|v| v.to_str().ok())
@@ -129,8 +140,14 @@ fn refused(refusal: DeviceRefusal) -> Response {
     }
 }
 
-async fn checkin(State(state): State<AppState>, meta: RequestMeta, headers: HeaderMap, body: Bytes) -> Response {
-    let cert = match identity(&state, &headers, &body) {
+async fn checkin(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    tls: Option<Extension<ClientCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let cert = match identity(&state, &headers, tls.as_ref().map(|e| &e.0), &body) {
         Ok(cert) => cert,
         Err(reason) => return plain(StatusCode::UNAUTHORIZED, reason),
     };
@@ -145,8 +162,14 @@ async fn checkin(State(state): State<AppState>, meta: RequestMeta, headers: Head
     }
 }
 
-async fn connect(State(state): State<AppState>, meta: RequestMeta, headers: HeaderMap, body: Bytes) -> Response {
-    let cert = match identity(&state, &headers, &body) {
+async fn connect(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    tls: Option<Extension<ClientCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let cert = match identity(&state, &headers, tls.as_ref().map(|e| &e.0), &body) {
         Ok(cert) => cert,
         Err(reason) => return plain(StatusCode::UNAUTHORIZED, reason),
     };

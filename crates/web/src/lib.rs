@@ -11,6 +11,7 @@ pub mod device;
 pub mod extract;
 pub mod ops;
 pub mod problem;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
