@@ -441,9 +441,21 @@ fn certificate_usable(serial: &str, revoked: bool, not_before: i64, not_after: i
     Ok(())
 }
 
-/// Whether an idle poll can be answered "nothing to do" from one read: nothing is due and the
-/// device was seen within the minute. Refuses what the full path would refuse.
-async fn quiet_idle(app: &App, ca: &CertificateAuthority, cert_der: &[u8], udid: &str) -> Result<bool, DeviceRefusal> {
+/// The device behind a report, checked from one read outside any write: the certificate is
+/// Custody's, usable, and bound to the UDID's active enrollment.
+struct Reporter {
+    enrollment_id: String,
+    agency_code: String,
+    /// Nothing is due for it and it was seen within the minute: an Idle needs no write.
+    quiet: bool,
+}
+
+async fn reporter(
+    app: &App,
+    ca: &CertificateAuthority,
+    cert_der: &[u8],
+    udid: &str,
+) -> Result<Reporter, DeviceRefusal> {
     let serial = chained_serial(app, ca, cert_der)?;
     let now = now_ms();
     let mut conn = app.store.conn().await?;
@@ -452,7 +464,11 @@ async fn quiet_idle(app: &App, ca: &CertificateAuthority, cert_der: &[u8], udid:
     };
     certificate_usable(&serial, poll.cert_revoked, poll.cert_not_before, poll.cert_not_after)?;
     check_binding(poll.bound_serial.as_deref().zip(poll.status.as_deref()), &serial)?;
-    Ok(!poll.command_due && poll.last_seen_at.is_some_and(|seen| now - seen < LAST_SEEN_RESOLUTION_MS))
+    let quiet = !poll.command_due && poll.last_seen_at.is_some_and(|seen| now - seen < LAST_SEEN_RESOLUTION_MS);
+    match (poll.enrollment_id, poll.agency_code) {
+        (Some(enrollment_id), Some(agency_code)) => Ok(Reporter { enrollment_id, agency_code, quiet }),
+        _ => Err(DeviceRefusal::Identity("no enrollment for this device".into())),
+    }
 }
 
 fn device_actor(udid: &str, source: Option<String>) -> Actor {
@@ -615,13 +631,6 @@ pub async fn checkin(
 /// recorded one writes nothing.
 const LAST_SEEN_RESOLUTION_MS: i64 = 60_000;
 
-/// The enrollment of `udid`, when `cert` is the certificate bound to it and it is active.
-async fn bound_enrollment(conn: &mut Conn, udid: &str, cert: &CertificateRow) -> Result<EnrollmentRow, DeviceRefusal> {
-    let row = mdm::enrollment_by_udid(conn, udid).await?;
-    check_binding(row.as_ref().map(|r| (r.cert_serial.as_str(), r.status.as_str())), &cert.serial)?;
-    Ok(row.expect("checked"))
-}
-
 /// Refuses a device without an enrollment, one whose enrollment is bound to another certificate
 /// than `serial`, or one that checked out. `enrollment`: its bound serial and status.
 fn check_binding(enrollment: Option<(&str, &str)>, serial: &str) -> Result<(), DeviceRefusal> {
@@ -650,14 +659,13 @@ pub async fn connect(
     let udid = report.enrollment.device_key().to_string();
     let now = now_ms();
     let ca = ca(app).await?;
-    // An Idle with nothing due, from a device seen within the minute, needs no write: the
-    // common case of a fleet polling is served from a read.
-    if report.status == Status::Idle && quiet_idle(app, &ca, cert_der, &udid).await? {
+    // Who is reporting is settled by a read; an Idle with nothing due, from a device seen within
+    // the minute, needs no write at all: the common case of a fleet polling.
+    let device = reporter(app, &ca, cert_der, &udid).await?;
+    if report.status == Status::Idle && device.quiet {
         return Ok(None);
     }
     let mut tx = app.store.write().await?;
-    let cert = verified_certificate(app, &ca, &mut tx, cert_der).await?;
-    let mut row = bound_enrollment(&mut tx, &udid, &cert).await?;
     let actor = device_actor(&udid, source);
     // Whether this message already recorded the device as seen.
     let mut seen = false;
@@ -665,8 +673,8 @@ pub async fn connect(
         Status::Idle => {}
         Status::NotNow { command_uuid } => {
             let due = now + app.config.mdm.not_now_retry_seconds * 1000;
-            if mdm::defer(&mut tx, command_uuid.as_str(), &row.id, due, now).await? {
-                mdm::schedule_pushes(&mut tx, std::slice::from_ref(&row.id), due).await?;
+            if mdm::defer(&mut tx, command_uuid.as_str(), &device.enrollment_id, due, now).await? {
+                mdm::schedule_pushes(&mut tx, std::slice::from_ref(&device.enrollment_id), due).await?;
             }
         }
         Status::Acknowledged { command_uuid }
@@ -695,22 +703,25 @@ pub async fn connect(
                 result: &raw,
                 error_chain: chain_json.as_deref(),
             };
-            let recorded = mdm::record_result(&mut tx, command_uuid.as_str(), &row.id, answer, now).await?;
+            let recorded =
+                mdm::record_result(&mut tx, command_uuid.as_str(), &device.enrollment_id, answer, now).await?;
             // A repeated report of a command already answered changes nothing.
             if let Some(request_type) = recorded {
                 if request_type == "DeviceInformation"
                     && let Ok(info) = report.device_information()
                 {
-                    row.os_version = info.os_version.or(row.os_version);
-                    row.build_version = info.build_version.or(row.build_version);
-                    row.product_name = info.product_name.or(row.product_name);
-                    row.model = info.model.or(row.model);
-                    row.model_name = info.model_name.or(row.model_name);
-                    row.device_name = info.device_name.or(row.device_name);
-                    row.serial_number = info.serial_number.or(row.serial_number);
-                    row.imei = info.imei.or(row.imei);
-                    row.meid = info.meid.or(row.meid);
-                    mdm::update_device_facts(&mut tx, &row, now).await?;
+                    let facts = mdm::DeviceFacts {
+                        os_version: info.os_version,
+                        build_version: info.build_version,
+                        product_name: info.product_name,
+                        model: info.model,
+                        model_name: info.model_name,
+                        device_name: info.device_name,
+                        serial_number: info.serial_number,
+                        imei: info.imei,
+                        meid: info.meid,
+                    };
+                    mdm::update_device_facts(&mut tx, &device.enrollment_id, &facts, now).await?;
                     seen = true;
                 }
                 let changes = serde_json::json!({ "status": report.status.as_str() });
@@ -720,7 +731,7 @@ pub async fn connect(
                         "mdm.command.result",
                         "mdm_command",
                         command_uuid.as_str(),
-                        Some(&row.agency_code),
+                        Some(&device.agency_code),
                         changes,
                     ),
                 )
@@ -729,9 +740,9 @@ pub async fn connect(
         }
     }
     if !seen {
-        mdm::touch_enrollment(&mut tx, &row.id, now).await?;
+        mdm::touch_enrollment(&mut tx, &device.enrollment_id, now).await?;
     }
-    let next = mdm::take_next_command(&mut tx, &row.id, now).await?;
+    let next = mdm::take_next_command(&mut tx, &device.enrollment_id, now).await?;
     let reply = match next {
         Some(command) => {
             let params: serde_json::Value =

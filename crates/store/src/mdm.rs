@@ -725,24 +725,39 @@ pub async fn take_next_command(conn: &mut Conn, enrollment_id: &str, now: i64) -
     row.as_ref().map(command_from).transpose()
 }
 
-/// What a device reported of itself (`DeviceInformation`), kept on its enrollment; also a sign
-/// of life.
-pub async fn update_device_facts(conn: &mut Conn, e: &EnrollmentRow, now: i64) -> Result<(), SqlError> {
+/// What a device reported of itself (`DeviceInformation`), kept on its enrollment; a fact it
+/// did not report keeps its value. Also a sign of life.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceFacts {
+    pub os_version: Option<String>,
+    pub build_version: Option<String>,
+    pub product_name: Option<String>,
+    pub model: Option<String>,
+    pub model_name: Option<String>,
+    pub device_name: Option<String>,
+    pub serial_number: Option<String>,
+    pub imei: Option<String>,
+    pub meid: Option<String>,
+}
+
+pub async fn update_device_facts(conn: &mut Conn, id: &str, f: &DeviceFacts, now: i64) -> Result<(), SqlError> {
     sqlx::query(
-        "UPDATE mdm_enrollments SET os_version = $2, build_version = $3, product_name = $4, model = $5, \
-         model_name = $6, device_name = $7, serial_number = $8, imei = $9, meid = $10, updated_at = $11, \
-         last_seen_at = $11 WHERE id = $1",
+        "UPDATE mdm_enrollments SET os_version = COALESCE($2, os_version), \
+         build_version = COALESCE($3, build_version), product_name = COALESCE($4, product_name), \
+         model = COALESCE($5, model), model_name = COALESCE($6, model_name), \
+         device_name = COALESCE($7, device_name), serial_number = COALESCE($8, serial_number), \
+         imei = COALESCE($9, imei), meid = COALESCE($10, meid), updated_at = $11, last_seen_at = $11 WHERE id = $1",
     )
-    .bind(&e.id)
-    .bind(&e.os_version)
-    .bind(&e.build_version)
-    .bind(&e.product_name)
-    .bind(&e.model)
-    .bind(&e.model_name)
-    .bind(&e.device_name)
-    .bind(&e.serial_number)
-    .bind(&e.imei)
-    .bind(&e.meid)
+    .bind(id)
+    .bind(&f.os_version)
+    .bind(&f.build_version)
+    .bind(&f.product_name)
+    .bind(&f.model)
+    .bind(&f.model_name)
+    .bind(&f.device_name)
+    .bind(&f.serial_number)
+    .bind(&f.imei)
+    .bind(&f.meid)
     .bind(now)
     .execute(&mut *conn)
     .await?;
@@ -756,7 +771,10 @@ pub struct IdlePoll {
     pub cert_revoked: bool,
     pub cert_not_before: i64,
     pub cert_not_after: i64,
-    /// The certificate the UDID's enrollment is bound to; `None` when it has no enrollment.
+    /// The UDID's enrollment, its agency and the certificate it is bound to; `None` when it
+    /// has no enrollment.
+    pub enrollment_id: Option<String>,
+    pub agency_code: Option<String>,
     pub bound_serial: Option<String>,
     pub status: Option<String>,
     pub last_seen_at: Option<i64>,
@@ -767,7 +785,8 @@ pub struct IdlePoll {
 /// the certificate is unknown.
 pub async fn idle_poll(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> Result<Option<IdlePoll>, SqlError> {
     let row = sqlx::query(
-        "SELECT c.revoked_at, c.not_before, c.not_after, e.cert_serial, e.status, e.last_seen_at, \
+        "SELECT c.revoked_at, c.not_before, c.not_after, e.id AS enrollment_id, e.agency_code, e.cert_serial, \
+         e.status, e.last_seen_at, \
          EXISTS (SELECT 1 FROM mdm_commands m WHERE m.enrollment_id = e.id \
            AND m.status IN ('queued', 'sent', 'not_now') AND m.due_at <= $3 AND m.expires_at > $3) AS due \
          FROM mdm_certificates c LEFT JOIN mdm_enrollments e ON e.udid = $2 WHERE c.serial = $1",
@@ -787,6 +806,8 @@ pub async fn idle_poll(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> R
         cert_revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
         cert_not_before: r.try_get("not_before")?,
         cert_not_after: r.try_get("not_after")?,
+        enrollment_id: r.try_get("enrollment_id")?,
+        agency_code: r.try_get("agency_code")?,
         bound_serial: r.try_get("cert_serial")?,
         status: r.try_get("status")?,
         last_seen_at: r.try_get("last_seen_at")?,
