@@ -352,6 +352,7 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
 
     let requests = seed_plans_and_requests(app, options.seed, &roster).await?;
     seed_devices(app, options).await?;
+    seed_mdm(app).await?;
 
     let mut tx = app.store.write().await?;
     let changes = serde_json::json!({
@@ -1883,4 +1884,163 @@ async fn write_devices(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Enrolled devices in MDM: up to 300 in-service devices with enrollments (bound to their
+/// inventory device), and a `DeviceInformation` batch in every outcome. The push certificate is
+/// a self-signed stand-in (not Apple's): profiles can be downloaded, pushes will not reach APNs.
+async fn seed_mdm(app: &App) -> Result<(), AppError> {
+    use custody_store::mdm::{self, CertificateRow, CommandResult, EnrollmentRow};
+    const TOPIC: &str = "com.apple.mgmt.External.00000000-demo-4000-8000-000000000000";
+    let system = Actor::system("demo");
+    let pem = demo_push_certificate(TOPIC).map_err(|e| AppError::Unexpected(anyhow::anyhow!("demo push: {e}")))?;
+    crate::mdm::upload_push_certificate(app, &system, Some(pem.as_bytes()), None).await?;
+    let devices: Vec<(String, String, Option<String>)> = {
+        let mut conn = app.store.conn().await?;
+        sqlx::query("SELECT id, agency_code, serial FROM devices WHERE state = 'in_service' ORDER BY id LIMIT 300")
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("agency_code")?, r.try_get("serial")?)))
+            .collect::<Result<_, sqlx::Error>>()?
+    };
+    let now = now_ms();
+    let mut enrollments = Vec::new();
+    let mut tx = app.store.write().await?;
+    for (k, (device_id, agency, serial)) in devices.iter().enumerate() {
+        let udid = format!("00008120-{:016X}", 0xDE00_0000_u64 + k as u64);
+        let cert_serial = format!("{:032x}", 0xDE00_0000_u64 + k as u64);
+        let enrolled_at = now - (k as i64 % 90 + 1) * 86_400_000;
+        mdm::insert_certificate(
+            &mut tx,
+            &CertificateRow {
+                serial: cert_serial.clone(),
+                agency_code: agency.clone(),
+                subject: format!("O={agency}, CN=Custody MDM identity"),
+                challenge_id: None,
+                renewed_from: None,
+                cert_pem: String::new(),
+                not_before: enrolled_at,
+                not_after: enrolled_at + 365 * 86_400_000,
+                issued_at: enrolled_at,
+                udid: Some(udid.clone()),
+                revoked_at: None,
+                revocation_reason: None,
+            },
+        )
+        .await?;
+        let row = EnrollmentRow {
+            id: format!("00000000-0000-7000-b000-{k:012x}"),
+            udid,
+            agency_code: agency.clone(),
+            device_id: Some(device_id.clone()),
+            status: "enrolled".into(),
+            cert_serial,
+            topic: Some(TOPIC.into()),
+            serial_number: serial.clone(),
+            imei: None,
+            meid: None,
+            product_name: Some(if k % 3 == 2 { "iPad14,1" } else { "iPhone16,2" }.into()),
+            model: None,
+            model_name: Some(if k % 3 == 2 { "iPad" } else { "iPhone" }.into()),
+            device_name: Some(format!("Agency device {k}")),
+            os_version: Some(["18.5", "18.4.1", "17.7"][k % 3].into()),
+            build_version: Some(["22F76", "22E252", "21H16"][k % 3].into()),
+            push_token: None,
+            push_magic: None,
+            unlock_token_sealed: None,
+            token_invalid_at: None,
+            authenticated_at: enrolled_at,
+            enrolled_at: Some(enrolled_at),
+            last_seen_at: now - (k as i64 % 40) * 3_600_000,
+            checked_out_at: None,
+            created_at: enrolled_at,
+            updated_at: enrolled_at,
+        };
+        mdm::insert_enrollment(&mut tx, &row).await?;
+        enrollments.push(row);
+    }
+    tx.commit().await?;
+    if enrollments.is_empty() {
+        return Ok(());
+    }
+    let input = crate::mdm::NewCommands {
+        devices: enrollments.iter().map(|e| e.id.clone()).collect(),
+        request_type: "DeviceInformation".into(),
+        params: json!({"Queries": ["DeviceName", "OSVersion", "BuildVersion", "SerialNumber", "ProductName"]}),
+    };
+    let (_, commands) = crate::mdm::enqueue(app, &system, input).await?;
+    // Most answered, some refused, the rest still waiting for the device.
+    let mut tx = app.store.write().await?;
+    for (k, (command, enrollment)) in commands.iter().zip(&enrollments).enumerate() {
+        let (status, raw) = match k % 10 {
+            0..=6 => (
+                "acknowledged",
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><plist version=\"1.0\"><dict>\
+                 <key>CommandUUID</key><string>{}</string><key>QueryResponses</key><dict>\
+                 <key>DeviceName</key><string>{}</string><key>OSVersion</key><string>{}</string>\
+                 <key>SerialNumber</key><string>{}</string></dict><key>Status</key><string>Acknowledged</string>\
+                 <key>UDID</key><string>{}</string></dict></plist>",
+                    command.id,
+                    enrollment.device_name.as_deref().unwrap_or_default(),
+                    enrollment.os_version.as_deref().unwrap_or_default(),
+                    enrollment.serial_number.as_deref().unwrap_or_default(),
+                    enrollment.udid
+                ),
+            ),
+            7 => (
+                "error",
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><plist version=\"1.0\"><dict>\
+                 <key>CommandUUID</key><string>{}</string><key>Status</key><string>Error</string>\
+                 <key>UDID</key><string>{}</string></dict></plist>",
+                    command.id, enrollment.udid
+                ),
+            ),
+            _ => continue,
+        };
+        let answer = CommandResult {
+            status,
+            result_status: if status == "error" { "Error" } else { "Acknowledged" },
+            result: &raw,
+            error_chain: (status == "error")
+                .then_some(r#"[{"code":12021,"domain":"MCMDMErrorDomain","description":"The device is locked."}]"#),
+        };
+        mdm::record_result(&mut tx, &command.id, &enrollment.id, answer, now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A self-signed certificate and key (PEM) with the topic in UID, as Apple's push certificates
+/// carry it.
+fn demo_push_certificate(topic: &str) -> Result<String, openssl::error::ErrorStack> {
+    use openssl::asn1::Asn1Time;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509, X509NameBuilder};
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::USERID, topic)?;
+    name.append_entry_by_text("CN", "APSP:demo (not issued by Apple)")?;
+    let name = name.build();
+    let mut builder = X509::builder()?;
+    builder.set_version(2)?;
+    builder.set_subject_name(&name)?;
+    builder.set_issuer_name(&name)?;
+    builder.set_pubkey(&key)?;
+    let (from, until) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(365)?);
+    builder.set_not_before(&from)?;
+    builder.set_not_after(&until)?;
+    builder.sign(&key, MessageDigest::sha256())?;
+    let cert = builder.build();
+    Ok(format!(
+        "{}{}",
+        String::from_utf8_lossy(&cert.to_pem()?),
+        String::from_utf8_lossy(&key.private_key_to_pem_pkcs8()?)
+    ))
 }

@@ -315,6 +315,16 @@ async fn demo_seeds_plans_and_requests_in_every_status() {
 
     let requests = custody_store::requests::list(&mut conn, &RequestFilter::default(), None, 1_000).await.unwrap();
     assert!((100..=200).contains(&requests.len()), "{} requests", requests.len());
+
+    // MDM: enrolled in-service devices, bound to their inventory device, and a command batch in
+    // every outcome.
+    let enrollments = custody_store::mdm::list_enrollments(&mut conn, &Default::default(), None, 1_000).await.unwrap();
+    assert!(!enrollments.is_empty() && enrollments.iter().all(|e| e.device_id.is_some()), "{}", enrollments.len());
+    let commands = custody_store::mdm::list_commands(&mut conn, &Default::default(), None, 1_000).await.unwrap();
+    for status in ["acknowledged", "error", "queued"] {
+        assert!(commands.iter().any(|c| c.status == status), "no {status} command");
+    }
+    assert!(custody_store::mdm::push_certificate(&mut conn).await.unwrap().is_some());
     for status in [
         Status::Draft,
         Status::AwaitingAgency,
