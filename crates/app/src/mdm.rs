@@ -15,6 +15,7 @@ use apple_mdm::report::{Report, Status};
 use custody_domain::agency::AgencyCode;
 use custody_domain::audit::ActorKind;
 use custody_domain::authz::{Action, Scope};
+use custody_store::group::{GroupJob, GroupTx, JobFuture};
 use custody_store::mdm::{self, CertificateRow, ChallengeRow, CommandFilter, CommandRow, EnrollmentRow};
 use custody_store::{Conn, agencies, audit, now_ms};
 use openssl::x509::X509;
@@ -448,6 +449,8 @@ struct Reporter {
     agency_code: String,
     /// Nothing is due for it and it was seen within the minute: an Idle needs no write.
     quiet: bool,
+    /// It was seen within the minute: its `last_seen_at` needs no update.
+    fresh: bool,
 }
 
 async fn reporter(
@@ -464,9 +467,10 @@ async fn reporter(
     };
     certificate_usable(&serial, poll.cert_revoked, poll.cert_not_before, poll.cert_not_after)?;
     check_binding(poll.bound_serial.as_deref().zip(poll.status.as_deref()), &serial)?;
-    let quiet = !poll.command_due && poll.last_seen_at.is_some_and(|seen| now - seen < LAST_SEEN_RESOLUTION_MS);
+    let fresh = poll.last_seen_at.is_some_and(|seen| now - seen < LAST_SEEN_RESOLUTION_MS);
+    let quiet = !poll.command_due && fresh;
     match (poll.enrollment_id, poll.agency_code) {
-        (Some(enrollment_id), Some(agency_code)) => Ok(Reporter { enrollment_id, agency_code, quiet }),
+        (Some(enrollment_id), Some(agency_code)) => Ok(Reporter { enrollment_id, agency_code, quiet, fresh }),
         _ => Err(DeviceRefusal::Identity("no enrollment for this device".into())),
     }
 }
@@ -665,97 +669,127 @@ pub async fn connect(
     if report.status == Status::Idle && device.quiet {
         return Ok(None);
     }
-    let mut tx = app.store.write().await?;
-    let actor = device_actor(&udid, source);
-    // Whether this message already recorded the device as seen.
-    let mut seen = false;
-    match &report.status {
-        Status::Idle => {}
-        Status::NotNow { command_uuid } => {
-            let due = now + app.config.mdm.not_now_retry_seconds * 1000;
-            if mdm::defer(&mut tx, command_uuid.as_str(), &device.enrollment_id, due, now).await? {
-                mdm::schedule_pushes(&mut tx, std::slice::from_ref(&device.enrollment_id), due).await?;
-            }
-        }
-        Status::Acknowledged { command_uuid }
-        | Status::Error { command_uuid, .. }
-        | Status::CommandFormatError { command_uuid, .. } => {
-            let status = if matches!(report.status, Status::Acknowledged { .. }) { "acknowledged" } else { "error" };
-            let chain = report.status.error_chain();
-            let chain_json = (!chain.is_empty()).then(|| {
-                serde_json::Value::Array(
-                    chain
-                        .iter()
-                        .map(|e| {
-                            serde_json::json!({
-                                "code": e.code, "domain": e.domain,
-                                "description": e.us_english_description.clone().or(e.localized_description.clone()),
-                            })
-                        })
-                        .collect(),
-                )
-                .to_string()
-            });
-            let raw = String::from_utf8_lossy(report.raw());
-            let answer = mdm::CommandResult {
-                status,
-                result_status: report.status.as_str(),
-                result: &raw,
-                error_chain: chain_json.as_deref(),
-            };
-            let recorded =
-                mdm::record_result(&mut tx, command_uuid.as_str(), &device.enrollment_id, answer, now).await?;
-            // A repeated report of a command already answered changes nothing.
-            if let Some(request_type) = recorded {
-                if request_type == "DeviceInformation"
-                    && let Ok(info) = report.device_information()
-                {
-                    let facts = mdm::DeviceFacts {
-                        os_version: info.os_version,
-                        build_version: info.build_version,
-                        product_name: info.product_name,
-                        model: info.model,
-                        model_name: info.model_name,
-                        device_name: info.device_name,
-                        serial_number: info.serial_number,
-                        imei: info.imei,
-                        meid: info.meid,
-                    };
-                    mdm::update_device_facts(&mut tx, &device.enrollment_id, &facts, now).await?;
-                    seen = true;
+    // The write shares a transaction with other devices' reports (group commit).
+    let job = ReportJob {
+        report,
+        actor: device_actor(&udid, source),
+        device,
+        now,
+        not_now_retry_ms: app.config.mdm.not_now_retry_seconds * 1000,
+    };
+    app.store.grouped(job).await
+}
+
+/// The writes of one report, run by the store's batcher in a transaction shared with others.
+struct ReportJob {
+    report: Report,
+    actor: Actor,
+    device: Reporter,
+    now: i64,
+    not_now_retry_ms: i64,
+}
+
+impl GroupJob for ReportJob {
+    type Output = Option<Vec<u8>>;
+    type Error = DeviceRefusal;
+
+    fn run<'a>(&'a self, tx: &'a mut GroupTx) -> JobFuture<'a, Option<Vec<u8>>, DeviceRefusal> {
+        Box::pin(self.record(tx))
+    }
+}
+
+impl ReportJob {
+    /// Records the answer to the command the report names, and hands out the next command (its
+    /// plist), or `None` when the queue is empty.
+    async fn record(&self, tx: &mut GroupTx) -> Result<Option<Vec<u8>>, DeviceRefusal> {
+        let (report, device, now) = (&self.report, &self.device, self.now);
+        // Whether this message already recorded the device as seen.
+        let mut seen = device.fresh;
+        match &report.status {
+            Status::Idle => {}
+            Status::NotNow { command_uuid } => {
+                let due = now + self.not_now_retry_ms;
+                if mdm::defer(tx.conn(), command_uuid.as_str(), &device.enrollment_id, due, now).await? {
+                    mdm::schedule_pushes(tx.conn(), std::slice::from_ref(&device.enrollment_id), due).await?;
                 }
-                let changes = serde_json::json!({ "status": report.status.as_str() });
-                audit::append(
-                    &mut tx,
-                    actor.event(
+            }
+            Status::Acknowledged { command_uuid }
+            | Status::Error { command_uuid, .. }
+            | Status::CommandFormatError { command_uuid, .. } => {
+                let status =
+                    if matches!(report.status, Status::Acknowledged { .. }) { "acknowledged" } else { "error" };
+                let chain_json = error_chain_json(&report.status);
+                let raw = String::from_utf8_lossy(report.raw());
+                let answer = mdm::CommandResult {
+                    status,
+                    result_status: report.status.as_str(),
+                    result: &raw,
+                    error_chain: chain_json.as_deref(),
+                };
+                let recorded =
+                    mdm::record_result(tx.conn(), command_uuid.as_str(), &device.enrollment_id, answer, now).await?;
+                // A repeated report of a command already answered changes nothing.
+                if let Some(request_type) = recorded {
+                    if request_type == "DeviceInformation"
+                        && let Ok(info) = report.device_information()
+                    {
+                        let facts = mdm::DeviceFacts {
+                            os_version: info.os_version,
+                            build_version: info.build_version,
+                            product_name: info.product_name,
+                            model: info.model,
+                            model_name: info.model_name,
+                            device_name: info.device_name,
+                            serial_number: info.serial_number,
+                            imei: info.imei,
+                            meid: info.meid,
+                        };
+                        mdm::update_device_facts(tx.conn(), &device.enrollment_id, &facts, now).await?;
+                        seen = true;
+                    }
+                    let changes = serde_json::json!({ "status": report.status.as_str() });
+                    tx.audit(self.actor.event(
                         "mdm.command.result",
                         "mdm_command",
                         command_uuid.as_str(),
                         Some(&device.agency_code),
                         changes,
-                    ),
-                )
-                .await?;
+                    ));
+                }
             }
         }
-    }
-    if !seen {
-        mdm::touch_enrollment(&mut tx, &device.enrollment_id, now).await?;
-    }
-    let next = mdm::take_next_command(&mut tx, &device.enrollment_id, now).await?;
-    let reply = match next {
-        Some(command) => {
-            let params: serde_json::Value =
-                serde_json::from_str(&command.params).map_err(|e| unexpected("command params")(e.to_string()))?;
-            let typed = Command::from_params(&command.request_type, &params)
-                .map_err(|e| unexpected("stored command")(e.to_string()))?;
-            let uuid = CommandUuid::new(command.id.clone()).ok_or_else(|| unexpected("command id")("empty".into()))?;
-            Some(typed.to_xml(&uuid))
+        if !seen {
+            mdm::touch_enrollment(tx.conn(), &device.enrollment_id, now).await?;
         }
-        None => None,
-    };
-    tx.commit().await?;
-    Ok(reply)
+        let Some(command) = mdm::take_next_command(tx.conn(), &device.enrollment_id, now).await? else {
+            return Ok(None);
+        };
+        let params: serde_json::Value =
+            serde_json::from_str(&command.params).map_err(|e| unexpected("command params")(e.to_string()))?;
+        let typed = Command::from_params(&command.request_type, &params)
+            .map_err(|e| unexpected("stored command")(e.to_string()))?;
+        let uuid = CommandUuid::new(command.id.clone()).ok_or_else(|| unexpected("command id")("empty".into()))?;
+        Ok(Some(typed.to_xml(&uuid)))
+    }
+}
+
+/// A report's `ErrorChain` as stored: a JSON array, or `None` when it has none.
+fn error_chain_json(status: &Status) -> Option<String> {
+    let chain = status.error_chain();
+    (!chain.is_empty()).then(|| {
+        serde_json::Value::Array(
+            chain
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "code": e.code, "domain": e.domain,
+                        "description": e.us_english_description.clone().or(e.localized_description.clone()),
+                    })
+                })
+                .collect(),
+        )
+        .to_string()
+    })
 }
 
 /// A command to queue for devices, as the API takes it.

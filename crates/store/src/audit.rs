@@ -26,51 +26,84 @@ pub struct NewEvent {
 /// Appends `event` to the chain. Must run inside the write transaction of the change it records:
 /// the head row's update locks the chain until that transaction ends.
 pub async fn append(conn: &mut Conn, event: NewEvent) -> Result<ChainedEvent, SqlError> {
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    let mut chained = append_many(conn, vec![event]).await?;
+    Ok(chained.pop().expect("one event appended"))
+}
+
+/// Events a statement inserts: 15 parameters each, under SQLite's 32,766.
+const EVENTS_PER_INSERT: usize = 500;
+
+/// Appends `events`, in order, with one head update and one insert per 500 events. Same rule as
+/// [`append`]: inside the write transaction of the changes they record.
+pub async fn append_many(conn: &mut Conn, events: Vec<NewEvent>) -> Result<Vec<ChainedEvent>, SqlError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = events.len() as i64;
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(count)
         .fetch_one(&mut *conn)
         .await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev_hash: String = head.try_get("hash")?;
-    let content = AuditContent {
-        seq,
-        id: event.id,
-        at_ms: event.at_ms,
-        actor_kind: event.actor_kind,
-        actor_id: event.actor_id,
-        actor_label: event.actor_label,
-        action: event.action,
-        object_type: event.object_type,
-        object_id: event.object_id,
-        agency: event.agency,
-        changes: event.changes,
-        request_id: event.request_id,
-        source_addr: event.source_addr,
-    };
-    let hash = content.chain_hash(&prev_hash);
-    sqlx::query(
-        "INSERT INTO audit_events (seq, id, at, actor_kind, actor_id, actor_label, action, object_type, object_id, \
-         agency_code, changes, request_id, source_addr, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(content.seq)
-    .bind(&content.id)
-    .bind(content.at_ms)
-    .bind(&content.actor_kind)
-    .bind(&content.actor_id)
-    .bind(&content.actor_label)
-    .bind(&content.action)
-    .bind(&content.object_type)
-    .bind(&content.object_id)
-    .bind(&content.agency)
-    .bind(&content.changes)
-    .bind(&content.request_id)
-    .bind(&content.source_addr)
-    .bind(&prev_hash)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut *conn).await?;
-    Ok(ChainedEvent { content, prev_hash, hash })
+    let last_seq: i64 = head.try_get("seq")?;
+    let mut prev_hash: String = head.try_get("hash")?;
+    let mut chained = Vec::with_capacity(events.len());
+    for (seq, event) in (last_seq - count + 1..).zip(events) {
+        let content = AuditContent {
+            seq,
+            id: event.id,
+            at_ms: event.at_ms,
+            actor_kind: event.actor_kind,
+            actor_id: event.actor_id,
+            actor_label: event.actor_label,
+            action: event.action,
+            object_type: event.object_type,
+            object_id: event.object_id,
+            agency: event.agency,
+            changes: event.changes,
+            request_id: event.request_id,
+            source_addr: event.source_addr,
+        };
+        let hash = content.chain_hash(&prev_hash);
+        let event = ChainedEvent { content, prev_hash: std::mem::replace(&mut prev_hash, hash.clone()), hash };
+        chained.push(event);
+    }
+    for chunk in chained.chunks(EVENTS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO audit_events (seq, id, at, actor_kind, actor_id, actor_label, action, object_type, \
+             object_id, agency_code, changes, request_id, source_addr, prev_hash, hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let p = 15 * i;
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for column in 1..=15 {
+                sql.push_str(&format!("{}${}", if column == 1 { "" } else { ", " }, p + column));
+            }
+            sql.push(')');
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for event in chunk {
+            let c = &event.content;
+            query = query
+                .bind(c.seq)
+                .bind(c.id.clone())
+                .bind(c.at_ms)
+                .bind(c.actor_kind.clone())
+                .bind(c.actor_id.clone())
+                .bind(c.actor_label.clone())
+                .bind(c.action.clone())
+                .bind(c.object_type.clone())
+                .bind(c.object_id.clone())
+                .bind(c.agency.clone())
+                .bind(c.changes.clone())
+                .bind(c.request_id.clone())
+                .bind(c.source_addr.clone())
+                .bind(event.prev_hash.clone())
+                .bind(event.hash.clone());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&prev_hash).execute(&mut *conn).await?;
+    Ok(chained)
 }
 
 const COLUMNS: &str = "seq, id, at, actor_kind, actor_id, actor_label, action, object_type, object_id, agency_code, \

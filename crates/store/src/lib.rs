@@ -12,6 +12,7 @@ pub mod audit;
 pub mod catalog;
 pub mod counts;
 pub mod devices;
+pub mod group;
 pub mod mdm;
 pub mod migrate;
 pub mod notifications;
@@ -102,6 +103,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite allows one writer at a time: this process's writers take turns here.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The group-commit batcher ([`Store::grouped`]), started with its first job.
+    group: std::sync::Arc<std::sync::OnceLock<group::Sender>>,
 }
 
 impl Store {
@@ -134,7 +137,7 @@ impl Store {
             .connect_with(connect_options)
             .await
             .with_context(|| format!("connecting to {}", redact(&url)))?;
-        Ok(Self { pool, backend, write_gate: Default::default() })
+        Ok(Self { pool, backend, write_gate: Default::default(), group: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {

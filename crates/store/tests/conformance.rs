@@ -328,3 +328,65 @@ async fn the_catalog_keeps_models_codes_and_rate_history() {
         );
     }
 }
+
+/// A grouped job for the tests: inserts an agency and audits it, then fails or panics if told.
+struct InsertAgency {
+    code: String,
+    fail: bool,
+    panic: bool,
+}
+
+impl custody_store::group::GroupJob for InsertAgency {
+    type Output = String;
+    type Error = custody_store::SqlError;
+
+    fn run<'a>(
+        &'a self,
+        tx: &'a mut custody_store::group::GroupTx,
+    ) -> custody_store::group::JobFuture<'a, String, custody_store::SqlError> {
+        Box::pin(async move {
+            agencies::insert(tx.conn(), &AgencyCode::parse(&self.code).unwrap(), &details(&self.code)).await?;
+            tx.audit(event("agency.create", &self.code));
+            if self.fail {
+                return Err(custody_store::SqlError::Protocol(format!("{} refused", self.code)));
+            }
+            assert!(!self.panic, "job {} panics", self.code);
+            Ok(self.code.clone())
+        })
+    }
+}
+
+#[tokio::test]
+async fn grouped_writes_commit_together_and_one_failure_costs_the_others_nothing() {
+    for db in TestDb::all().await {
+        // Hold the write lock (SQLite) while the jobs queue, so that most of them share a batch
+        // with the failing and the panicking ones.
+        let held = db.store.write().await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..30 {
+            let store = db.store.clone();
+            let job = InsertAgency { code: format!("G{i:02}"), fail: i % 10 == 3, panic: i == 17 };
+            tasks.push(tokio::spawn(async move { store.grouped(job).await }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        held.rollback().await.unwrap();
+        let mut committed = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await.unwrap() {
+                Ok(code) => committed.push(code),
+                Err(e) => assert!(i % 10 == 3 || i == 17, "{}: job {i} failed: {e}", db.label),
+            }
+        }
+        assert_eq!(committed.len(), 26, "{}: every job but the 4 bad ones commits", db.label);
+        let mut conn = db.store.conn().await.unwrap();
+        let all = agencies::list(&mut conn, None, None, None, AgencyOrder::default(), 100).await.unwrap();
+        let codes: Vec<String> = all.iter().map(|a| a.code.to_string()).collect();
+        assert_eq!(codes, committed, "{}: the failed jobs' inserts were rolled back", db.label);
+        assert_eq!(audit::verify(&db.store, 7).await.unwrap(), Verification::Intact { events: 26 }, "{}", db.label);
+        drop(conn);
+        // The batcher outlived the panic.
+        let after = InsertAgency { code: "H01".into(), fail: false, panic: false };
+        assert_eq!(db.store.grouped(after).await.unwrap(), "H01", "{}", db.label);
+        assert_eq!(audit::verify(&db.store, 7).await.unwrap(), Verification::Intact { events: 27 }, "{}", db.label);
+    }
+}

@@ -1,0 +1,255 @@
+//! Group commit: many small writes from concurrent requests share one transaction.
+//!
+//! A device's report is a handful of statements; committing each on its own makes the commit
+//! (on SQLite the WAL append, on PostgreSQL the flush) and the audit chain's head the cost of
+//! the whole request, and serializes every writer behind them. [`Store::grouped`] hands a job to
+//! this store's batcher task instead (a few on PostgreSQL): it takes every job waiting (up to [`MAX_JOBS`]), runs them
+//! one after the other in one write transaction, appends their audit events to the chain with
+//! one head update, commits once and answers each caller.
+//!
+//! A job that fails rolls the shared transaction back; the batcher then runs every job of that
+//! batch again, each in a transaction of its own, so one bad job costs the others nothing but
+//! time. Jobs must therefore be repeatable: they read what they need through the transaction and
+//! keep no state between runs. A job must not begin another write (it would wait for itself).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit::{self, NewEvent};
+use crate::{Conn, SqlError, Store, Tx};
+
+/// At most this many jobs share a transaction.
+pub const MAX_JOBS: usize = 128;
+
+/// Jobs waiting for the batcher before callers wait to hand theirs in.
+const QUEUE: usize = 4_096;
+
+/// A future a job returns, borrowing the transaction.
+pub type JobFuture<'a, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>>;
+
+/// The transaction a job runs in: its connection, and the audit events its changes record,
+/// appended to the chain when the batch commits.
+pub struct GroupTx {
+    tx: Tx,
+    events: Vec<NewEvent>,
+}
+
+impl GroupTx {
+    /// The connection, inside the shared transaction.
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.tx
+    }
+
+    /// Records `event` in the audit chain when the transaction commits (and never otherwise).
+    pub fn audit(&mut self, event: NewEvent) {
+        self.events.push(event);
+    }
+}
+
+/// A unit of work for [`Store::grouped`].
+pub trait GroupJob: Send + Sync + 'static {
+    type Output: Send + 'static;
+    type Error: From<SqlError> + Send + 'static;
+
+    /// Does the job's reads and writes in `tx`. May run twice (see the module's documentation).
+    fn run<'a>(&'a self, tx: &'a mut GroupTx) -> JobFuture<'a, Self::Output, Self::Error>;
+}
+
+/// A job with its caller's answer, its type erased so that jobs of any kind share a batch.
+pub(crate) trait Pending: Send {
+    /// Runs the job; false when it failed (or panicked), its error kept for its caller.
+    fn run<'a>(&'a mut self, tx: &'a mut GroupTx) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+    /// Answers the caller: the job's own error if it failed, else its output once `committed`.
+    fn finish(self: Box<Self>, committed: Result<(), &SqlError>);
+}
+
+struct Slot<J: GroupJob> {
+    job: J,
+    outcome: Option<Result<J::Output, J::Error>>,
+    reply: oneshot::Sender<Result<J::Output, J::Error>>,
+}
+
+impl<J: GroupJob> Pending for Slot<J> {
+    fn run<'a>(&'a mut self, tx: &'a mut GroupTx) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            let outcome = match (CatchUnwind { inner: self.job.run(tx) }).await {
+                Ok(outcome) => outcome,
+                Err(()) => Err(panicked().into()),
+            };
+            let ok = outcome.is_ok();
+            self.outcome = Some(outcome);
+            ok
+        })
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &SqlError>) {
+        let answer = match (self.outcome, committed) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(output)), Ok(())) => Ok(output),
+            (Some(Ok(_)), Err(e)) => Err(copy_error(e).into()),
+            (None, Err(e)) => Err(copy_error(e).into()),
+            (None, Ok(())) => Err(panicked().into()),
+        };
+        // The caller may have gone (its request was cancelled): what committed stays committed.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// A future that turns a panic while it is polled into `Err(())`.
+struct CatchUnwind<F> {
+    inner: F,
+}
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
+
+fn panicked() -> SqlError {
+    SqlError::Protocol("a grouped write panicked; its changes were rolled back".into())
+}
+
+fn batcher_gone() -> SqlError {
+    SqlError::Protocol("the group-commit batcher has stopped".into())
+}
+
+/// The same error for every caller of a batch whose commit failed.
+fn copy_error(e: &SqlError) -> SqlError {
+    match e {
+        SqlError::Io(io) => SqlError::Io(std::io::Error::new(io.kind(), io.to_string())),
+        SqlError::PoolTimedOut => SqlError::PoolTimedOut,
+        other => SqlError::Protocol(format!("the shared transaction failed: {other}")),
+    }
+}
+
+/// Where a store's jobs go: started with the first job.
+pub(crate) type Sender = mpsc::Sender<Box<dyn Pending>>;
+
+impl Store {
+    /// Runs `job` in a write transaction shared with other callers' jobs (group commit), and
+    /// answers once that transaction committed, or with the job's own error.
+    pub async fn grouped<J: GroupJob>(&self, job: J) -> Result<J::Output, J::Error> {
+        let sender = self.group.get_or_init(|| start(self.without_batcher())).clone();
+        let (reply, answer) = oneshot::channel();
+        let pending: Box<dyn Pending> = Box::new(Slot { job, outcome: None, reply });
+        sender.send(pending).await.map_err(|_| batcher_gone())?;
+        answer.await.map_err(|_| batcher_gone())?
+    }
+
+    /// A handle on the same database whose own batcher is not started: the batcher task holds
+    /// it, so that dropping every other handle ends the task.
+    fn without_batcher(&self) -> Store {
+        Store {
+            pool: self.pool.clone(),
+            backend: self.backend,
+            write_gate: self.write_gate.clone(),
+            group: Arc::default(),
+        }
+    }
+}
+
+/// Batchers per store. SQLite has one writer at a time, so one batcher; PostgreSQL runs a few
+/// batches at once (their jobs' statements overlap, and only the audit append and commit at the
+/// end of each batch take turns on the chain's head).
+fn batchers(store: &Store) -> usize {
+    match store.backend {
+        crate::Backend::Sqlite => 1,
+        crate::Backend::Postgres => 4,
+    }
+}
+
+fn start(store: Store) -> Sender {
+    let (sender, receiver) = mpsc::channel::<Box<dyn Pending>>(QUEUE);
+    let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+    for _ in 0..batchers(&store) {
+        let (store, receiver) = (store.clone(), receiver.clone());
+        tokio::spawn(async move {
+            loop {
+                let batch = {
+                    let mut receiver = receiver.lock().await;
+                    let Some(first) = receiver.recv().await else { break };
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_JOBS {
+                        match receiver.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    batch
+                };
+                run_batch(&store, batch).await;
+            }
+        });
+    }
+    sender
+}
+
+async fn run_batch(store: &Store, mut batch: Vec<Box<dyn Pending>>) {
+    if batch.len() > 1 {
+        match together(store, &mut batch).await {
+            Ok(()) => {
+                for job in batch {
+                    job.finish(Ok(()));
+                }
+                return;
+            }
+            Err(Some(e)) => {
+                // Beginning or committing failed: nothing of the batch is written, and running
+                // the jobs again would meet the same database. Every caller learns why.
+                tracing::warn!(error = %e, jobs = batch.len(), "a grouped transaction failed");
+                for job in batch {
+                    job.finish(Err(&e));
+                }
+                return;
+            }
+            // A job failed: each runs again alone, below.
+            Err(None) => {}
+        }
+    }
+    for mut job in batch {
+        match alone(store, &mut job).await {
+            Ok(()) => job.finish(Ok(())),
+            Err(e) => job.finish(Err(&e)),
+        }
+    }
+}
+
+/// Every job of the batch in one transaction. `Err(None)`: a job failed (rolled back).
+async fn together(store: &Store, batch: &mut [Box<dyn Pending>]) -> Result<(), Option<SqlError>> {
+    let tx = store.write().await.map_err(Some)?;
+    let mut group = GroupTx { tx, events: Vec::new() };
+    for job in batch.iter_mut() {
+        if !job.run(&mut group).await {
+            return Err(None);
+        }
+    }
+    commit(group).await.map_err(Some)
+}
+
+/// One job in its own transaction. A failed job rolls back and keeps its own error.
+async fn alone(store: &Store, job: &mut Box<dyn Pending>) -> Result<(), SqlError> {
+    let tx = store.write().await?;
+    let mut group = GroupTx { tx, events: Vec::new() };
+    if !job.run(&mut group).await {
+        return Ok(());
+    }
+    commit(group).await
+}
+
+async fn commit(mut group: GroupTx) -> Result<(), SqlError> {
+    let events = std::mem::take(&mut group.events);
+    audit::append_many(&mut group.tx, events).await?;
+    group.tx.commit().await
+}
