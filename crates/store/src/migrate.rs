@@ -57,6 +57,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_mdm_enrollments_by_device.sql"),
         postgres: include_str!("../migrations/postgres/0007_mdm_enrollments_by_device.sql"),
     },
+    Migration {
+        version: 8,
+        name: "mdm_pending_commands",
+        sqlite: include_str!("../migrations/sqlite/0008_mdm_pending_commands.sql"),
+        postgres: include_str!("../migrations/postgres/0008_mdm_pending_commands.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
