@@ -1887,7 +1887,7 @@ async fn write_devices(
 }
 
 /// Enrolled devices in MDM: up to 300 in-service devices with enrollments (bound to their
-/// inventory device), and a `DeviceInformation` batch in every outcome. The push certificate is
+/// inventory device, but for three whose serial numbers match none: EUC's unmatched queue), and a `DeviceInformation` batch in every outcome. The push certificate is
 /// a self-signed stand-in (not Apple's): profiles can be downloaded, pushes will not reach APNs.
 async fn seed_mdm(app: &App) -> Result<(), AppError> {
     use custody_store::mdm::{self, CertificateRow, CommandResult, EnrollmentRow};
@@ -1909,6 +1909,7 @@ async fn seed_mdm(app: &App) -> Result<(), AppError> {
     let mut tx = app.store.write().await?;
     for (k, (device_id, agency, serial)) in devices.iter().enumerate() {
         let udid = format!("00008120-{:016X}", 0xDE00_0000_u64 + k as u64);
+        let unmatched = k + 3 >= devices.len();
         let cert_serial = format!("{:032x}", 0xDE00_0000_u64 + k as u64);
         let enrolled_at = now - (k as i64 % 90 + 1) * 86_400_000;
         mdm::insert_certificate(
@@ -1933,11 +1934,12 @@ async fn seed_mdm(app: &App) -> Result<(), AppError> {
             id: format!("00000000-0000-7000-b000-{k:012x}"),
             udid,
             agency_code: agency.clone(),
-            device_id: Some(device_id.clone()),
+            // The last three reported serial numbers no inventory device has: EUC's queue.
+            device_id: (!unmatched).then(|| device_id.clone()),
             status: "enrolled".into(),
             cert_serial,
             topic: Some(TOPIC.into()),
-            serial_number: serial.clone(),
+            serial_number: if unmatched { Some(format!("DNPUNKNOWN{k}")) } else { serial.clone() },
             imei: None,
             meid: None,
             product_name: Some(if k % 3 == 2 { "iPad14,1" } else { "iPhone16,2" }.into()),

@@ -301,11 +301,14 @@ pub(crate) async fn move_device(
                 }
             }
             Effect::Command(kind) => {
+                // Through the device's MDM enrollment at once, or pending until it has one.
+                let id = custody_store::new_id().to_uppercase();
+                let status = crate::mdm::lifecycle_command(app, tx, actor, &device.id, &id, *kind).await?;
                 let command = CommandRow {
-                    id: custody_store::new_id(),
+                    id,
                     device_id: device.id.clone(),
                     kind: kind.as_str().to_string(),
-                    status: "pending".into(),
+                    status: status.into(),
                     requested_by: actor.label.clone(),
                     created_at: now,
                     updated_at: now,

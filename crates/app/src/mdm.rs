@@ -9,15 +9,19 @@
 
 use std::sync::Arc;
 
+use crate::devices::ActionInput;
+use crate::notifications;
 use apple_mdm::checkin::{Checkin, CheckinMessage, CheckinReply, UserAuthentication};
 use apple_mdm::command::{Command, CommandUuid};
 use apple_mdm::report::{Report, Status};
 use custody_domain::agency::AgencyCode;
 use custody_domain::audit::ActorKind;
 use custody_domain::authz::{Action, Scope};
+use custody_domain::device::{CommandKind, DeviceState, Event};
+use custody_domain::role::Role;
 use custody_store::group::{GroupJob, GroupTx, JobFuture};
 use custody_store::mdm::{self, CertificateRow, ChallengeRow, CommandFilter, CommandRow, EnrollmentRow};
-use custody_store::{Conn, agencies, audit, now_ms};
+use custody_store::{Conn, SqlError, agencies, audit, devices, now_ms};
 use openssl::x509::X509;
 use scep::{CertificateAuthority, Subject};
 use sha2::{Digest, Sha256};
@@ -42,6 +46,29 @@ pub struct MdmConfig {
     pub apns_url: String,
     /// Extra roots (PEM) to trust for APNs' server certificate (the stand-in's).
     pub apns_extra_roots_pem: Option<Vec<u8>>,
+    /// What a lost device's screen shows.
+    pub lost_mode: LostModeNotice,
+}
+
+/// The notice on a lost device's lock screen (Lost Mode, or a lock when it is not supervised).
+#[derive(Debug, Clone)]
+pub struct LostModeNotice {
+    pub message: String,
+    pub phone_number: Option<String>,
+    /// Lost Mode only.
+    pub footnote: Option<String>,
+}
+
+impl Default for LostModeNotice {
+    fn default() -> Self {
+        Self {
+            message: "This device is government property and has been reported lost. Please call the number \
+                      below to return it."
+                .into(),
+            phone_number: None,
+            footnote: None,
+        }
+    }
 }
 
 impl Default for MdmConfig {
@@ -54,6 +81,7 @@ impl Default for MdmConfig {
             certificate_days: 365,
             apns_url: "https://api.push.apple.com".into(),
             apns_extra_roots_pem: None,
+            lost_mode: LostModeNotice::default(),
         }
     }
 }
@@ -600,6 +628,7 @@ pub async fn checkin(
                 actor.event("mdm.token_update", "mdm_enrollment", &row.id, Some(&row.agency_code), changes),
             )
             .await?;
+            join_inventory(app, &mut tx, &actor, &mut row).await?;
             CheckinReply::Empty
         }
         CheckinMessage::CheckOut { .. } => {
@@ -615,6 +644,7 @@ pub async fn checkin(
                 actor.event("mdm.check_out", "mdm_enrollment", &row.id, Some(&row.agency_code), serde_json::json!({})),
             )
             .await?;
+            alert_unexpected_check_out(app, &mut tx, &actor, &row).await?;
             CheckinReply::Empty
         }
         CheckinMessage::UserAuthenticate { .. } => {
@@ -629,6 +659,134 @@ pub async fn checkin(
     };
     tx.commit().await?;
     Ok(reply)
+}
+
+/// Joins an enrollment to its inventory device when it has none: the device of the enrollment's
+/// agency with the serial number the device reported. A staged device then moves to `enrolled`
+/// (the MDM signal, which starts its billing). An enrollment no device matches waits in EUC's
+/// unmatched queue.
+async fn join_inventory(app: &App, tx: &mut Conn, actor: &Actor, row: &mut EnrollmentRow) -> Result<(), AppError> {
+    if row.device_id.is_none() {
+        let Some(serial) = row.serial_number.as_deref().map(|s| s.trim().to_ascii_uppercase()) else {
+            return Ok(());
+        };
+        let Some(device) = devices::by_serial(tx, &serial).await?.filter(|d| d.agency_code == row.agency_code) else {
+            return Ok(());
+        };
+        link(tx, actor, row, &device.id, "serial_number").await?;
+    }
+    enroll_staged(app, tx, actor, row).await
+}
+
+/// Records the link of `row` to inventory device `device_id`, found by `how`.
+async fn link(
+    tx: &mut Conn,
+    actor: &Actor,
+    row: &mut EnrollmentRow,
+    device_id: &str,
+    how: &str,
+) -> Result<(), AppError> {
+    let now = now_ms();
+    mdm::link_enrollment(tx, &row.id, device_id, now).await?;
+    row.device_id = Some(device_id.to_string());
+    let changes = serde_json::json!({ "device_id": device_id, "matched_by": how, "udid": row.udid });
+    audit::append(tx, actor.event("mdm.enrollment.link", "mdm_enrollment", &row.id, Some(&row.agency_code), changes))
+        .await?;
+    Ok(())
+}
+
+/// A staged device whose enrollment completed (it sent its push token) is enrolled.
+async fn enroll_staged(app: &App, tx: &mut Conn, actor: &Actor, row: &EnrollmentRow) -> Result<(), AppError> {
+    if row.status != "enrolled" {
+        return Ok(());
+    }
+    let Some(device_id) = row.device_id.as_deref() else { return Ok(()) };
+    match devices::get(tx, device_id).await? {
+        Some(mut device) if device.state == DeviceState::Staged => {
+            crate::devices::move_device(app, tx, actor, &mut device, Event::RecordEnrollment, ActionInput::default())
+                .await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// States in which a device is expected to leave MDM: it is being retired.
+fn leaving_mdm(state: DeviceState) -> bool {
+    use DeviceState::*;
+    matches!(state, WrittenOff | Sanitizing | Sanitized | Destroyed | Decommissioned | Surplus | Transferred | Recycled)
+}
+
+/// A device that removed its MDM profile outside decommissioning is out of management: central
+/// IT security and EUC are told, and the event is audited as an alert.
+async fn alert_unexpected_check_out(
+    app: &App,
+    tx: &mut Conn,
+    actor: &Actor,
+    row: &EnrollmentRow,
+) -> Result<(), AppError> {
+    let device = match row.device_id.as_deref() {
+        Some(id) => devices::get(tx, id).await?,
+        None => None,
+    };
+    if device.as_ref().is_some_and(|d| leaving_mdm(d.state)) {
+        return Ok(());
+    }
+    let name = row.device_name.as_deref().or(row.serial_number.as_deref()).unwrap_or(&row.udid);
+    let state = device.as_ref().map_or("not in inventory".to_string(), |d| d.state.label().to_lowercase());
+    let subject = format!("MDM removed from {name} ({})", row.agency_code);
+    let body = format!(
+        "The device {name} (serial {}, UDID {}) of {} removed its MDM enrollment while {state}. It is no longer \
+         managed: it cannot be locked or erased remotely until it enrolls again.",
+        row.serial_number.as_deref().unwrap_or("unknown"),
+        row.udid,
+        row.agency_code,
+    );
+    let mut recipients = notifications::holders_of(tx, Role::Infosec, None, false).await?;
+    recipients.extend(notifications::holders_of(tx, Role::Euc, None, false).await?);
+    recipients.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    recipients.dedup_by(|a, b| a.user_id == b.user_id);
+    notifications::notify(app, tx, &recipients, "mdm_unexpected_check_out", &subject, &body, None).await?;
+    let changes = serde_json::json!({ "device_id": row.device_id, "device_state": state });
+    audit::append(
+        tx,
+        actor.event("mdm.alert.unexpected_check_out", "mdm_enrollment", &row.id, Some(&row.agency_code), changes),
+    )
+    .await?;
+    Ok(())
+}
+
+/// EUC joins an unmatched enrollment to an inventory device of the same agency by hand.
+pub async fn link_enrollment(app: &App, actor: &Actor, id: &str, device_id: &str) -> Result<EnrollmentRow, AppError> {
+    let mut tx = app.store.write().await?;
+    let mut row = match mdm::enrollment(&mut tx, id).await? {
+        Some(row) => row,
+        None => mdm::enrollment_by_udid(&mut tx, id).await?.ok_or(AppError::NotFound)?,
+    };
+    let code = AgencyCode::parse(&row.agency_code).map_err(|_| AppError::NotFound)?;
+    actor.authorize(Action::MdmEnroll, Scope::Agency(&code))?;
+    let device_id = device_id.trim();
+    if device_id.is_empty() {
+        return Err(AppError::invalid("device_id", "is required"));
+    }
+    let device = devices::get(&mut tx, device_id)
+        .await?
+        .filter(|d| d.agency_code == row.agency_code)
+        .ok_or_else(|| AppError::invalid("device_id", "no device of this enrollment's agency has this id"))?;
+    if row.device_id.as_deref() == Some(device.id.as_str()) {
+        return Ok(row);
+    }
+    if let (Some(reported), Some(recorded)) = (row.serial_number.as_deref(), device.serial.as_deref())
+        && !reported.trim().eq_ignore_ascii_case(recorded)
+    {
+        return Err(AppError::invalid(
+            "device_id",
+            format!("the device reported serial {reported}; the inventory device has {recorded}"),
+        ));
+    }
+    link(&mut tx, actor, &mut row, &device.id, "euc").await?;
+    enroll_staged(app, &mut tx, actor, &row).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// How fresh an enrollment's `last_seen_at` is kept: an idle poll within this long of the last
@@ -743,9 +901,13 @@ impl ReportJob {
                             serial_number: info.serial_number,
                             imei: info.imei,
                             meid: info.meid,
+                            supervised: info.is_supervised,
                         };
                         mdm::update_device_facts(tx.conn(), &device.enrollment_id, &facts, now).await?;
                         seen = true;
+                    }
+                    if LIFECYCLE_REQUESTS.contains(&request_type.as_str()) {
+                        devices::command_answered(tx.conn(), command_uuid.as_str(), status, now).await?;
                     }
                     let changes = serde_json::json!({ "status": report.status.as_str() });
                     tx.audit(self.actor.event(
@@ -859,43 +1021,141 @@ pub async fn enqueue(app: &App, actor: &Actor, input: NewCommands) -> Result<(St
     if !errors.is_empty() {
         return Err(errors.into());
     }
+    if input.request_type == "EraseDevice" {
+        refuse_erase_under_hold(&mut tx, &targets).await?;
+    }
     targets.sort_by(|a, b| a.id.cmp(&b.id));
     targets.dedup_by(|a, b| a.id == b.id);
     let batch = custody_store::new_id();
-    let expires = now + app.config.mdm.command_ttl_days * 86_400_000;
     let params_text = params.to_string();
-    let rows: Vec<CommandRow> = targets
-        .iter()
-        .map(|e| CommandRow {
-            id: custody_store::new_id().to_uppercase(),
-            enrollment_id: e.id.clone(),
-            agency_code: e.agency_code.clone(),
-            batch_id: batch.clone(),
-            request_type: input.request_type.clone(),
-            params: params_text.clone(),
-            status: "queued".into(),
-            created_by: actor.label.clone(),
-            created_at: now,
-            due_at: now,
-            expires_at: expires,
-            sent_at: None,
-            deliveries: 0,
-            not_now_count: 0,
-            result_status: None,
-            result: None,
-            error_chain: None,
-            completed_at: None,
-            updated_at: now,
-        })
-        .collect();
-    mdm::insert_commands(&mut tx, &rows).await?;
-    let ids: Vec<String> = targets.iter().map(|e| e.id.clone()).collect();
-    mdm::schedule_pushes(&mut tx, &ids, now).await?;
+    let rows: Vec<CommandRow> =
+        targets.iter().map(|e| new_command(app, actor, &batch, e, &input.request_type, &params_text, now)).collect();
+    queue_rows(&mut tx, &rows, now).await?;
     let changes = serde_json::json!({ "request_type": input.request_type, "devices": rows.len(), "params": params });
     audit::append(&mut tx, actor.event("mdm.command.enqueue", "mdm_command_batch", &batch, None, changes)).await?;
     tx.commit().await?;
     app.mdm.push_wake.notify_one();
     Ok((batch, rows))
+}
+
+/// A legal hold makes every erase refuse, whoever asks: the first held device is named.
+async fn refuse_erase_under_hold(tx: &mut Conn, targets: &[&mdm::EnrollmentTarget]) -> Result<(), AppError> {
+    for target in targets {
+        let Some(device_id) = target.device_id.as_deref() else { continue };
+        let Some(device) = devices::get(tx, device_id).await? else { continue };
+        if let Some(hold) = devices::holds_covering(tx, &device).await?.first() {
+            let name = device.serial.as_deref().unwrap_or(&device.id);
+            return Err(AppError::conflict(
+                "devices",
+                format!("device {name} is under the legal hold \"{}\": it cannot be erased", hold.matter),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A command queued now for enrollment `target`, in `batch` (its id a fresh CommandUUID).
+fn new_command(
+    app: &App,
+    actor: &Actor,
+    batch: &str,
+    target: &mdm::EnrollmentTarget,
+    request_type: &str,
+    params: &str,
+    now: i64,
+) -> CommandRow {
+    CommandRow {
+        id: custody_store::new_id().to_uppercase(),
+        enrollment_id: target.id.clone(),
+        agency_code: target.agency_code.clone(),
+        batch_id: batch.to_string(),
+        request_type: request_type.to_string(),
+        params: params.to_string(),
+        status: "queued".into(),
+        created_by: actor.label.clone(),
+        created_at: now,
+        due_at: now,
+        expires_at: now + app.config.mdm.command_ttl_days * 86_400_000,
+        sent_at: None,
+        deliveries: 0,
+        not_now_count: 0,
+        result_status: None,
+        result: None,
+        error_chain: None,
+        completed_at: None,
+        updated_at: now,
+    }
+}
+
+/// Writes the commands and schedules a push to each of their devices.
+async fn queue_rows(tx: &mut Conn, rows: &[CommandRow], now: i64) -> Result<(), SqlError> {
+    mdm::insert_commands(tx, rows).await?;
+    let mut enrollments: Vec<String> = rows.iter().map(|c| c.enrollment_id.clone()).collect();
+    enrollments.dedup();
+    mdm::schedule_pushes(tx, &enrollments, now).await
+}
+
+/// The MDM commands the device lifecycle sends (their answers are mirrored on the device's
+/// lifecycle command of the same id).
+const LIFECYCLE_REQUESTS: &[&str] = &["EnableLostMode", "DisableLostMode", "DeviceLock", "EraseDevice"];
+
+/// Sends what the lifecycle asked of a device (lost mode, lock, erase) through its MDM
+/// enrollment, inside the caller's transaction, with `id` as the command's UUID. Returns the
+/// lifecycle command's status: `queued` (sent), `pending` (the device has no active enrollment:
+/// it waits for one), or `not_needed` (a device locked without Lost Mode is unlocked with its
+/// passcode, not by command).
+pub(crate) async fn lifecycle_command(
+    app: &App,
+    tx: &mut Conn,
+    actor: &Actor,
+    device_id: &str,
+    id: &str,
+    kind: CommandKind,
+) -> Result<&'static str, AppError> {
+    let Some(enrollment) = mdm::enrollment_by_device(tx, device_id).await?.filter(|e| e.status == "enrolled") else {
+        return Ok("pending");
+    };
+    let supervised = mdm::supervised(tx, &enrollment.id).await?.unwrap_or(false);
+    let lost = &app.config.mdm.lost_mode;
+    let mut notice = serde_json::Map::new();
+    notice.insert("Message".into(), lost.message.clone().into());
+    if let Some(phone) = &lost.phone_number {
+        notice.insert("PhoneNumber".into(), phone.clone().into());
+    }
+    let (request_type, params) = match kind {
+        CommandKind::EnableLostMode if supervised => {
+            if let Some(footnote) = &lost.footnote {
+                notice.insert("Footnote".into(), footnote.clone().into());
+            }
+            ("EnableLostMode", serde_json::Value::Object(notice))
+        }
+        CommandKind::EnableLostMode | CommandKind::DeviceLock => ("DeviceLock", serde_json::Value::Object(notice)),
+        CommandKind::DisableLostMode if supervised => ("DisableLostMode", serde_json::json!({})),
+        CommandKind::DisableLostMode => return Ok("not_needed"),
+        CommandKind::EraseDevice => ("EraseDevice", serde_json::json!({})),
+    };
+    Command::from_params(request_type, &params).map_err(|e| unexpected("lifecycle command")(e.to_string()))?;
+    let now = now_ms();
+    let target = mdm::EnrollmentTarget {
+        id: enrollment.id.clone(),
+        udid: enrollment.udid.clone(),
+        device_id: enrollment.device_id.clone(),
+        agency_code: enrollment.agency_code.clone(),
+        status: enrollment.status.clone(),
+    };
+    let batch = custody_store::new_id();
+    let mut row = new_command(app, actor, &batch, &target, request_type, &params.to_string(), now);
+    row.id = id.to_string();
+    queue_rows(tx, std::slice::from_ref(&row), now).await?;
+    let changes = serde_json::json!({ "request_type": request_type, "devices": 1, "params": params,
+                                      "device_id": device_id, "lifecycle": kind.as_str() });
+    audit::append(
+        tx,
+        actor.event("mdm.command.enqueue", "mdm_command_batch", &batch, Some(&target.agency_code), changes),
+    )
+    .await?;
+    app.mdm.push_wake.notify_one();
+    Ok("queued")
 }
 
 /// What a command list shows.
@@ -972,6 +1232,8 @@ pub async fn cancel_command(app: &App, actor: &Actor, id: &str) -> Result<Comman
 pub struct EnrollmentQuery {
     pub agency: Option<String>,
     pub status: Option<String>,
+    /// Only those joined to no inventory device.
+    pub unmatched: bool,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
@@ -984,7 +1246,8 @@ pub async fn enrollments(app: &App, actor: &Actor, query: EnrollmentQuery) -> Re
         None => None,
     };
     let mut conn = app.store.conn().await?;
-    let filter = mdm::EnrollmentFilter { agency, status: query.status.filter(|s| !s.is_empty()) };
+    let filter =
+        mdm::EnrollmentFilter { agency, status: query.status.filter(|s| !s.is_empty()), unmatched: query.unmatched };
     let rows = mdm::list_enrollments(&mut conn, &filter, after.as_deref(), limit + 1).await?;
     Ok(paging::page(rows, limit, |e| paging::encode(&[&e.id]), |e| e))
 }

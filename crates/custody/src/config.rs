@@ -61,6 +61,13 @@ pub struct MdmConfig {
     pub retention_days: i64,
     /// Validity of issued device identity certificates, in days.
     pub certificate_days: u32,
+    /// The message a lost device's lock screen shows (Lost Mode, or a lock when the device is
+    /// not supervised).
+    pub lost_mode_message: String,
+    /// The phone number it shows (E.164 or as dialled), e.g. the service desk's.
+    pub lost_mode_phone: Option<String>,
+    /// A footnote under it (Lost Mode only).
+    pub lost_mode_footnote: Option<String>,
 }
 
 impl Default for MdmConfig {
@@ -76,6 +83,9 @@ impl Default for MdmConfig {
             not_now_retry_seconds: app.not_now_retry_seconds,
             retention_days: app.retention_days,
             certificate_days: app.certificate_days,
+            lost_mode_message: app.lost_mode.message,
+            lost_mode_phone: app.lost_mode.phone_number,
+            lost_mode_footnote: app.lost_mode.footnote,
         }
     }
 }
@@ -279,6 +289,11 @@ impl Config {
                 certificate_days: self.mdm.certificate_days,
                 apns_url: self.mdm.apns_url.clone(),
                 apns_extra_roots_pem,
+                lost_mode: custody_app::mdm::LostModeNotice {
+                    message: self.mdm.lost_mode_message.clone(),
+                    phone_number: self.mdm.lost_mode_phone.clone(),
+                    footnote: self.mdm.lost_mode_footnote.clone(),
+                },
             },
         })
     }
@@ -301,6 +316,10 @@ impl Config {
         }
         anyhow::ensure!(self.mdm.command_ttl_days >= 1, "mdm.command_ttl_days must be at least 1");
         anyhow::ensure!(self.mdm.not_now_retry_seconds >= 1, "mdm.not_now_retry_seconds must be at least 1");
+        anyhow::ensure!(
+            !self.mdm.lost_mode_message.trim().is_empty(),
+            "mdm.lost_mode_message must not be empty: a lost device's lock screen shows it"
+        );
         anyhow::ensure!(self.mdm.retention_days >= 1, "mdm.retention_days must be at least 1");
         anyhow::ensure!((1..=3650).contains(&self.mdm.certificate_days), "mdm.certificate_days must be 1 to 3650");
         if let Some(mail) = &self.mail {

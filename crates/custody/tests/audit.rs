@@ -160,6 +160,12 @@ async fn successful_call(
             let (enrollment, _) = app.enrollment_on("AAA", "00008110-00AUDIT0000002E").await;
             (format!("/api/v1/commands/{}/cancel", app.command_for(&enrollment).await), None, false)
         }
+        "POST /api/v1/mdm/enrollments/{id}/link" => {
+            // A device not staged: the link is the one change (a staged one would also enroll).
+            let (enrollment, _) = app.enrollment_on("AAA", "00008110-00AUDIT0000004E").await;
+            let device = app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Ordered).await;
+            (format!("/api/v1/mdm/enrollments/{enrollment}/link"), Some(json!({"device_id": device})), false)
+        }
         "POST /api/v1/mdm/certificates/{serial}/revoke" => {
             let (_, serial) = app.enrollment_on("AAA", "00008110-00AUDIT0000003E").await;
             (format!("/api/v1/mdm/certificates/{serial}/revoke"), Some(json!({"reason": "lost in transit"})), false)

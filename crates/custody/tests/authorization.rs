@@ -231,6 +231,7 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
             allow(MDM_READERS, 200)
         }
         "POST /api/v1/commands/{id}/cancel" => allow(MDM_ENROLLERS, 200),
+        "POST /api/v1/mdm/enrollments/{id}/link" => allow(MDM_ENROLLERS, 200),
         "POST /api/v1/mdm/certificates/{serial}/revoke" => allow(MDM_SETTINGS, 204),
         _ => return None,
     })
@@ -389,6 +390,11 @@ async fn call_for(
         }
         "PUT /api/v1/mdm/push-certificate" => Some(json!({"pem": common::push_certificate_pem()})),
         "POST /api/v1/mdm/certificates/{serial}/revoke" => Some(json!({"reason": format!("lost {n}")})),
+        "POST /api/v1/mdm/enrollments/{id}/link" => {
+            let device =
+                app.device_in_state(agency, &fixture.device_model, custody_domain::device::DeviceState::Ordered).await;
+            Some(json!({"device_id": device}))
+        }
         _ if method != "GET" && method != "DELETE" => Some(json!({})),
         _ => None,
     };

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{PASSWORD, TestApp};
+use custody_domain::catalog::ModelInput;
 use custody_domain::role::Role;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
@@ -327,4 +328,42 @@ async fn mdm_pages_follow_the_roles() {
     let (status, html) = viewer.page(&format!("/devices/{enrolled}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("device-mdm") && !html.contains("/mdm/enrollments/"), "no MDM section for the viewer");
+}
+
+#[tokio::test]
+async fn euc_joins_an_unmatched_enrollment_to_its_device_in_the_console() {
+    let app = TestApp::spawn().await;
+    app.agency("AAA", "Alpha Agency").await;
+    app.user_with_token("euc@x.example", Role::Euc, None).await;
+    let (enrollment, _) = app.enrollment_on("AAA", "UDID-UNMATCHED-0001").await;
+    let model = ModelInput {
+        device_type: Some("tablet".into()),
+        platform: Some("ios".into()),
+        maker: Some("Apple".into()),
+        model: Some("iPad 11".into()),
+        ..Default::default()
+    };
+    let system = custody_app::Actor::system("test");
+    let model = custody_app::catalog::create_model(app.app(), &system, model).await.unwrap().id;
+    let device = app.device_in_state("AAA", &model, custody_domain::device::DeviceState::Ordered).await;
+    let euc = Console::sign_in(&app, "euc@x.example").await;
+
+    let (_, html) = euc.page("/mdm?unmatched=1").await;
+    assert!(html.contains("UDID-UNMATCHED-0001") && html.contains("not in inventory"), "{html}");
+    let (_, html) = euc.page(&format!("/mdm/enrollments/{enrollment}")).await;
+    assert!(html.contains("id=\"link-form\""), "EUC is offered the link form");
+
+    let path = format!("/mdm/enrollments/{enrollment}/link");
+    let unknown = euc.post(&path, &[("device_id", "no-such-device")]).await;
+    assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = unknown.text().await.unwrap();
+    assert!(html.contains("device_id: no device of this enrollment") && html.contains("value=\"no-such-device\""));
+    let linked = euc.post(&path, &[("device_id", device.as_str())]).await;
+    assert_eq!(linked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&linked), format!("/mdm/enrollments/{enrollment}?done=linked"));
+    let (_, html) = euc.page(&location(&linked)).await;
+    assert!(html.contains("joined to its inventory device") && html.contains(&format!("href=\"/devices/{device}\"")));
+    assert!(!html.contains("id=\"link-form\""), "a joined enrollment has no link form");
+    let (_, html) = euc.page("/mdm?unmatched=1").await;
+    assert!(!html.contains("UDID-UNMATCHED-0001") && html.contains("Every enrollment here is joined"), "{html}");
 }

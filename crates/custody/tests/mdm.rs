@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use apns::standin::{StandIn, StandInConfig};
 use common::TestApp;
+use custody_domain::device::DeviceState;
 use custody_domain::role::Role;
 use custody_sim::{
     AnswerStatus, Behaviour, CONNECT_CONTENT_TYPE, DeviceKind, DeviceSpec, Identity, NotNow, SimDevice, SimError,
@@ -587,4 +588,207 @@ async fn with_custody_terminating_tls_the_client_certificate_identifies_the_devi
     assert_eq!(put_over_tls(here, ca, connect.clone(), b.idle_body(), Some(a.identity())).await, 401);
     assert_eq!(put_over_tls(here, ca, checkin.clone(), token_update, Some(b.identity())).await, 401);
     tls.stop().await.unwrap();
+}
+
+/// A device's model in the catalog, for inventory devices written straight to the store.
+async fn phone_model(app: &TestApp) -> String {
+    let system = custody_app::Actor::system("test");
+    let model = custody_domain::catalog::ModelInput {
+        device_type: Some("smartphone".into()),
+        platform: Some("ios".into()),
+        maker: Some("Apple".into()),
+        model: Some("iPhone 16".into()),
+        ..Default::default()
+    };
+    custody_app::catalog::create_model(app.app(), &system, model).await.unwrap().id
+}
+
+/// An inventory device of `agency` in `state` with `serial`. Returns its id.
+async fn inventory_device(app: &TestApp, agency: &str, model: &str, state: DeviceState, serial: &str) -> String {
+    let id = app.device_in_state(agency, model, state).await;
+    app.exec_owned(format!("UPDATE devices SET serial = '{serial}' WHERE id = '{id}'")).await;
+    id
+}
+
+async fn enrollments_join_their_inventory_device(db: TestDb) {
+    let mdm = Mdm::start(db, |_| {}).await;
+    let label = mdm.app.db.label;
+    let model = phone_model(&mdm.app).await;
+    let device_state = |id: String| {
+        let (app, token) = (&mdm.app, mdm.token.clone());
+        async move {
+            let device: Value = app.get(&format!("/api/v1/devices/{id}"), &token).await.json().await.unwrap();
+            device
+        }
+    };
+
+    // A staged device enrolls at the Deployment Center: joined by its serial number, and
+    // enrolled from the MDM signal, which starts its billing.
+    let spec = DeviceSpec::numbered(DeviceKind::IPhone, 41);
+    let staged = inventory_device(&mdm.app, AGENCY, &model, DeviceState::Staged, &spec.serial_number).await;
+    let mut joined = mdm.enroll(spec).await;
+    assert_eq!(mdm.enrollment(&joined).await["device_id"], staged.as_str(), "{label}");
+    let device = device_state(staged.clone()).await;
+    assert_eq!(device["state"], "enrolled", "{label}: {device}");
+    assert!(device["enrolled_at"].is_string(), "{label}: billing starts at enrollment: {device}");
+    assert!(
+        device["custody"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "record_enrollment" && e["by"].as_str().is_some_and(|a| a.contains(joined.udid()))),
+        "{label}: the device recorded its own enrollment: {device}"
+    );
+
+    // A device of another agency with the same serial, or none: EUC's unmatched queue.
+    app_agency(&mdm.app, "BBB").await;
+    let stray_spec = DeviceSpec::numbered(DeviceKind::IPhone, 42);
+    let elsewhere = inventory_device(&mdm.app, "BBB", &model, DeviceState::Staged, &stray_spec.serial_number).await;
+    let stray = mdm.enroll(stray_spec).await;
+    let unmatched: Value =
+        mdm.app.get("/api/v1/mdm/enrollments?unmatched=true", &mdm.token).await.json().await.unwrap();
+    let udids: Vec<&str> = unmatched["items"].as_array().unwrap().iter().map(|e| e["udid"].as_str().unwrap()).collect();
+    assert_eq!(udids, [stray.udid()], "{label}: {unmatched}");
+    assert_eq!(device_state(elsewhere.clone()).await["state"], "staged", "{label}: no device of another agency");
+
+    // EUC joins it by hand; a device of another agency, or with another serial, is refused.
+    let euc = mdm.app.user_with_token("euc@central.example", Role::Euc, None).await.1;
+    let link = |id: String, token: String| {
+        let (app, udid) = (&mdm.app, stray.udid().to_string());
+        async move {
+            let path = format!("/api/v1/mdm/enrollments/{udid}/link");
+            app.send_json(Method::POST, &path, Some(&token), &json!({"device_id": id})).await
+        }
+    };
+    let refused = link(elsewhere.clone(), euc.clone()).await;
+    assert_eq!(common::fields(&common::problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await), ["device_id"]);
+    let other_serial = inventory_device(&mdm.app, AGENCY, &model, DeviceState::Staged, "DNPOTHER01").await;
+    let refused = link(other_serial, euc.clone()).await;
+    assert_eq!(common::fields(&common::problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await), ["device_id"]);
+    let requester = mdm.app.user_with_token("req@aaa.example", Role::AgencyRequester, Some(AGENCY)).await.1;
+    let unserialized = mdm.app.device_in_state(AGENCY, &model, DeviceState::Staged).await;
+    assert_eq!(link(unserialized.clone(), requester).await.status(), StatusCode::FORBIDDEN, "{label}");
+    let linked = link(unserialized.clone(), euc.clone()).await;
+    assert_eq!(linked.status(), StatusCode::OK, "{label}");
+    assert_eq!(device_state(unserialized.clone()).await["state"], "enrolled", "{label}");
+    let unmatched: Value =
+        mdm.app.get("/api/v1/mdm/enrollments?unmatched=true", &mdm.token).await.json().await.unwrap();
+    assert_eq!(unmatched["items"], json!([]), "{label}");
+
+    // Removing MDM outside decommissioning alerts central IT security; a decommissioned
+    // device leaving MDM is expected.
+    joined.check_out().await.unwrap();
+    let inbox: Value = mdm.app.get("/api/v1/notifications", &mdm.token).await.json().await.unwrap();
+    let alerts: Vec<&Value> =
+        inbox["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "mdm_unexpected_check_out").collect();
+    assert_eq!(alerts.len(), 1, "{label}: {inbox}");
+    assert!(alerts[0]["body"].as_str().unwrap().contains(joined.udid()), "{label}: {inbox}");
+    let mut retired = stray;
+    mdm.app.exec_owned(format!("UPDATE devices SET state = 'decommissioned' WHERE id = '{unserialized}'")).await;
+    retired.check_out().await.unwrap();
+    let auditor = mdm.app.user_with_token("audit@central.example", Role::Auditor, None).await.1;
+    let events: Value =
+        mdm.app.get("/api/v1/audit-events?action=mdm.alert.unexpected_check_out", &auditor).await.json().await.unwrap();
+    assert_eq!(events["items"].as_array().unwrap().len(), 1, "{label}: {events}");
+}
+
+async fn app_agency(app: &TestApp, code: &str) {
+    app.agency(code, &format!("Agency {code}")).await;
+}
+
+#[tokio::test]
+async fn enrollments_join_their_inventory_device_on_sqlite() {
+    enrollments_join_their_inventory_device(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn enrollments_join_their_inventory_device_on_postgres() {
+    let Some(url) = TestDb::postgres_url() else { return };
+    enrollments_join_their_inventory_device(TestDb::postgres(&url).await).await;
+}
+
+/// A lost device is put in Lost Mode at once (locked when not supervised), with the configured
+/// notice; recovery takes it out. Each lifecycle command mirrors the device's answer.
+#[tokio::test]
+async fn lost_devices_go_into_lost_mode_and_recovery_takes_them_out() {
+    let db = match TestDb::postgres_url() {
+        Some(url) => TestDb::postgres(&url).await,
+        None => TestDb::sqlite().await,
+    };
+    let mdm = Mdm::start(db, |config| config.mdm.lost_mode_phone = Some("+15185550100".into())).await;
+    let label = mdm.app.db.label;
+    let model = phone_model(&mdm.app).await;
+    let euc = mdm.app.user_with_token("euc@central.example", Role::Euc, None).await.1;
+    let act = |device: String, action: &'static str| {
+        let (app, euc) = (&mdm.app, euc.clone());
+        async move {
+            let path = format!("/api/v1/devices/{device}/actions/{action}");
+            let response = app.send_json(Method::POST, &path, Some(&euc), &json!({})).await;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{action}: {body}");
+            body
+        }
+    };
+    let lifecycle_commands = |device: String| {
+        let (app, euc) = (&mdm.app, euc.clone());
+        async move {
+            let device: Value = app.get(&format!("/api/v1/devices/{device}"), &euc).await.json().await.unwrap();
+            device["commands"].as_array().unwrap().clone()
+        }
+    };
+
+    let mut spec = DeviceSpec::numbered(DeviceKind::IPhone, 51);
+    spec.supervised = true;
+    let supervised = inventory_device(&mdm.app, AGENCY, &model, DeviceState::InService, &spec.serial_number).await;
+    let mut phone = mdm.enroll(spec).await;
+    let mut spec = DeviceSpec::numbered(DeviceKind::IPhone, 52);
+    spec.supervised = false;
+    let unsupervised = inventory_device(&mdm.app, AGENCY, &model, DeviceState::InService, &spec.serial_number).await;
+    let mut other = mdm.enroll(spec).await;
+    // Each says whether it is supervised.
+    mdm.command(&[&phone, &other], "DeviceInformation", json!({"Queries": ["IsSupervised"]})).await;
+    for device in [&mut phone, &mut other] {
+        assert_eq!(device.run_until_idle().await.unwrap().len(), 1);
+    }
+
+    // Reported lost: Lost Mode on the supervised one, a lock on the other, sent at once.
+    act(supervised.clone(), "report-lost").await;
+    act(unsupervised.clone(), "report-lost").await;
+    let handled = phone.run_until_idle().await.unwrap();
+    assert_eq!(handled.iter().map(|h| h.request_type.as_str()).collect::<Vec<_>>(), ["EnableLostMode"], "{label}");
+    assert_eq!(handled[0].status, AnswerStatus::Acknowledged);
+    let notice = phone.state().lost_mode.clone().expect("in Lost Mode");
+    assert_eq!(notice.phone_number.as_deref(), Some("+15185550100"));
+    assert!(notice.message.unwrap().contains("reported lost"));
+    let handled = other.run_until_idle().await.unwrap();
+    assert_eq!(handled.iter().map(|h| h.request_type.as_str()).collect::<Vec<_>>(), ["DeviceLock"], "{label}");
+    assert!(other.state().locked && other.state().lost_mode.is_none());
+    let commands = lifecycle_commands(supervised.clone()).await;
+    assert_eq!(commands.len(), 1, "{label}: {commands:?}");
+    assert_eq!(
+        (commands[0]["kind"].as_str(), commands[0]["status"].as_str()),
+        (Some("enable_lost_mode"), Some("acknowledged"))
+    );
+
+    // Recovered: Lost Mode ends; a locked phone is unlocked with its passcode, not by command.
+    act(supervised.clone(), "recover").await;
+    act(unsupervised.clone(), "recover").await;
+    let handled = phone.run_until_idle().await.unwrap();
+    assert_eq!(handled.iter().map(|h| h.request_type.as_str()).collect::<Vec<_>>(), ["DisableLostMode"], "{label}");
+    assert!(phone.state().lost_mode.is_none());
+    assert!(other.run_until_idle().await.unwrap().is_empty(), "{label}");
+    let commands = lifecycle_commands(unsupervised.clone()).await;
+    let kinds: Vec<(&str, &str)> =
+        commands.iter().map(|c| (c["kind"].as_str().unwrap(), c["status"].as_str().unwrap())).collect();
+    assert_eq!(kinds, [("enable_lost_mode", "acknowledged"), ("disable_lost_mode", "not_needed")], "{label}");
+
+    // Under a legal hold no erase goes out, whoever asks and however.
+    mdm.app.hold_on(AGENCY, &supervised).await;
+    let body = json!({"devices": [phone.udid()], "request_type": "EraseDevice"});
+    let refused = mdm.app.send_json(Method::POST, "/api/v1/commands", Some(&mdm.token), &body).await;
+    let problem = common::problem(refused, StatusCode::CONFLICT).await;
+    assert_eq!(common::fields(&problem), ["devices"], "{label}: {problem}");
+    assert!(problem.to_string().contains("legal hold"), "{problem}");
+    assert!(phone.run_until_idle().await.unwrap().is_empty(), "{label}: nothing was queued");
 }

@@ -83,7 +83,7 @@ named_enum! {
 }
 
 named_enum! {
-    /// A command the lifecycle asks MDM to send (step 6 sends them).
+    /// A command the lifecycle asks MDM to send (through the device's enrollment, at once).
     pub enum CommandKind {
         EnableLostMode = ("enable_lost_mode", "Enable lost mode"),
         DisableLostMode = ("disable_lost_mode", "Disable lost mode"),
@@ -121,7 +121,8 @@ pub enum Event {
         mismatch: Option<String>,
     },
     Stage,
-    /// The device enrolled in MDM (recorded by EUC now, signalled by MDM in step 6).
+    /// The device enrolled in MDM: signalled by its enrollment (or recorded by EUC for a device
+    /// managed outside Custody).
     RecordEnrollment,
     /// Handed to the delivery team.
     Ship,

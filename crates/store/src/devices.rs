@@ -368,7 +368,9 @@ pub struct CommandRow {
     pub id: String,
     pub device_id: String,
     pub kind: String,
-    /// `pending` until step 6 sends it.
+    /// `pending` while the device has no MDM enrollment to send it through; `not_needed`;
+    /// `queued` once in the MDM queue (the MDM command has the same id), then the device's
+    /// answer: `acknowledged` or `error`.
     pub status: String,
     pub requested_by: String,
     pub created_at: i64,
@@ -388,6 +390,17 @@ pub async fn insert_command(conn: &mut Conn, c: &CommandRow) -> Result<(), SqlEr
     .bind(c.created_at)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Mirrors the MDM command's outcome on the lifecycle command of the same id (if it is one).
+pub async fn command_answered(conn: &mut Conn, id: &str, status: &str, at: i64) -> Result<(), SqlError> {
+    sqlx::query("UPDATE device_commands SET status = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(status)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -489,11 +489,43 @@ pub async fn touch_enrollment(conn: &mut Conn, id: &str, at: i64) -> Result<(), 
     Ok(())
 }
 
+/// Joins an enrollment to its inventory device; any other enrollment joined to that device
+/// lets go of it (a device has one enrollment).
+pub async fn link_enrollment(conn: &mut Conn, id: &str, device_id: &str, at: i64) -> Result<(), SqlError> {
+    sqlx::query("UPDATE mdm_enrollments SET device_id = NULL, updated_at = $3 WHERE device_id = $2 AND id <> $1")
+        .bind(id)
+        .bind(device_id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE mdm_enrollments SET device_id = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(device_id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// How many enrollments wait in EUC's unmatched queue (of one agency, or all).
+pub async fn unmatched_count(conn: &mut Conn, agency: Option<&str>) -> Result<i64, SqlError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM mdm_enrollments WHERE device_id IS NULL AND status <> 'checked_out' \
+         AND ($1 = '' OR agency_code = $1)",
+    )
+    .bind(agency.unwrap_or(""))
+    .fetch_one(&mut *conn)
+    .await?;
+    row.try_get("n")
+}
+
 /// What an enrollment list shows.
 #[derive(Debug, Clone, Default)]
 pub struct EnrollmentFilter {
     pub agency: Option<String>,
     pub status: Option<String>,
+    /// Only enrollments joined to no inventory device (and not checked out): EUC's queue.
+    pub unmatched: bool,
 }
 
 /// Enrollments by id after `after`, at most `limit`, as one JSON page.
@@ -514,6 +546,9 @@ pub async fn list_enrollments(
             binds.push(value);
             sql.push_str(&format!("{clause}${}", binds.len()));
         }
+    }
+    if filter.unmatched {
+        sql.push_str(" AND device_id IS NULL AND status <> 'checked_out'");
     }
     sql.push_str(&format!(" ORDER BY id LIMIT {}", limit.max(0)));
     let columns: Vec<&str> = ENROLLMENT_COLUMNS.split(", ").map(str::trim).collect();
@@ -738,6 +773,7 @@ pub struct DeviceFacts {
     pub serial_number: Option<String>,
     pub imei: Option<String>,
     pub meid: Option<String>,
+    pub supervised: Option<bool>,
 }
 
 pub async fn update_device_facts(conn: &mut Conn, id: &str, f: &DeviceFacts, now: i64) -> Result<(), SqlError> {
@@ -746,7 +782,8 @@ pub async fn update_device_facts(conn: &mut Conn, id: &str, f: &DeviceFacts, now
          build_version = COALESCE($3, build_version), product_name = COALESCE($4, product_name), \
          model = COALESCE($5, model), model_name = COALESCE($6, model_name), \
          device_name = COALESCE($7, device_name), serial_number = COALESCE($8, serial_number), \
-         imei = COALESCE($9, imei), meid = COALESCE($10, meid), updated_at = $11, last_seen_at = $11 WHERE id = $1",
+         imei = COALESCE($9, imei), meid = COALESCE($10, meid), supervised = COALESCE($12, supervised), \
+         updated_at = $11, last_seen_at = $11 WHERE id = $1",
     )
     .bind(id)
     .bind(&f.os_version)
@@ -759,9 +796,22 @@ pub async fn update_device_facts(conn: &mut Conn, id: &str, f: &DeviceFacts, now
     .bind(&f.imei)
     .bind(&f.meid)
     .bind(now)
+    .bind(f.supervised.map(i64::from))
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Whether the device said it is supervised (`None` until it answered `DeviceInformation`).
+pub async fn supervised(conn: &mut Conn, enrollment_id: &str) -> Result<Option<bool>, SqlError> {
+    let row = sqlx::query("SELECT supervised FROM mdm_enrollments WHERE id = $1")
+        .bind(enrollment_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<Option<i64>, _>("supervised")?.map(|s| s != 0),
+        None => None,
+    })
 }
 
 /// What an idle poll needs to know, read in one statement: the certificate's state, the

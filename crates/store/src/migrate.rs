@@ -63,6 +63,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_mdm_pending_commands.sql"),
         postgres: include_str!("../migrations/postgres/0008_mdm_pending_commands.sql"),
     },
+    Migration {
+        version: 9,
+        name: "mdm_device_link",
+        sqlite: include_str!("../migrations/sqlite/0009_mdm_device_link.sql"),
+        postgres: include_str!("../migrations/postgres/0009_mdm_device_link.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

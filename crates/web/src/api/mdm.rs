@@ -343,6 +343,8 @@ pub struct EnrollmentList {
 pub struct EnrollmentListQuery {
     pub agency: Option<String>,
     pub status: Option<String>,
+    /// `true`: only enrollments joined to no inventory device (EUC's unmatched queue).
+    pub unmatched: Option<bool>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
@@ -358,7 +360,13 @@ pub async fn list_enrollments(
     Auth(actor): Auth,
     ApiQuery(q): ApiQuery<EnrollmentListQuery>,
 ) -> ApiResult<Json<EnrollmentList>> {
-    let query = EnrollmentQuery { agency: q.agency, status: q.status, cursor: q.cursor, limit: q.limit };
+    let query = EnrollmentQuery {
+        agency: q.agency,
+        status: q.status,
+        unmatched: q.unmatched.unwrap_or(false),
+        cursor: q.cursor,
+        limit: q.limit,
+    };
     let page = mdm::enrollments(&state.app, &actor, query).await?;
     Ok(Json(EnrollmentList { items: page.items.into_iter().map(Into::into).collect(), next: page.next }))
 }
@@ -375,6 +383,29 @@ pub async fn get_enrollment(
     Path(id): Path<String>,
 ) -> ApiResult<Json<EnrollmentDto>> {
     Ok(Json(mdm::enrollment(&state.app, &actor, &id).await?.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    /// The inventory device (of the enrollment's agency) this enrollment is.
+    pub device_id: String,
+}
+
+/// Join an enrollment to its inventory device by hand (EUC's unmatched queue). A staged device
+/// whose enrollment is complete moves to `enrolled`.
+#[utoipa::path(operation_id = "link_enrollment", post, path = "/api/v1/mdm/enrollments/{id}/link", tag = "mdm",
+    params(("id" = String, Path)), request_body = LinkBody,
+    responses((status = 200, body = EnrollmentDto), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn link_enrollment(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> ApiResult<Json<EnrollmentDto>> {
+    Ok(Json(mdm::link_enrollment(&state.app, &actor, &id, &body.device_id).await?.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -141,6 +141,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mdm::cancel_command))
         .routes(routes!(mdm::list_enrollments))
         .routes(routes!(mdm::get_enrollment))
+        .routes(routes!(mdm::link_enrollment))
         .routes(routes!(mdm::get_push_certificate, mdm::put_push_certificate))
         .routes(routes!(mdm::get_ca))
         .routes(routes!(mdm::revoke_certificate))

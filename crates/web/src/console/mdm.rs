@@ -73,6 +73,7 @@ struct ListPage<'a> {
     agency: String,
     status: String,
     statuses: [(&'static str, &'static str); 3],
+    unmatched: bool,
     rows: Vec<EnrollmentRow>,
     next: Option<String>,
     filter_query: String,
@@ -92,15 +93,19 @@ impl ListPage<'_> {
 pub struct ListQuery {
     agency: Option<String>,
     status: Option<String>,
+    /// Any value: only the enrollments no inventory device matched.
+    unmatched: Option<String>,
     cursor: Option<String>,
 }
 
 pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(q): Query<ListQuery>) -> Response {
     let agency = q.agency.clone().filter(|a| !a.is_empty()).or_else(|| viewer.agency()).unwrap_or_default();
     let status = q.status.clone().unwrap_or_default();
+    let unmatched = q.unmatched.as_deref().is_some_and(|u| !u.is_empty());
     let query = EnrollmentQuery {
         agency: Some(agency.clone()).filter(|a| !a.is_empty()),
         status: Some(status.clone()).filter(|s| !s.is_empty()),
+        unmatched,
         cursor: q.cursor.clone().filter(|c| !c.is_empty()),
         limit: Some(50),
     };
@@ -109,12 +114,18 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(q): Query
         Err(AppError::Validation(_)) => return Redirect::to("/mdm").into_response(),
         Err(error) => return error_page(&viewer, error),
     };
-    let filter_query = format!("agency={}&status={}", urlencode(&agency), urlencode(&status));
+    let filter_query = format!(
+        "agency={}&status={}{}",
+        urlencode(&agency),
+        urlencode(&status),
+        if unmatched { "&unmatched=1" } else { "" }
+    );
     let page = ListPage {
         layout: &viewer.layout,
         agency,
         status,
         statuses: ENROLLMENT_STATUSES,
+        unmatched,
         rows: page.items,
         next: page.next,
         filter_query,
@@ -161,6 +172,10 @@ struct EnrollmentPage<'a> {
     chosen: String,
     can_command: bool,
     can_cancel: bool,
+    /// EUC may join it to an inventory device (it has none yet).
+    can_link: bool,
+    /// The device id typed in the link form (kept after an error).
+    link_device: String,
     message: Option<String>,
     errors: Vec<String>,
 }
@@ -183,15 +198,23 @@ struct Shown {
     message: Option<String>,
     errors: Vec<String>,
     chosen: String,
+    link_device: String,
 }
 
 impl Shown {
     fn ok(cursor: Option<String>, message: Option<String>) -> Self {
-        Self { cursor, status: StatusCode::OK, message, errors: Vec::new(), chosen: String::new() }
+        Self {
+            cursor,
+            status: StatusCode::OK,
+            message,
+            errors: Vec::new(),
+            chosen: String::new(),
+            link_device: String::new(),
+        }
     }
 
     fn refused(status: StatusCode, errors: Vec<String>, chosen: String) -> Self {
-        Self { cursor: None, status, message: None, errors, chosen }
+        Self { cursor: None, status, message: None, errors, chosen, link_device: String::new() }
     }
 }
 
@@ -218,6 +241,8 @@ async fn enrollment_page(state: &AppState, viewer: &Viewer, id: &str, shown: Sho
         pushable: pushable(&enrollment),
         can_command: viewer.may(Action::MdmCommand) && enrollment.status != "checked_out",
         can_cancel: viewer.may(Action::MdmCommand),
+        can_link: viewer.may(Action::MdmEnroll) && enrollment.device_id.is_none(),
+        link_device: shown.link_device,
         enrollment,
         commands: page.items.into_iter().map(CommandLine::new).collect(),
         next: page.next,
@@ -238,6 +263,7 @@ pub async fn show(
     let message = match q.get("done").map(String::as_str) {
         Some("queued") => Some("The command is queued; the device is asked to connect for it.".to_string()),
         Some("cancelled") => Some("The command is cancelled.".to_string()),
+        Some("linked") => Some("The enrollment is joined to its inventory device.".to_string()),
         _ => None,
     };
     enrollment_page(&state, &viewer, &id, Shown::ok(q.get("cursor").cloned(), message)).await
@@ -274,6 +300,25 @@ pub async fn queue_command(
         Err(error) => match problems_with_status(error) {
             Ok((status, lines)) => {
                 enrollment_page(&state, &viewer, &enrollment.id, Shown::refused(status, lines, chosen)).await
+            }
+            Err(other) => error_page(&viewer, other),
+        },
+    }
+}
+
+/// EUC joins an unmatched enrollment to its inventory device.
+pub async fn link(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>, body: Bytes) -> Response {
+    let form = form_fields(&body);
+    if !viewer.csrf_ok(&form) {
+        return csrf_refused();
+    }
+    let device = form.get("device_id").cloned().unwrap_or_default();
+    match mdm::link_enrollment(&state.app, &viewer.actor, &id, &device).await {
+        Ok(row) => Redirect::to(&format!("/mdm/enrollments/{}?done=linked", urlencode(&row.id))).into_response(),
+        Err(error) => match problems_with_status(error) {
+            Ok((status, lines)) => {
+                let shown = Shown { link_device: device, ..Shown::refused(status, lines, String::new()) };
+                enrollment_page(&state, &viewer, &id, shown).await
             }
             Err(other) => error_page(&viewer, other),
         },

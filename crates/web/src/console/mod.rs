@@ -64,6 +64,7 @@ pub fn router() -> Router<AppState> {
         .route("/mdm", get(mdm::list))
         .route("/mdm/enrollments/{id}", get(mdm::show))
         .route("/mdm/enrollments/{id}/commands", post(mdm::queue_command))
+        .route("/mdm/enrollments/{id}/link", post(mdm::link))
         .route("/mdm/commands/{id}/cancel", post(mdm::cancel_command))
         .route("/mdm/settings", get(mdm::settings))
         .route("/mdm/settings/push-certificate", post(mdm::upload_push_certificate))
