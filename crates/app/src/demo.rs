@@ -1847,6 +1847,7 @@ async fn seed_devices(app: &App, options: &DemoOptions) -> Result<(), AppError> 
             validated_by: None,
             validated_by_label: None,
             validated_at: None,
+            erase_request_id: None,
         };
         stored::insert_sanitization(&mut tx, &row).await?;
         let validation =

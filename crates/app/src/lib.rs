@@ -12,6 +12,7 @@ pub mod certificate;
 pub mod dashboard;
 pub mod demo;
 pub mod devices;
+pub mod erase;
 pub mod error;
 pub mod maintenance;
 pub mod mdm;

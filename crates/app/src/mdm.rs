@@ -975,57 +975,15 @@ pub async fn enqueue(app: &App, actor: &Actor, input: NewCommands) -> Result<(St
         }
         None => AppError::invalid("params", e.to_string()),
     })?;
-    if input.devices.is_empty() {
-        return Err(AppError::invalid("devices", "name at least one device"));
+    if input.request_type == "EraseDevice" {
+        return Err(AppError::invalid(
+            "request_type",
+            "erases go through POST /api/v1/erase-requests, where the two-person rule applies",
+        ));
     }
-    if input.devices.len() > 200_000 {
-        return Err(AppError::invalid("devices", "at most 200,000 devices per batch"));
-    }
-    let mut keys: Vec<String> = input.devices.iter().map(|d| d.trim().to_string()).collect();
-    keys.sort();
-    keys.dedup();
     let now = now_ms();
     let mut tx = app.store.write().await?;
-    let found = mdm::targets_by_keys(&mut tx, &keys).await?;
-    let mut by_key: std::collections::HashMap<&str, &mdm::EnrollmentTarget> =
-        std::collections::HashMap::with_capacity(found.len() * 2);
-    for e in &found {
-        by_key.insert(&e.udid, e);
-        by_key.insert(&e.id, e);
-        if let Some(device) = &e.device_id {
-            by_key.insert(device, e);
-        }
-    }
-    // Whether the actor may command devices of an agency, decided once per agency.
-    let mut allowed: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
-    let mut errors = custody_domain::FieldErrors::new();
-    let mut targets: Vec<&mdm::EnrollmentTarget> = Vec::with_capacity(found.len());
-    for (i, key) in input.devices.iter().enumerate() {
-        let target = by_key.get(key.trim()).filter(|e| {
-            *allowed.entry(e.agency_code.as_str()).or_insert_with(|| {
-                AgencyCode::parse(&e.agency_code)
-                    .is_ok_and(|code| actor.authorize(Action::MdmCommand, Scope::Agency(&code)).is_ok())
-            })
-        });
-        match target {
-            Some(e) if e.status == "checked_out" => {
-                errors.push(format!("devices[{i}]"), "this device checked out of MDM")
-            }
-            Some(e) => targets.push(e),
-            None => errors.push(format!("devices[{i}]"), "no enrolled device has this UDID or id"),
-        }
-        if errors.0.len() >= 20 {
-            break;
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
-    if input.request_type == "EraseDevice" {
-        refuse_erase_under_hold(&mut tx, &targets).await?;
-    }
-    targets.sort_by(|a, b| a.id.cmp(&b.id));
-    targets.dedup_by(|a, b| a.id == b.id);
+    let targets = targets_of(&mut tx, actor, &input.devices, 200_000).await?;
     let batch = custody_store::new_id();
     let params_text = params.to_string();
     let rows: Vec<CommandRow> =
@@ -1038,24 +996,66 @@ pub async fn enqueue(app: &App, actor: &Actor, input: NewCommands) -> Result<(St
     Ok((batch, rows))
 }
 
-/// A legal hold makes every erase refuse, whoever asks: the first held device is named.
-async fn refuse_erase_under_hold(tx: &mut Conn, targets: &[&mdm::EnrollmentTarget]) -> Result<(), AppError> {
-    for target in targets {
-        let Some(device_id) = target.device_id.as_deref() else { continue };
-        let Some(device) = devices::get(tx, device_id).await? else { continue };
-        if let Some(hold) = devices::holds_covering(tx, &device).await?.first() {
-            let name = device.serial.as_deref().unwrap_or(&device.id);
-            return Err(AppError::conflict(
-                "devices",
-                format!("device {name} is under the legal hold \"{}\": it cannot be erased", hold.matter),
-            ));
+/// The enrollments `devices` name (UDIDs, enrollment ids or inventory device ids), each once,
+/// by id; every key that names none, names one the actor may not command, or names a device that
+/// checked out is refused by its index (the first 20).
+pub(crate) async fn targets_of(
+    tx: &mut Conn,
+    actor: &Actor,
+    devices: &[String],
+    most: usize,
+) -> Result<Vec<mdm::EnrollmentTarget>, AppError> {
+    if devices.is_empty() {
+        return Err(AppError::invalid("devices", "name at least one device"));
+    }
+    if devices.len() > most {
+        return Err(AppError::invalid("devices", format!("at most {most} devices at once")));
+    }
+    let mut keys: Vec<String> = devices.iter().map(|d| d.trim().to_string()).collect();
+    keys.sort();
+    keys.dedup();
+    let found = mdm::targets_by_keys(tx, &keys).await?;
+    let mut by_key: std::collections::HashMap<&str, &mdm::EnrollmentTarget> =
+        std::collections::HashMap::with_capacity(found.len() * 2);
+    for e in &found {
+        by_key.insert(&e.udid, e);
+        by_key.insert(&e.id, e);
+        if let Some(device) = &e.device_id {
+            by_key.insert(device, e);
         }
     }
-    Ok(())
+    // Whether the actor may command devices of an agency, decided once per agency.
+    let mut allowed: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
+    let mut errors = custody_domain::FieldErrors::new();
+    let mut targets: Vec<mdm::EnrollmentTarget> = Vec::with_capacity(found.len());
+    for (i, key) in devices.iter().enumerate() {
+        let target = by_key.get(key.trim()).filter(|e| {
+            *allowed.entry(e.agency_code.as_str()).or_insert_with(|| {
+                AgencyCode::parse(&e.agency_code)
+                    .is_ok_and(|code| actor.authorize(Action::MdmCommand, Scope::Agency(&code)).is_ok())
+            })
+        });
+        match target {
+            Some(e) if e.status == "checked_out" => {
+                errors.push(format!("devices[{i}]"), "this device checked out of MDM")
+            }
+            Some(e) => targets.push((*e).clone()),
+            None => errors.push(format!("devices[{i}]"), "no enrolled device has this UDID or id"),
+        }
+        if errors.0.len() >= 20 {
+            break;
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    targets.sort_by(|a, b| a.id.cmp(&b.id));
+    targets.dedup_by(|a, b| a.id == b.id);
+    Ok(targets)
 }
 
 /// A command queued now for enrollment `target`, in `batch` (its id a fresh CommandUUID).
-fn new_command(
+pub(crate) fn new_command(
     app: &App,
     actor: &Actor,
     batch: &str,
@@ -1088,7 +1088,7 @@ fn new_command(
 }
 
 /// Writes the commands and schedules a push to each of their devices.
-async fn queue_rows(tx: &mut Conn, rows: &[CommandRow], now: i64) -> Result<(), SqlError> {
+pub(crate) async fn queue_rows(tx: &mut Conn, rows: &[CommandRow], now: i64) -> Result<(), SqlError> {
     mdm::insert_commands(tx, rows).await?;
     let mut enrollments: Vec<String> = rows.iter().map(|c| c.enrollment_id.clone()).collect();
     enrollments.dedup();
@@ -1101,9 +1101,9 @@ const LIFECYCLE_REQUESTS: &[&str] = &["EnableLostMode", "DisableLostMode", "Devi
 
 /// Sends what the lifecycle asked of a device (lost mode, lock, erase) through its MDM
 /// enrollment, inside the caller's transaction, with `id` as the command's UUID. Returns the
-/// lifecycle command's status: `queued` (sent), `pending` (the device has no active enrollment:
-/// it waits for one), or `not_needed` (a device locked without Lost Mode is unlocked with its
-/// passcode, not by command).
+/// lifecycle command's status: `queued` (sent), `awaiting_approval` (an erase waiting for its
+/// second person), `pending` (the device has no active enrollment: it waits for one), or
+/// `not_needed` (a device locked without Lost Mode is unlocked with its passcode, not by command).
 pub(crate) async fn lifecycle_command(
     app: &App,
     tx: &mut Conn,
@@ -1115,6 +1115,7 @@ pub(crate) async fn lifecycle_command(
     let Some(enrollment) = mdm::enrollment_by_device(tx, device_id).await?.filter(|e| e.status == "enrolled") else {
         return Ok("pending");
     };
+    let target = enrollment.target();
     let supervised = mdm::supervised(tx, &enrollment.id).await?.unwrap_or(false);
     let lost = &app.config.mdm.lost_mode;
     let mut notice = serde_json::Map::new();
@@ -1132,17 +1133,16 @@ pub(crate) async fn lifecycle_command(
         CommandKind::EnableLostMode | CommandKind::DeviceLock => ("DeviceLock", serde_json::Value::Object(notice)),
         CommandKind::DisableLostMode if supervised => ("DisableLostMode", serde_json::json!({})),
         CommandKind::DisableLostMode => return Ok("not_needed"),
-        CommandKind::EraseDevice => ("EraseDevice", serde_json::json!({})),
+        CommandKind::EraseDevice => {
+            // Erases follow the two-person rule like any other.
+            let links = crate::erase::Links { device_command_id: Some(id), sanitization_id: None };
+            let targets = std::slice::from_ref(&target);
+            let request = crate::erase::create(app, tx, actor, targets, "the device was written off", links).await?;
+            return Ok(if request.status == "approved" { "queued" } else { "awaiting_approval" });
+        }
     };
     Command::from_params(request_type, &params).map_err(|e| unexpected("lifecycle command")(e.to_string()))?;
     let now = now_ms();
-    let target = mdm::EnrollmentTarget {
-        id: enrollment.id.clone(),
-        udid: enrollment.udid.clone(),
-        device_id: enrollment.device_id.clone(),
-        agency_code: enrollment.agency_code.clone(),
-        status: enrollment.status.clone(),
-    };
     let batch = custody_store::new_id();
     let mut row = new_command(app, actor, &batch, &target, request_type, &params.to_string(), now);
     row.id = id.to_string();

@@ -7,7 +7,7 @@ use custody_domain::authz::{Action, Scope};
 use custody_domain::device::{DeviceState, Event};
 use custody_domain::sanitization::{MethodType, Record, Validation, parse_record, parse_validation};
 use custody_store::devices::{self, DeviceRow, SanitizationRow};
-use custody_store::{Conn, audit};
+use custody_store::{Conn, audit, mdm};
 
 use crate::certificate::{Line, render};
 use crate::devices::{ActionInput, move_device};
@@ -32,7 +32,19 @@ pub async fn perform(
     let mut tx = app.store.write().await?;
     let mut device = load(&mut tx, actor, device_id, Action::DeviceWrite).await?;
     let mut errors = FieldErrors::new();
-    let record = parse_record(record, &mut errors).ok_or(AppError::Validation(errors))?;
+    // `remote_erase: true`: the clearing is an MDM remote erase, sent now (or once a second
+    // person approved it) and complete when the device acknowledged it.
+    let mut record = record.clone();
+    let remote_erase = match record.as_object_mut().and_then(|o| o.remove("remote_erase")) {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(_) => {
+            errors.push("remote_erase", "must be true or false");
+            false
+        }
+    };
+    let record = parse_record(&record, &mut errors);
+    let record = record.filter(|_| errors.is_empty()).ok_or(AppError::Validation(errors))?;
     if let Some(serial) = &device.serial
         && !record.media_serial.trim().eq_ignore_ascii_case(serial)
     {
@@ -61,8 +73,27 @@ pub async fn perform(
             ));
         }
     }
+    let id = custody_store::new_id();
+    let erase_request_id = match (remote_erase, record.method_type) {
+        (false, _) => None,
+        (true, MethodType::Destroy) => {
+            return Err(AppError::invalid("remote_erase", "a destruction is physical: it is not a remote erase"));
+        }
+        (true, _) => {
+            let enrollment = mdm::enrollment_by_device(&mut tx, &device.id)
+                .await?
+                .filter(|e| e.status == "enrolled")
+                .ok_or_else(|| {
+                AppError::conflict("remote_erase", "the device is not enrolled in MDM: clear it by hand instead")
+            })?;
+            let links = crate::erase::Links { device_command_id: None, sanitization_id: Some(&id) };
+            let reason = format!("sanitization by remote erase (NIST SP 800-88 {})", record.method_type.as_str());
+            let targets = [enrollment.target()];
+            Some(crate::erase::create(app, &mut tx, actor, &targets, &reason, links).await?.id)
+        }
+    };
     let row = SanitizationRow {
-        id: custody_store::new_id(),
+        id,
         device_id: device.id.clone(),
         agency_code: device.agency_code.clone(),
         method_type: record.method_type.as_str().to_string(),
@@ -74,6 +105,7 @@ pub async fn perform(
         validated_by: None,
         validated_by_label: None,
         validated_at: None,
+        erase_request_id,
     };
     devices::insert_sanitization(&mut tx, &row).await?;
     let changes = serde_json::json!({ "device": device.id, "record": record });
@@ -83,6 +115,9 @@ pub async fn perform(
     )
     .await?;
     tx.commit().await?;
+    if row.erase_request_id.is_some() {
+        app.mdm.push_wake.notify_one();
+    }
     Ok(row)
 }
 
@@ -103,6 +138,11 @@ pub async fn validate(
         .into_iter()
         .find(|s| s.validated_at.is_none())
         .ok_or_else(|| AppError::conflict("record", "no sanitization record waits for validation"))?;
+    if let Some(request) = &pending.erase_request_id
+        && let Err(why) = crate::erase::erased(&mut tx, request, &device.id).await?
+    {
+        return Err(AppError::conflict("record", format!("this sanitization is a remote erase: {why}")));
+    }
     if pending.performed_by == principal.user_id {
         return Err(AppError::conflict(
             "validated_by",

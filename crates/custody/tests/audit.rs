@@ -160,6 +160,24 @@ async fn successful_call(
             let (enrollment, _) = app.enrollment_on("AAA", "00008110-00AUDIT0000002E").await;
             (format!("/api/v1/commands/{}/cancel", app.command_for(&enrollment).await), None, false)
         }
+        // Asked by an admin (not infosec): the request waits for a second person.
+        "POST /api/v1/erase-requests" => {
+            let (enrollment, _) = app.enrollment_on("AAA", "00008110-00AUDIT0000005E").await;
+            ("/api/v1/erase-requests".into(), Some(json!({"devices": [enrollment], "reason": "stolen"})), false)
+        }
+        "POST /api/v1/erase-requests/{id}/approve" => {
+            let (enrollment, _) = app.enrollment_on("AAA", "00008110-00AUDIT0000006E").await;
+            (
+                format!("/api/v1/erase-requests/{}/approve", app.erase_request_for(&enrollment).await),
+                Some(json!({})),
+                false,
+            )
+        }
+        "POST /api/v1/erase-requests/{id}/reject" => {
+            let (enrollment, _) = app.enrollment_on("AAA", "00008110-00AUDIT0000007E").await;
+            let path = format!("/api/v1/erase-requests/{}/reject", app.erase_request_for(&enrollment).await);
+            (path, Some(json!({"note": "found it"})), false)
+        }
         "POST /api/v1/mdm/enrollments/{id}/link" => {
             // A device not staged: the link is the one change (a staged one would also enroll).
             let (enrollment, _) = app.enrollment_on("AAA", "00008110-00AUDIT0000004E").await;

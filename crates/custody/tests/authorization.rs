@@ -232,6 +232,24 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
         }
         "POST /api/v1/commands/{id}/cancel" => allow(MDM_ENROLLERS, 200),
         "POST /api/v1/mdm/enrollments/{id}/link" => allow(MDM_ENROLLERS, 200),
+        // Erase requests are central IT's: agency users are refused whatever the agency.
+        "GET /api/v1/erase-requests" | "GET /api/v1/erase-requests/{id}" => {
+            if MDM_READERS.contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
+        "POST /api/v1/erase-requests" => {
+            if MDM_ENROLLERS.contains(&role) {
+                201
+            } else {
+                403
+            }
+        }
+        "POST /api/v1/erase-requests/{id}/approve" | "POST /api/v1/erase-requests/{id}/reject" => {
+            if MDM_SETTINGS.contains(&role) { 200 } else { 403 }
+        }
         "POST /api/v1/mdm/certificates/{serial}/revoke" => allow(MDM_SETTINGS, 204),
         _ => return None,
     })
@@ -301,6 +319,9 @@ async fn call_for(
     } else if path.starts_with("/api/v1/commands/") {
         let (enrollment, _) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
         path.replace("{id}", &app.command_for(&enrollment).await)
+    } else if path.starts_with("/api/v1/erase-requests/") {
+        let (enrollment, _) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
+        path.replace("{id}", &app.erase_request_for(&enrollment).await)
     } else if path.starts_with("/api/v1/mdm/enrollments/") {
         let (enrollment, _) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
         path.replace("{id}", &enrollment)
@@ -390,6 +411,11 @@ async fn call_for(
         }
         "PUT /api/v1/mdm/push-certificate" => Some(json!({"pem": common::push_certificate_pem()})),
         "POST /api/v1/mdm/certificates/{serial}/revoke" => Some(json!({"reason": format!("lost {n}")})),
+        "POST /api/v1/erase-requests" => {
+            let (enrollment, _) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
+            Some(json!({"devices": [enrollment], "reason": format!("stolen {n}")}))
+        }
+        "POST /api/v1/erase-requests/{id}/reject" => Some(json!({"note": "not this one"})),
         "POST /api/v1/mdm/enrollments/{id}/link" => {
             let device =
                 app.device_in_state(agency, &fixture.device_model, custody_domain::device::DeviceState::Ordered).await;

@@ -783,12 +783,185 @@ async fn lost_devices_go_into_lost_mode_and_recovery_takes_them_out() {
         commands.iter().map(|c| (c["kind"].as_str().unwrap(), c["status"].as_str().unwrap())).collect();
     assert_eq!(kinds, [("enable_lost_mode", "acknowledged"), ("disable_lost_mode", "not_needed")], "{label}");
 
-    // Under a legal hold no erase goes out, whoever asks and however.
+    // Under a legal hold no erase goes out, whoever asks.
     mdm.app.hold_on(AGENCY, &supervised).await;
-    let body = json!({"devices": [phone.udid()], "request_type": "EraseDevice"});
-    let refused = mdm.app.send_json(Method::POST, "/api/v1/commands", Some(&mdm.token), &body).await;
+    let body = json!({"devices": [phone.udid()], "reason": "stolen"});
+    let refused = mdm.app.send_json(Method::POST, "/api/v1/erase-requests", Some(&mdm.token), &body).await;
     let problem = common::problem(refused, StatusCode::CONFLICT).await;
     assert_eq!(common::fields(&problem), ["devices"], "{label}: {problem}");
     assert!(problem.to_string().contains("legal hold"), "{problem}");
     assert!(phone.run_until_idle().await.unwrap().is_empty(), "{label}: nothing was queued");
+}
+
+/// The two-person rule: one person may erase one device when they are in central IT security;
+/// anything else waits for a second person, who cannot be the requester. A rejected erase sends
+/// nothing, and an erase never goes out through the plain command queue.
+#[tokio::test]
+async fn an_erase_needs_a_second_person_unless_infosec_erases_one_device() {
+    let mdm = Mdm::start(TestDb::sqlite().await, |_| {}).await;
+    let mut devices = Vec::new();
+    for i in 0..4 {
+        devices.push(mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 60 + i)).await);
+    }
+    let euc = mdm.app.user_with_token("euc@central.example", Role::Euc, None).await.1;
+    let second = mdm.app.user_with_token("sec2@central.example", Role::Infosec, None).await.1;
+    let erase = |token: String, udids: Vec<String>| {
+        let app = &mdm.app;
+        async move {
+            let body = json!({"devices": udids, "reason": "reported stolen"});
+            let response = app.send_json(Method::POST, "/api/v1/erase-requests", Some(&token), &body).await;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let decide = |token: String, id: String, verb: &'static str, body: Value| {
+        let app = &mdm.app;
+        async move {
+            let path = format!("/api/v1/erase-requests/{id}/{verb}");
+            app.send_json(Method::POST, &path, Some(&token), &body).await
+        }
+    };
+    let udid = |i: usize| devices[i].udid().to_string();
+
+    // Never through the plain command queue.
+    let body = json!({"devices": [udid(0)], "request_type": "EraseDevice"});
+    let refused = mdm.app.send_json(Method::POST, "/api/v1/commands", Some(&mdm.token), &body).await;
+    assert_eq!(common::fields(&common::problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await), ["request_type"]);
+
+    // Infosec, one device: at once.
+    let (status, one) = erase(mdm.token.clone(), vec![udid(0)]).await;
+    assert_eq!((status, one["status"].as_str()), (StatusCode::CREATED, Some("approved")), "{one}");
+    // Infosec, two devices; EUC, one device: both wait.
+    let (status, bulk) = erase(mdm.token.clone(), vec![udid(1), udid(2)]).await;
+    assert_eq!((status, bulk["status"].as_str()), (StatusCode::CREATED, Some("pending")), "{bulk}");
+    let (_, by_euc) = erase(euc.clone(), vec![udid(3)]).await;
+    assert_eq!(by_euc["status"], "pending", "{by_euc}");
+    let inbox: Value = mdm.app.get("/api/v1/notifications", &second).await.json().await.unwrap();
+    let waiting = inbox["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "erase_approval").count();
+    assert_eq!(waiting, 2, "the other security officer is asked: {inbox}");
+    let pending: Value = mdm.app.get("/api/v1/erase-requests?status=pending", &euc).await.json().await.unwrap();
+    assert_eq!(pending["items"].as_array().unwrap().len(), 2, "{pending}");
+
+    let handled = devices[0].run_until_idle().await.unwrap();
+    assert_eq!(handled.iter().map(|h| h.request_type.as_str()).collect::<Vec<_>>(), ["EraseDevice"]);
+    assert!(devices[0].state().wiped);
+    for device in &mut devices[1..] {
+        assert!(device.run_until_idle().await.unwrap().is_empty(), "nothing goes out before the approval");
+    }
+
+    // The requester cannot approve their own erase, nor can EUC; another security officer can.
+    let bulk_id = bulk["id"].as_str().unwrap().to_string();
+    let own = decide(mdm.token.clone(), bulk_id.clone(), "approve", json!({})).await;
+    assert_eq!(common::fields(&common::problem(own, StatusCode::CONFLICT).await), ["decided_by"]);
+    assert_eq!(decide(euc.clone(), bulk_id.clone(), "approve", json!({})).await.status(), StatusCode::FORBIDDEN);
+    let approved = decide(second.clone(), bulk_id.clone(), "approve", json!({"note": "confirmed"})).await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    let approved: Value = approved.json().await.unwrap();
+    assert_eq!(approved["status"], "approved");
+    assert!(approved["decided_by"].as_str().unwrap().starts_with("sec2@central.example"), "{approved}");
+    let again = decide(second.clone(), bulk_id.clone(), "approve", json!({})).await;
+    assert_eq!(common::fields(&common::problem(again, StatusCode::CONFLICT).await), ["status"]);
+    for device in &mut devices[1..3] {
+        let handled = device.run_until_idle().await.unwrap();
+        assert_eq!(handled.iter().map(|h| h.request_type.as_str()).collect::<Vec<_>>(), ["EraseDevice"]);
+    }
+
+    // A rejection needs a note and sends nothing.
+    let euc_id = by_euc["id"].as_str().unwrap().to_string();
+    let bare = decide(second.clone(), euc_id.clone(), "reject", json!({})).await;
+    assert_eq!(common::fields(&common::problem(bare, StatusCode::UNPROCESSABLE_ENTITY).await), ["note"]);
+    let rejected: Value =
+        decide(second.clone(), euc_id, "reject", json!({"note": "found in a drawer"})).await.json().await.unwrap();
+    assert_eq!(rejected["status"], "rejected");
+    assert!(devices[3].run_until_idle().await.unwrap().is_empty());
+    assert!(!devices[3].state().wiped);
+}
+
+/// Sanitization by remote erase: the record waits for the device to acknowledge `EraseDevice`
+/// (itself waiting for a second person when EUC asks), then is validated, and the device can be
+/// decommissioned. A legal hold refuses the remote erase, and an approval after a hold was placed.
+async fn remote_erase_completes_a_sanitization(db: TestDb) {
+    let mdm = Mdm::start(db, |_| {}).await;
+    let label = mdm.app.db.label;
+    let model = phone_model(&mdm.app).await;
+    let euc = mdm.app.user_with_token("euc@central.example", Role::Euc, None).await.1;
+    let euc2 = mdm.app.user_with_token("euc2@central.example", Role::Euc, None).await.1;
+    let second = mdm.app.user_with_token("sec2@central.example", Role::Infosec, None).await.1;
+    let spec = DeviceSpec::numbered(DeviceKind::IPhone, 71);
+    let serial = spec.serial_number.clone();
+    let device = inventory_device(&mdm.app, AGENCY, &model, DeviceState::Sanitizing, &serial).await;
+    let mut phone = mdm.enroll(spec).await;
+    let call = |token: String, path: String, body: Value| {
+        let app = &mdm.app;
+        async move {
+            let response = app.send_json(Method::POST, &path, Some(&token), &body).await;
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let sanitization = format!("/api/v1/devices/{device}/sanitization");
+    let validation = json!({"name": "Vic Validator", "title": "EUC Supervisor", "organization": "ITS"});
+
+    let mut record = common::sanitization_record("clear");
+    record["media_serial"] = json!(serial);
+    record["remote_erase"] = json!(true);
+    let (status, row) = call(euc.clone(), sanitization.clone(), record.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{label}: {row}");
+    let request = row["erase_request_id"].as_str().expect("a remote erase request").to_string();
+    let (status, problem) = call(euc2.clone(), format!("{sanitization}/validation"), validation.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{label}: {problem}");
+    assert!(problem.to_string().contains("second person"), "{problem}");
+
+    let (status, _) = call(second.clone(), format!("/api/v1/erase-requests/{request}/approve"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{label}");
+    let (status, problem) = call(euc2.clone(), format!("{sanitization}/validation"), validation.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{label}: not acknowledged yet: {problem}");
+    let handled = phone.run_until_idle().await.unwrap();
+    assert_eq!(
+        handled.iter().map(|h| (h.request_type.as_str(), h.status)).collect::<Vec<_>>(),
+        [("EraseDevice", AnswerStatus::Acknowledged)],
+        "{label}"
+    );
+    let (status, body) = call(euc2.clone(), format!("{sanitization}/validation"), validation.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{label}: {body}");
+    let (status, body) = call(euc.clone(), format!("/api/v1/devices/{device}/actions/decommission"), json!({})).await;
+    assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("decommissioned")), "{label}: {body}");
+
+    // Under a legal hold: the remote erase is refused, and so is an approval given after the
+    // hold was placed.
+    let spec = DeviceSpec::numbered(DeviceKind::IPhone, 72);
+    let serial = spec.serial_number.clone();
+    let held = inventory_device(&mdm.app, AGENCY, &model, DeviceState::Sanitizing, &serial).await;
+    let mut held_phone = mdm.enroll(spec).await;
+    let (_, pending) = call(
+        euc.clone(),
+        "/api/v1/erase-requests".into(),
+        json!({"devices": [held_phone.udid()], "reason": "retired"}),
+    )
+    .await;
+    assert_eq!(pending["status"], "pending", "{label}: {pending}");
+    mdm.app.hold_on(AGENCY, &held).await;
+    let mut record = common::sanitization_record("clear");
+    record["media_serial"] = json!(serial);
+    record["remote_erase"] = json!(true);
+    let (status, problem) = call(euc.clone(), format!("/api/v1/devices/{held}/sanitization"), record).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{label}: {problem}");
+    assert!(problem.to_string().contains("legal hold"), "{problem}");
+    let approve = format!("/api/v1/erase-requests/{}/approve", pending["id"].as_str().unwrap());
+    let (status, problem) = call(second.clone(), approve, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{label}: {problem}");
+    assert!(problem.to_string().contains("legal hold"), "{problem}");
+    assert!(held_phone.run_until_idle().await.unwrap().is_empty(), "{label}: nothing was erased");
+}
+
+#[tokio::test]
+async fn remote_erase_completes_a_sanitization_on_sqlite() {
+    remote_erase_completes_a_sanitization(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn remote_erase_completes_a_sanitization_on_postgres() {
+    let Some(url) = TestDb::postgres_url() else { return };
+    remote_erase_completes_a_sanitization(TestDb::postgres(&url).await).await;
 }

@@ -89,6 +89,8 @@ pub enum Action {
     MdmCommand,
     /// The MDM push certificate and identity certificates (revocation).
     MdmSettings,
+    /// Approve or reject another person's remote erase (the two-person rule).
+    MdmEraseDecide,
 }
 
 /// The object's place: global (a list, a create without agency) or inside an agency.
@@ -138,7 +140,7 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::OwnDevices => &[DeviceHolder],
         Action::MdmRead => &[Admin, Infosec, Euc, ServiceDesk, Auditor],
         Action::MdmEnroll | Action::MdmCommand => &[Admin, Infosec, Euc],
-        Action::MdmSettings => &[Admin, Infosec],
+        Action::MdmSettings | Action::MdmEraseDecide => &[Admin, Infosec],
     }
 }
 

@@ -358,6 +358,30 @@ pub async fn holds_covering(conn: &mut Conn, device: &DeviceRow) -> Result<Vec<H
     .await
 }
 
+/// Of the devices `ids`, those a legal hold in force covers (on the device, or on the person who
+/// holds it or for whom it was ordered): (device id, serial, the hold's matter). 500 ids a
+/// statement.
+pub async fn held_among(conn: &mut Conn, ids: &[String]) -> Result<Vec<(String, Option<String>, String)>, SqlError> {
+    let mut held = Vec::new();
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT d.id, d.serial, h.matter FROM legal_holds h JOIN devices d ON h.device_id = d.id \
+             OR (h.person_id IS NOT NULL AND (h.person_id = d.holder_id OR h.person_id = d.ordered_for)) \
+             WHERE h.released_at IS NULL AND d.id IN ({}) ORDER BY d.id, h.placed_at",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            held.push((row.try_get("id")?, row.try_get("serial")?, row.try_get("matter")?));
+        }
+    }
+    Ok(held)
+}
+
 /// An agency's holds, in force and released, oldest first.
 pub async fn holds_of_agency(conn: &mut Conn, agency: &str) -> Result<Vec<HoldRow>, SqlError> {
     holds_where(conn, "agency_code = $1", &[agency]).await
@@ -534,15 +558,20 @@ pub struct SanitizationRow {
     pub validated_by: Option<String>,
     pub validated_by_label: Option<String>,
     pub validated_at: Option<i64>,
+    /// A sanitization by remote erase: the erase request whose acknowledged `EraseDevice`
+    /// completes it.
+    #[serde(default)]
+    pub erase_request_id: Option<String>,
 }
 
 const SANITIZATION_COLUMNS: &str = "id, device_id, agency_code, method_type, record, performed_by, performed_by_label, \
-                                    performed_at, validation, validated_by, validated_by_label, validated_at";
+                                    performed_at, validation, validated_by, validated_by_label, validated_at, \
+                                    erase_request_id";
 
 pub async fn insert_sanitization(conn: &mut Conn, s: &SanitizationRow) -> Result<(), SqlError> {
     sqlx::query(
         "INSERT INTO sanitization_records (id, device_id, agency_code, method_type, record, performed_by, \
-         performed_by_label, performed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         performed_by_label, performed_at, erase_request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&s.id)
     .bind(&s.device_id)
@@ -552,6 +581,7 @@ pub async fn insert_sanitization(conn: &mut Conn, s: &SanitizationRow) -> Result
     .bind(&s.performed_by)
     .bind(&s.performed_by_label)
     .bind(s.performed_at)
+    .bind(&s.erase_request_id)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -373,6 +373,19 @@ pub async fn enrollment_by_device(conn: &mut Conn, device_id: &str) -> Result<Op
     row.as_ref().map(enrollment_from).transpose()
 }
 
+impl EnrollmentRow {
+    /// What queuing a command for this enrollment needs.
+    pub fn target(&self) -> EnrollmentTarget {
+        EnrollmentTarget {
+            id: self.id.clone(),
+            udid: self.udid.clone(),
+            device_id: self.device_id.clone(),
+            agency_code: self.agency_code.clone(),
+            status: self.status.clone(),
+        }
+    }
+}
+
 /// What queuing a command needs of an enrollment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollmentTarget {
@@ -1111,4 +1124,138 @@ pub async fn invalidate_token(conn: &mut Conn, enrollment_id: &str, at: i64) -> 
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// A remote erase waiting for (or past) its second person's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EraseRequestRow {
+    pub id: String,
+    /// The enrollments to erase.
+    pub enrollment_ids: Vec<String>,
+    /// The agency when every device is of one.
+    pub agency_code: Option<String>,
+    pub reason: String,
+    /// `pending`, `approved` (its commands queued, in a batch of its id), `rejected`.
+    pub status: String,
+    /// The lifecycle command (a write-off) it carries out: the command gets its id.
+    pub device_command_id: Option<String>,
+    /// The sanitization record by remote erase it serves.
+    pub sanitization_id: Option<String>,
+    pub requested_by: String,
+    pub requested_by_label: String,
+    pub requested_at: i64,
+    pub decided_by: Option<String>,
+    pub decided_by_label: Option<String>,
+    pub decided_at: Option<i64>,
+    pub decision_note: Option<String>,
+}
+
+const ERASE_COLUMNS: &str = "id, enrollment_ids, agency_code, reason, status, device_command_id, sanitization_id, \
+                             requested_by, requested_by_label, requested_at, decided_by, decided_by_label, decided_at, \
+                             decision_note";
+
+fn erase_request_from(r: &AnyRow) -> Result<EraseRequestRow, SqlError> {
+    let ids: String = r.try_get("enrollment_ids")?;
+    Ok(EraseRequestRow {
+        id: r.try_get("id")?,
+        enrollment_ids: serde_json::from_str(&ids).map_err(decode_error)?,
+        agency_code: r.try_get("agency_code")?,
+        reason: r.try_get("reason")?,
+        status: r.try_get("status")?,
+        device_command_id: r.try_get("device_command_id")?,
+        sanitization_id: r.try_get("sanitization_id")?,
+        requested_by: r.try_get("requested_by")?,
+        requested_by_label: r.try_get("requested_by_label")?,
+        requested_at: r.try_get("requested_at")?,
+        decided_by: r.try_get("decided_by")?,
+        decided_by_label: r.try_get("decided_by_label")?,
+        decided_at: r.try_get("decided_at")?,
+        decision_note: r.try_get("decision_note")?,
+    })
+}
+
+pub async fn insert_erase_request(conn: &mut Conn, e: &EraseRequestRow) -> Result<(), SqlError> {
+    let ids = serde_json::to_string(&e.enrollment_ids).map_err(|err| SqlError::Encode(Box::new(err)))?;
+    sqlx::query(
+        "INSERT INTO mdm_erase_requests (id, enrollment_ids, device_count, agency_code, reason, status, \
+         device_command_id, sanitization_id, requested_by, requested_by_label, requested_at, decided_by, \
+         decided_by_label, decided_at, decision_note) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(&e.id)
+    .bind(ids)
+    .bind(e.enrollment_ids.len() as i64)
+    .bind(&e.agency_code)
+    .bind(&e.reason)
+    .bind(&e.status)
+    .bind(&e.device_command_id)
+    .bind(&e.sanitization_id)
+    .bind(&e.requested_by)
+    .bind(&e.requested_by_label)
+    .bind(e.requested_at)
+    .bind(&e.decided_by)
+    .bind(&e.decided_by_label)
+    .bind(e.decided_at)
+    .bind(&e.decision_note)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn erase_request(conn: &mut Conn, id: &str) -> Result<Option<EraseRequestRow>, SqlError> {
+    let sql = format!("SELECT {ERASE_COLUMNS} FROM mdm_erase_requests WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(erase_request_from).transpose()
+}
+
+/// Records the decision on a pending request; false when it was no longer pending.
+pub async fn decide_erase_request(
+    conn: &mut Conn,
+    id: &str,
+    status: &str,
+    by: &str,
+    by_label: &str,
+    note: Option<&str>,
+    at: i64,
+) -> Result<bool, SqlError> {
+    let done = sqlx::query(
+        "UPDATE mdm_erase_requests SET status = $2, decided_by = $3, decided_by_label = $4, decision_note = $5, \
+         decided_at = $6 WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(by)
+    .bind(by_label)
+    .bind(note)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Erase requests newest first, of one status or all, at most `limit`.
+pub async fn list_erase_requests(
+    conn: &mut Conn,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<EraseRequestRow>, SqlError> {
+    let sql = format!(
+        "SELECT {ERASE_COLUMNS} FROM mdm_erase_requests WHERE ($1 = '' OR status = $1) \
+         ORDER BY requested_at DESC, id DESC LIMIT {}",
+        limit.max(0)
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status.unwrap_or("")).fetch_all(&mut *conn).await?;
+    rows.iter().map(erase_request_from).collect()
+}
+
+/// The status of the erase command of batch `batch` for one enrollment, if one was queued.
+pub async fn erase_status(conn: &mut Conn, batch: &str, enrollment_id: &str) -> Result<Option<String>, SqlError> {
+    let row = sqlx::query(
+        "SELECT status FROM mdm_commands WHERE batch_id = $1 AND enrollment_id = $2 AND request_type = 'EraseDevice'",
+    )
+    .bind(batch)
+    .bind(enrollment_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| r.try_get("status")).transpose()
 }

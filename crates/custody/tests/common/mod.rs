@@ -288,6 +288,7 @@ impl TestApp {
             validated_by: None,
             validated_by_label: None,
             validated_at: None,
+            erase_request_id: None,
         };
         let mut conn = self.app().store.conn().await.unwrap();
         custody_store::devices::insert_sanitization(&mut conn, &row).await.unwrap();
@@ -364,6 +365,30 @@ impl TestApp {
     }
 
     /// A queued `SecurityInfo` command for an enrollment; returns its id.
+    /// A pending erase request for the enrollment, asked by someone else, written straight to
+    /// the store. Returns its id.
+    pub async fn erase_request_for(&self, enrollment_id: &str) -> String {
+        let row = custody_store::mdm::EraseRequestRow {
+            id: custody_store::new_id(),
+            enrollment_ids: vec![enrollment_id.to_string()],
+            agency_code: None,
+            reason: "lost in a flood".into(),
+            status: "pending".into(),
+            device_command_id: None,
+            sanitization_id: None,
+            requested_by: "someone-else".into(),
+            requested_by_label: "someone@else.example".into(),
+            requested_at: custody_store::now_ms(),
+            decided_by: None,
+            decided_by_label: None,
+            decided_at: None,
+            decision_note: None,
+        };
+        let mut conn = self.app().store.conn().await.unwrap();
+        custody_store::mdm::insert_erase_request(&mut conn, &row).await.unwrap();
+        row.id
+    }
+
     pub async fn command_for(&self, enrollment_id: &str) -> String {
         let input = custody_app::mdm::NewCommands {
             devices: vec![enrollment_id.to_string()],

@@ -410,6 +410,9 @@ pub struct SanitizationRecordBody {
     pub destination: Option<String>,
     pub destination_detail: Option<String>,
     pub notes: Option<String>,
+    /// `true`: the clearing is an MDM remote erase (`EraseDevice`), complete once the device
+    /// acknowledged it.
+    pub remote_erase: Option<bool>,
 }
 
 /// The validator's identity.
@@ -436,6 +439,9 @@ pub struct SanitizationDto {
     pub validation: Option<serde_json::Value>,
     pub validated_by: Option<String>,
     pub validated_at: Option<String>,
+    /// A sanitization by remote erase: its erase request (`/api/v1/erase-requests/{id}`). It can
+    /// be validated once the device acknowledged the erase.
+    pub erase_request_id: Option<String>,
 }
 
 impl From<custody_store::devices::SanitizationRow> for SanitizationDto {
@@ -450,6 +456,7 @@ impl From<custody_store::devices::SanitizationRow> for SanitizationDto {
             validation: s.validation.as_deref().and_then(|v| serde_json::from_str(v).ok()),
             validated_by: s.validated_by_label,
             validated_at: s.validated_at.map(super::timestamp),
+            erase_request_id: s.erase_request_id,
         }
     }
 }
@@ -461,7 +468,10 @@ pub struct SanitizationList {
 }
 
 /// Record a sanitization performed (clear or purge of a cleared device), or the physical
-/// destruction of a device that cannot be accessed. Refused while a legal hold covers it.
+/// destruction of a device that cannot be accessed. Refused while a legal hold covers it. With
+/// `"remote_erase": true` the clearing is an MDM remote erase: it is sent (after a second
+/// person's approval unless `infosec` asks) and the record can be validated once the device
+/// acknowledged it.
 #[utoipa::path(operation_id = "record_sanitization", post, path = "/api/v1/devices/{id}/sanitization", tag = "devices",
     params(("id" = String, Path)), request_body = SanitizationRecordBody,
     responses((status = 201, body = SanitizationDto), (status = 401, body = Problem), (status = 403, body = Problem),

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod catalog;
 pub mod dashboard;
 pub mod devices;
+pub mod erase;
 pub mod mdm;
 pub mod notifications;
 pub mod people;
@@ -145,6 +146,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mdm::get_push_certificate, mdm::put_push_certificate))
         .routes(routes!(mdm::get_ca))
         .routes(routes!(mdm::revoke_certificate))
+        .routes(routes!(erase::list, erase::create))
+        .routes(routes!(erase::get))
+        .routes(routes!(erase::approve))
+        .routes(routes!(erase::reject))
         .routes(routes!(crate::ops::healthz))
         .routes(routes!(crate::ops::readyz))
         .routes(routes!(crate::ops::metrics))
