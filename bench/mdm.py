@@ -136,7 +136,12 @@ def measure(label, url, args):
             server.stop()
         print(f"{label} run {run + 1}: idle {idle[-1]:,.0f}/s (ceiling {idle_ceiling[-1]:,.0f}/s), "
               f"with commands {trips[-1]:,.0f}/s (ceiling {trips_ceiling[-1]:,.0f}/s)", flush=True)
-    return [statistics.median(v) for v in (idle, idle_ceiling, trips, trips_ceiling)], (idle, trips)
+    # Each run is compared with the ceiling measured just before it: the ratio is the median of
+    # those paired ratios, which a noisy neighbour on the machine skews less than a ratio of medians.
+    idle_ratio = statistics.median(a / b for a, b in zip(idle, idle_ceiling))
+    trips_ratio = statistics.median(a / b for a, b in zip(trips, trips_ceiling))
+    return ([statistics.median(v) for v in (idle, idle_ceiling, trips, trips_ceiling)], (idle, trips),
+            (idle_ratio, trips_ratio), (idle_ceiling, trips_ceiling))
 
 
 def fanout(count, url, runs):
@@ -166,13 +171,15 @@ def main():
     targets = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
     shape = f"{args.devices} devices, {args.workers} workers, {args.iterations} sessions each"
     for label, url in targets:
-        (idle, idle_c, trips, trips_c), (idle_runs, trip_runs) = measure(label, url, args)
+        (idle, idle_c, trips, trips_c), (idle_runs, trip_runs), (idle_r, trips_r), (idle_cs, trip_cs) = \
+            measure(label, url, args)
         rows.append((f"MDM idle connects/s ({label})", shape, f"{idle:,.0f}/s",
-                     f"ceiling {idle_c:,.0f}/s; target ≥ 50% of it", idle / idle_c))
+                     f"ceiling {idle_c:,.0f}/s; target ≥ 50% of it", idle_r))
         rows.append((f"MDM connects/s with command round trips ({label})", shape + ", one command per session",
-                     f"{trips:,.0f}/s", f"ceiling {trips_c:,.0f}/s; target ≥ 50% of it", trips / trips_c))
-        detail.append(f"- {label} idle runs: {', '.join(f'{v:,.0f}' for v in idle_runs)}/s; "
-                      f"with commands: {', '.join(f'{v:,.0f}' for v in trip_runs)}/s")
+                     f"{trips:,.0f}/s", f"ceiling {trips_c:,.0f}/s; target ≥ 50% of it", trips_r))
+        pairs = lambda runs, ceilings: ", ".join(f"{a:,.0f} ({a / b:.2f})" for a, b in zip(runs, ceilings))
+        detail.append(f"- {label} idle runs (ratio to their ceiling): {pairs(idle_runs, idle_cs)}/s; "
+                      f"with commands: {pairs(trip_runs, trip_cs)}/s")
     for label, url in targets:
         enqueue_s, rate, results = fanout(args.fanout, url, args.runs)
         rows.append((f"Queue one command for every enrollment ({label})", f"{args.fanout:,} enrollments",
@@ -186,8 +193,9 @@ def main():
 
     section = ["<!-- mdm -->", "", "## Apple MDM", "",
                f"Written by `bench/run --mdm` on {time.strftime('%Y-%m-%d')} (release build, medians of "
-               f"{args.runs} runs). For the connect figures the ratio is Custody ÷ ceiling (0.50 or more meets "
-               f"the target); for the fan-out, figure ÷ target (below 1 meets it).", "",
+               f"{args.runs} runs). For the connect figures the ratio is Custody ÷ the ceiling measured just before "
+               f"it, the median of the runs' ratios (0.50 or more meets the target); for the fan-out, figure ÷ "
+               f"target (below 1 meets it).", "",
                "| benchmark | dataset | figure | compared with | ratio |", "|---|---|---|---|---|"]
     section += [f"| {n} | {d} | {f} | {c} | {r:.2f} |" for n, d, f, c, r in rows]
     section += ["", "Details:", ""] + detail + [
@@ -197,6 +205,8 @@ def main():
         "key generation; each device has its own certificate). The ceiling (`custody-sim ceiling-load`) is the "
         "same client against an in-process endpoint that parses the plist and answers 200 without checking "
         "anything; both share the machine's 2 cores with the client, whose signing bounds the ceiling. "
+        "Custody writes a report's changes through group commit (`store::group`): the reports waiting at one "
+        "moment share one transaction and one audit-chain update. "
         "Fan-out: `cargo run --release -p custody --example mdm_fanout`, enrollments written in bulk, one "
         "`DeviceInformation` queued for all of them by UDID through the application layer, then Custody's push "
         "sender delivers to the local APNs stand-in over TLS/HTTP/2.",
