@@ -675,7 +675,20 @@ async fn join_inventory(app: &App, tx: &mut Conn, actor: &Actor, row: &mut Enrol
         };
         link(tx, actor, row, &device.id, "serial_number").await?;
     }
-    enroll_staged(app, tx, actor, row).await
+    enroll_staged(app, tx, actor, row).await?;
+    send_pending(app, tx, actor, row).await
+}
+
+/// Lifecycle commands that waited for the device to have an enrollment (reported lost before it
+/// enrolled, say) go out once it has one.
+async fn send_pending(app: &App, tx: &mut Conn, actor: &Actor, row: &EnrollmentRow) -> Result<(), AppError> {
+    let Some(device_id) = row.device_id.as_deref().filter(|_| row.status == "enrolled") else { return Ok(()) };
+    for command in devices::commands_of(tx, device_id).await?.into_iter().filter(|c| c.status == "pending") {
+        let Ok(kind) = command.kind.parse::<CommandKind>() else { continue };
+        let status = lifecycle_command(app, tx, actor, device_id, &command.id, kind).await?;
+        devices::command_answered(tx, &command.id, status, now_ms()).await?;
+    }
+    Ok(())
 }
 
 /// Records the link of `row` to inventory device `device_id`, found by `how`.
@@ -785,6 +798,7 @@ pub async fn link_enrollment(app: &App, actor: &Actor, id: &str, device_id: &str
     }
     link(&mut tx, actor, &mut row, &device.id, "euc").await?;
     enroll_staged(app, &mut tx, actor, &row).await?;
+    send_pending(app, &mut tx, actor, &row).await?;
     tx.commit().await?;
     Ok(row)
 }

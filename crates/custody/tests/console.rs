@@ -367,3 +367,93 @@ async fn euc_joins_an_unmatched_enrollment_to_its_device_in_the_console() {
     let (_, html) = euc.page("/mdm?unmatched=1").await;
     assert!(!html.contains("UDID-UNMATCHED-0001") && html.contains("Every enrollment here is joined"), "{html}");
 }
+
+#[tokio::test]
+async fn a_second_security_officer_decides_erase_requests_in_the_console() {
+    let app = TestApp::spawn().await;
+    app.agency("AAA", "Alpha Agency").await;
+    app.user_with_token("sec@x.example", Role::Infosec, None).await;
+    app.user_with_token("euc@x.example", Role::Euc, None).await;
+    let (first, _) = app.enrollment_on("AAA", "UDID-ERASE-0001").await;
+    let (second, _) = app.enrollment_on("AAA", "UDID-ERASE-0002").await;
+    let approve_me = app.erase_request_for(&first).await;
+    let reject_me = app.erase_request_for(&second).await;
+    let security = Console::sign_in(&app, "sec@x.example").await;
+    let euc = Console::sign_in(&app, "euc@x.example").await;
+
+    let (status, html) = security.page("/mdm/erase-requests").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("action=\"/mdm/erase-requests/{approve_me}/approve\"")), "{html}");
+    let (_, html) = euc.page("/mdm/erase-requests").await;
+    assert!(
+        html.contains(&format!("id=\"erase-{approve_me}\"")) && !html.contains("/approve\""),
+        "EUC sees, cannot decide"
+    );
+
+    let path = format!("/mdm/erase-requests/{approve_me}/approve");
+    let forged = no_redirects()
+        .post(format!("{}{path}", app.base))
+        .header("cookie", format!("custody_session={}", security.cookie))
+        .form(&[("note", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let approved = security.post(&path, &[("note", "confirmed stolen")]).await;
+    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&approved), "/mdm/erase-requests?done=approved");
+    let queued = custody_app::mdm::commands(
+        app.app(),
+        &custody_app::Actor::system("test"),
+        custody_app::mdm::CommandQuery { batch: Some(approve_me.clone()), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    assert_eq!(queued.items.iter().map(|c| c.request_type.as_str()).collect::<Vec<_>>(), ["EraseDevice"]);
+
+    let path = format!("/mdm/erase-requests/{reject_me}/reject");
+    let bare = security.post(&path, &[("note", "")]).await;
+    assert_eq!(bare.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bare.text().await.unwrap().contains("note:"));
+    let rejected = security.post(&path, &[("note", "found it")]).await;
+    assert_eq!(location(&rejected), "/mdm/erase-requests?done=rejected");
+    let (_, html) = security.page(&location(&rejected)).await;
+    assert!(
+        html.contains("nothing is erased") && html.contains("found it") && html.contains("No erase waits"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn a_sanitization_by_remote_erase_is_asked_from_the_device_page() {
+    let app = TestApp::spawn().await;
+    app.agency("AAA", "Alpha Agency").await;
+    app.user_with_token("euc@x.example", Role::Euc, None).await;
+    let model = ModelInput {
+        device_type: Some("tablet".into()),
+        platform: Some("ios".into()),
+        maker: Some("Apple".into()),
+        model: Some("iPad 11".into()),
+        ..Default::default()
+    };
+    let system = custody_app::Actor::system("test");
+    let model = custody_app::catalog::create_model(app.app(), &system, model).await.unwrap().id;
+    let device = app.device_in_state("AAA", &model, custody_domain::device::DeviceState::Sanitizing).await;
+    let (enrollment, _) = app.enrollment_on("AAA", "UDID-WIPE-0001").await;
+    app.exec_owned(format!("UPDATE mdm_enrollments SET device_id = '{device}' WHERE id = '{enrollment}'")).await;
+    let euc = Console::sign_in(&app, "euc@x.example").await;
+    let (_, html) = euc.page(&format!("/devices/{device}")).await;
+    assert!(html.contains("id=\"s-remote_erase\""), "the sanitization form offers the remote erase");
+
+    let record = common::sanitization_record("clear");
+    let mut fields: Vec<(String, String)> =
+        record.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+    fields.push(("remote_erase".into(), "1".into()));
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let done = euc.post(&format!("/devices/{device}/sanitize"), &fields).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let (_, html) = euc.page(&format!("/devices/{device}")).await;
+    assert!(html.contains("remote erase: validated by a second person once the device acknowledged it"), "{html}");
+    let waiting = custody_app::erase::list(app.app(), &system, Some("pending")).await.unwrap();
+    assert_eq!(waiting.len(), 1, "EUC's erase waits for security");
+}

@@ -965,3 +965,31 @@ async fn remote_erase_completes_a_sanitization_on_postgres() {
     let Some(url) = TestDb::postgres_url() else { return };
     remote_erase_completes_a_sanitization(TestDb::postgres(&url).await).await;
 }
+
+/// A device reported lost before it had an enrollment is locked as soon as it enrolls.
+#[tokio::test]
+async fn a_device_reported_lost_before_it_enrolled_is_locked_when_it_does() {
+    let mdm = Mdm::start(TestDb::sqlite().await, |_| {}).await;
+    let model = phone_model(&mdm.app).await;
+    let euc = mdm.app.user_with_token("euc@central.example", Role::Euc, None).await.1;
+    let spec = DeviceSpec::numbered(DeviceKind::IPhone, 81);
+    let device = inventory_device(&mdm.app, AGENCY, &model, DeviceState::InService, &spec.serial_number).await;
+    let path = format!("/api/v1/devices/{device}/actions/report-lost");
+    assert_eq!(mdm.app.send_json(Method::POST, &path, Some(&euc), &json!({})).await.status(), StatusCode::OK);
+    let commands = |token: String| {
+        let (app, device) = (&mdm.app, device.clone());
+        async move {
+            let device: Value = app.get(&format!("/api/v1/devices/{device}"), &token).await.json().await.unwrap();
+            device["commands"].as_array().unwrap().iter().map(|c| c["status"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(commands(euc.clone()).await, ["pending"]);
+
+    let mut phone = mdm.enroll(spec).await;
+    assert_eq!(commands(euc.clone()).await, ["queued"], "sent when the enrollment joined the device");
+    let handled = phone.run_until_idle().await.unwrap();
+    // Whether it is supervised is not known yet: it is locked, with the notice.
+    assert_eq!(handled.iter().map(|h| h.request_type.as_str()).collect::<Vec<_>>(), ["DeviceLock"]);
+    assert!(phone.state().locked);
+    assert_eq!(commands(euc).await, ["acknowledged"]);
+}

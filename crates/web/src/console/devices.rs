@@ -230,9 +230,13 @@ pub async fn act(
         "sanitize" => {
             let mut record = serde_json::Map::new();
             for (key, value) in &form {
-                if key != "csrf_token" && !value.trim().is_empty() {
+                if key != "csrf_token" && key != "remote_erase" && !value.trim().is_empty() {
                     record.insert(key.clone(), serde_json::Value::String(value.clone()));
                 }
+            }
+            // A checkbox: present when ticked.
+            if form.contains_key("remote_erase") {
+                record.insert("remote_erase".into(), serde_json::Value::Bool(true));
             }
             sanitization::perform(app, actor, &id, &serde_json::Value::Object(record)).await.map(|_| ())
         }

@@ -8,6 +8,7 @@ mod agencies;
 mod catalog;
 mod dashboard;
 mod devices;
+mod erase;
 mod mdm;
 mod people;
 mod plans;
@@ -66,6 +67,8 @@ pub fn router() -> Router<AppState> {
         .route("/mdm/enrollments/{id}/commands", post(mdm::queue_command))
         .route("/mdm/enrollments/{id}/link", post(mdm::link))
         .route("/mdm/commands/{id}/cancel", post(mdm::cancel_command))
+        .route("/mdm/erase-requests", get(erase::list))
+        .route("/mdm/erase-requests/{id}/{verb}", post(erase::decide))
         .route("/mdm/settings", get(mdm::settings))
         .route("/mdm/settings/push-certificate", post(mdm::upload_push_certificate))
         .route("/mdm/ca.pem", get(mdm::ca_pem))
