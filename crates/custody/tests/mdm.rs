@@ -980,7 +980,12 @@ async fn a_device_reported_lost_before_it_enrolled_is_locked_when_it_does() {
         let (app, device) = (&mdm.app, device.clone());
         async move {
             let device: Value = app.get(&format!("/api/v1/devices/{device}"), &token).await.json().await.unwrap();
-            device["commands"].as_array().unwrap().iter().map(|c| c["status"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+            device["commands"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["status"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(commands(euc.clone()).await, ["pending"]);
