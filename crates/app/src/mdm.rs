@@ -475,10 +475,17 @@ fn certificate_usable(serial: &str, revoked: bool, not_before: i64, not_after: i
 struct Reporter {
     enrollment_id: String,
     agency_code: String,
-    /// Nothing is due for it and it was seen within the minute: an Idle needs no write.
-    quiet: bool,
+    /// A command is due for it.
+    command_due: bool,
     /// It was seen within the minute: its `last_seen_at` needs no update.
     fresh: bool,
+}
+
+impl Reporter {
+    /// Nothing is due for it and it was seen within the minute: an Idle needs no write.
+    fn quiet(&self) -> bool {
+        !self.command_due && self.fresh
+    }
 }
 
 async fn reporter(
@@ -496,9 +503,10 @@ async fn reporter(
     certificate_usable(&serial, poll.cert_revoked, poll.cert_not_before, poll.cert_not_after)?;
     check_binding(poll.bound_serial.as_deref().zip(poll.status.as_deref()), &serial)?;
     let fresh = poll.last_seen_at.is_some_and(|seen| now - seen < LAST_SEEN_RESOLUTION_MS);
-    let quiet = !poll.command_due && fresh;
     match (poll.enrollment_id, poll.agency_code) {
-        (Some(enrollment_id), Some(agency_code)) => Ok(Reporter { enrollment_id, agency_code, quiet, fresh }),
+        (Some(enrollment_id), Some(agency_code)) => {
+            Ok(Reporter { enrollment_id, agency_code, command_due: poll.command_due, fresh })
+        }
         _ => Err(DeviceRefusal::Identity("no enrollment for this device".into())),
     }
 }
@@ -838,7 +846,7 @@ pub async fn connect(
     // Who is reporting is settled by a read; an Idle with nothing due, from a device seen within
     // the minute, needs no write at all: the common case of a fleet polling.
     let device = reporter(app, &ca, cert_der, &udid).await?;
-    if report.status == Status::Idle && device.quiet {
+    if report.status == Status::Idle && device.quiet() {
         return Ok(None);
     }
     // The write shares a transaction with other devices' reports (group commit).
@@ -1113,6 +1121,34 @@ pub(crate) async fn queue_rows(tx: &mut Conn, rows: &[CommandRow], now: i64) -> 
 /// lifecycle command of the same id).
 const LIFECYCLE_REQUESTS: &[&str] = &["EnableLostMode", "DisableLostMode", "DeviceLock", "EraseDevice"];
 
+/// The lock-screen command for a lifecycle command: Lost Mode (with the notice) on a supervised
+/// device, else a lock with the same notice; leaving Lost Mode on a supervised device. `None`:
+/// nothing to send (a plain lock is undone with the passcode; an erase is not a lock command).
+fn lock_command(
+    lost: &LostModeNotice,
+    kind: CommandKind,
+    supervised: bool,
+) -> Option<(&'static str, serde_json::Value)> {
+    let mut notice = serde_json::Map::new();
+    notice.insert("Message".into(), lost.message.clone().into());
+    if let Some(phone) = &lost.phone_number {
+        notice.insert("PhoneNumber".into(), phone.clone().into());
+    }
+    match kind {
+        CommandKind::EnableLostMode if supervised => {
+            if let Some(footnote) = &lost.footnote {
+                notice.insert("Footnote".into(), footnote.clone().into());
+            }
+            Some(("EnableLostMode", serde_json::Value::Object(notice)))
+        }
+        CommandKind::EnableLostMode | CommandKind::DeviceLock => {
+            Some(("DeviceLock", serde_json::Value::Object(notice)))
+        }
+        CommandKind::DisableLostMode if supervised => Some(("DisableLostMode", serde_json::json!({}))),
+        CommandKind::DisableLostMode | CommandKind::EraseDevice => None,
+    }
+}
+
 /// Sends what the lifecycle asked of a device (lost mode, lock, erase) through its MDM
 /// enrollment, inside the caller's transaction, with `id` as the command's UUID. Returns the
 /// lifecycle command's status: `queued` (sent), `awaiting_approval` (an erase waiting for its
@@ -1130,30 +1166,16 @@ pub(crate) async fn lifecycle_command(
         return Ok("pending");
     };
     let target = enrollment.target();
-    let supervised = mdm::supervised(tx, &enrollment.id).await?.unwrap_or(false);
-    let lost = &app.config.mdm.lost_mode;
-    let mut notice = serde_json::Map::new();
-    notice.insert("Message".into(), lost.message.clone().into());
-    if let Some(phone) = &lost.phone_number {
-        notice.insert("PhoneNumber".into(), phone.clone().into());
+    if kind == CommandKind::EraseDevice {
+        // Erases follow the two-person rule like any other.
+        let links = crate::erase::Links { device_command_id: Some(id), sanitization_id: None };
+        let targets = std::slice::from_ref(&target);
+        let request = crate::erase::create(app, tx, actor, targets, "the device was written off", links).await?;
+        return Ok(if request.status == "approved" { "queued" } else { "awaiting_approval" });
     }
-    let (request_type, params) = match kind {
-        CommandKind::EnableLostMode if supervised => {
-            if let Some(footnote) = &lost.footnote {
-                notice.insert("Footnote".into(), footnote.clone().into());
-            }
-            ("EnableLostMode", serde_json::Value::Object(notice))
-        }
-        CommandKind::EnableLostMode | CommandKind::DeviceLock => ("DeviceLock", serde_json::Value::Object(notice)),
-        CommandKind::DisableLostMode if supervised => ("DisableLostMode", serde_json::json!({})),
-        CommandKind::DisableLostMode => return Ok("not_needed"),
-        CommandKind::EraseDevice => {
-            // Erases follow the two-person rule like any other.
-            let links = crate::erase::Links { device_command_id: Some(id), sanitization_id: None };
-            let targets = std::slice::from_ref(&target);
-            let request = crate::erase::create(app, tx, actor, targets, "the device was written off", links).await?;
-            return Ok(if request.status == "approved" { "queued" } else { "awaiting_approval" });
-        }
+    let supervised = mdm::supervised(tx, &enrollment.id).await?.unwrap_or(false);
+    let Some((request_type, params)) = lock_command(&app.config.mdm.lost_mode, kind, supervised) else {
+        return Ok("not_needed");
     };
     Command::from_params(request_type, &params).map_err(|e| unexpected("lifecycle command")(e.to_string()))?;
     let now = now_ms();

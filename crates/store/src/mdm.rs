@@ -520,18 +520,6 @@ pub async fn link_enrollment(conn: &mut Conn, id: &str, device_id: &str, at: i64
     Ok(())
 }
 
-/// How many enrollments wait in EUC's unmatched queue (of one agency, or all).
-pub async fn unmatched_count(conn: &mut Conn, agency: Option<&str>) -> Result<i64, SqlError> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM mdm_enrollments WHERE device_id IS NULL AND status <> 'checked_out' \
-         AND ($1 = '' OR agency_code = $1)",
-    )
-    .bind(agency.unwrap_or(""))
-    .fetch_one(&mut *conn)
-    .await?;
-    row.try_get("n")
-}
-
 /// What an enrollment list shows.
 #[derive(Debug, Clone, Default)]
 pub struct EnrollmentFilter {
