@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod counts;
 pub mod devices;
 pub mod group;
+pub mod jobs;
 pub mod mdm;
 pub mod migrate;
 pub mod notifications;

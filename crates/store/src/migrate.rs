@@ -69,6 +69,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_mdm_device_link.sql"),
         postgres: include_str!("../migrations/postgres/0009_mdm_device_link.sql"),
     },
+    Migration {
+        version: 10,
+        name: "mdm_inventory",
+        sqlite: include_str!("../migrations/sqlite/0010_mdm_inventory.sql"),
+        postgres: include_str!("../migrations/postgres/0010_mdm_inventory.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -2,6 +2,7 @@
 //! talk to it.
 #![allow(dead_code)]
 
+pub mod mdm;
 pub mod smtp;
 
 use custody::{Config, Server};
