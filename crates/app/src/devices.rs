@@ -68,7 +68,7 @@ fn holder_only(actor: &Actor, code: &AgencyCode) -> Result<bool, AppError> {
 }
 
 /// A device the actor may read: any of the agency's for readers, their own for holders.
-async fn load_readable(conn: &mut Conn, actor: &Actor, id: &str) -> Result<DeviceRow, AppError> {
+pub(crate) async fn load_readable(conn: &mut Conn, actor: &Actor, id: &str) -> Result<DeviceRow, AppError> {
     let device = devices::get(conn, id).await?.ok_or(AppError::NotFound)?;
     if holder_only(actor, &scope_of(&device)?)? {
         let me = own_person(conn, actor).await?;
@@ -362,6 +362,7 @@ pub(crate) async fn move_device(
     });
     let action = format!("device.{}", event.name());
     audit::append(tx, actor.event(&action, "device", &device.id, Some(&device.agency_code), changes)).await?;
+    crate::compliance::refresh_device(&app.config.compliance, tx, &device.id, now).await?;
     Ok(())
 }
 

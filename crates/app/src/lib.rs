@@ -9,11 +9,13 @@ pub mod audit_log;
 pub mod auth;
 pub mod catalog;
 pub mod certificate;
+pub mod compliance;
 pub mod dashboard;
 pub mod demo;
 pub mod devices;
 pub mod erase;
 pub mod error;
+pub mod inventory;
 pub mod maintenance;
 pub mod mdm;
 pub mod notifications;
@@ -59,6 +61,8 @@ pub struct AppConfig {
     pub mail: Option<notifications::MailConfig>,
     /// Apple MDM: secrets, command queue and APNs settings.
     pub mdm: mdm::MdmConfig,
+    /// Device compliance: the allowed silence, minimum OS versions, the fleet's evaluation.
+    pub compliance: compliance::ComplianceConfig,
 }
 
 impl Default for AppConfig {
@@ -75,6 +79,7 @@ impl Default for AppConfig {
             plan_due_days: 90,
             mail: None,
             mdm: mdm::MdmConfig::default(),
+            compliance: compliance::ComplianceConfig::default(),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct MdmConfig {
     pub apns_extra_roots_pem: Option<Vec<u8>>,
     /// What a lost device's screen shows.
     pub lost_mode: LostModeNotice,
+    /// Hours between two inventories of a device (jittered by a tenth either way).
+    pub inventory_interval_hours: i64,
 }
 
 /// The notice on a lost device's lock screen (Lost Mode, or a lock when it is not supervised).
@@ -82,6 +84,7 @@ impl Default for MdmConfig {
             apns_url: "https://api.push.apple.com".into(),
             apns_extra_roots_pem: None,
             lost_mode: LostModeNotice::default(),
+            inventory_interval_hours: 24,
         }
     }
 }
@@ -637,6 +640,12 @@ pub async fn checkin(
             )
             .await?;
             join_inventory(app, &mut tx, &actor, &mut row).await?;
+            if first {
+                // A new enrollment fills its device's inventory at once.
+                crate::inventory::queue(app, &mut tx, &actor, std::slice::from_ref(&row.target()), now).await?;
+                app.mdm.push_wake.notify_one();
+            }
+            crate::compliance::refresh_enrollment(&app.config.compliance, &mut tx, &row.id, now).await?;
             CheckinReply::Empty
         }
         CheckinMessage::CheckOut { .. } => {
@@ -856,6 +865,7 @@ pub async fn connect(
         device,
         now,
         not_now_retry_ms: app.config.mdm.not_now_retry_seconds * 1000,
+        config: app.config.clone(),
     };
     app.store.grouped(job).await
 }
@@ -867,6 +877,7 @@ struct ReportJob {
     device: Reporter,
     now: i64,
     not_now_retry_ms: i64,
+    config: Arc<crate::AppConfig>,
 }
 
 impl GroupJob for ReportJob {
@@ -910,23 +921,18 @@ impl ReportJob {
                     mdm::record_result(tx.conn(), command_uuid.as_str(), &device.enrollment_id, answer, now).await?;
                 // A repeated report of a command already answered changes nothing.
                 if let Some(request_type) = recorded {
-                    if request_type == "DeviceInformation"
-                        && let Ok(info) = report.device_information()
+                    if status == "acknowledged"
+                        && crate::inventory::observe(tx.conn(), &device.enrollment_id, &request_type, report, now)
+                            .await?
                     {
-                        let facts = mdm::DeviceFacts {
-                            os_version: info.os_version,
-                            build_version: info.build_version,
-                            product_name: info.product_name,
-                            model: info.model,
-                            model_name: info.model_name,
-                            device_name: info.device_name,
-                            serial_number: info.serial_number,
-                            imei: info.imei,
-                            meid: info.meid,
-                            supervised: info.is_supervised,
-                        };
-                        mdm::update_device_facts(tx.conn(), &device.enrollment_id, &facts, now).await?;
                         seen = true;
+                        crate::compliance::refresh_enrollment(
+                            &self.config.compliance,
+                            tx.conn(),
+                            &device.enrollment_id,
+                            now,
+                        )
+                        .await?;
                     }
                     if LIFECYCLE_REQUESTS.contains(&request_type.as_str()) {
                         devices::command_answered(tx.conn(), command_uuid.as_str(), status, now).await?;

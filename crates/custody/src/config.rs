@@ -35,6 +35,41 @@ pub struct Config {
     /// Outgoing e-mail for notifications; without it they stay in the console inbox.
     pub mail: Option<custody_app::notifications::MailConfig>,
     pub mdm: MdmConfig,
+    pub compliance: ComplianceConfig,
+}
+
+/// When a device in use is non-compliant (and refused by the network-access feed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComplianceConfig {
+    /// Days without a check-in after which a device is non-compliant.
+    pub max_silence_days: i64,
+    /// The minimum OS version per platform (`ios`, `ipados`, `macos`), e.g. `{ ios = "17.0" }`.
+    pub min_os: std::collections::BTreeMap<String, String>,
+    /// Hours between two evaluations of the whole fleet (each device is also evaluated whenever
+    /// its inventory or state changes).
+    pub evaluate_every_hours: i64,
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        let app = custody_app::compliance::ComplianceConfig::default();
+        Self {
+            max_silence_days: app.max_silence_days,
+            min_os: app.min_os.into_iter().collect(),
+            evaluate_every_hours: app.evaluate_every_hours,
+        }
+    }
+}
+
+impl ComplianceConfig {
+    fn app(&self) -> custody_app::compliance::ComplianceConfig {
+        custody_app::compliance::ComplianceConfig {
+            max_silence_days: self.max_silence_days,
+            min_os: self.min_os.iter().map(|(p, v)| (p.clone(), v.clone())).collect(),
+            evaluate_every_hours: self.evaluate_every_hours,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +103,9 @@ pub struct MdmConfig {
     pub lost_mode_phone: Option<String>,
     /// A footnote under it (Lost Mode only).
     pub lost_mode_footnote: Option<String>,
+    /// Hours between two inventories of a device (DeviceInformation, SecurityInfo and the app,
+    /// profile and certificate lists), jittered by a tenth so the fleet spreads out.
+    pub inventory_interval_hours: i64,
 }
 
 impl Default for MdmConfig {
@@ -86,6 +124,7 @@ impl Default for MdmConfig {
             lost_mode_message: app.lost_mode.message,
             lost_mode_phone: app.lost_mode.phone_number,
             lost_mode_footnote: app.lost_mode.footnote,
+            inventory_interval_hours: app.inventory_interval_hours,
         }
     }
 }
@@ -193,6 +232,7 @@ impl Default for Config {
             plan: PlanConfig::default(),
             mail: None,
             mdm: MdmConfig::default(),
+            compliance: ComplianceConfig::default(),
         }
     }
 }
@@ -294,7 +334,9 @@ impl Config {
                     phone_number: self.mdm.lost_mode_phone.clone(),
                     footnote: self.mdm.lost_mode_footnote.clone(),
                 },
+                inventory_interval_hours: self.mdm.inventory_interval_hours,
             },
+            compliance: self.compliance.app(),
         })
     }
 
@@ -322,6 +364,8 @@ impl Config {
         );
         anyhow::ensure!(self.mdm.retention_days >= 1, "mdm.retention_days must be at least 1");
         anyhow::ensure!((1..=3650).contains(&self.mdm.certificate_days), "mdm.certificate_days must be 1 to 3650");
+        anyhow::ensure!(self.mdm.inventory_interval_hours >= 1, "mdm.inventory_interval_hours must be at least 1");
+        self.compliance.app().check().map_err(|e| anyhow::anyhow!(e))?;
         if let Some(mail) = &self.mail {
             mail.check().map_err(|e| anyhow::anyhow!("mail.{e}"))?;
         }

@@ -45,6 +45,7 @@ pub struct Server {
     sweeper: tokio::task::JoinHandle<()>,
     mailer: tokio::task::JoinHandle<()>,
     pusher: tokio::task::JoinHandle<()>,
+    jobs: tokio::task::JoinHandle<()>,
 }
 
 /// Sends due MDM pushes: at once when commands are queued on this node, and every second for
@@ -75,6 +76,28 @@ async fn sweep_periodically(app: App) {
         match custody_app::mdm::expire_and_reap(&app).await {
             Ok((expired, deleted)) => tracing::debug!(expired, deleted, "commands expired and reaped"),
             Err(error) => tracing::warn!(error = %error, "command expiry failed"),
+        }
+    }
+}
+
+/// Every 30 seconds: queues the device inventories that are due, evaluates the fleet's
+/// compliance when its day has come, and tells agencies of newly non-compliant devices. Each
+/// pass is leased, so of several nodes one runs it.
+async fn mdm_jobs_periodically(app: App) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        interval.tick().await;
+        match custody_app::inventory::schedule_due(&app).await {
+            Ok(done) if done.devices > 0 => {
+                tracing::info!(devices = done.devices, commands = done.commands, "inventory")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "inventory scheduling failed"),
+        }
+        match custody_app::compliance::evaluate_fleet(&app, false).await {
+            Ok(done) if done.ran => tracing::info!(changed = done.changed, removed = done.removed, "compliance"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "compliance evaluation failed"),
         }
     }
 }
@@ -118,7 +141,8 @@ impl Server {
         let sweeper = tokio::spawn(sweep_periodically(app.clone()));
         let mailer = tokio::spawn(send_mail_periodically(app.clone()));
         let pusher = tokio::spawn(push_periodically(app.clone()));
-        Ok(Self { addr, app, tls: serves_tls, shutdown: Some(tx), task, sweeper, mailer, pusher })
+        let jobs = tokio::spawn(mdm_jobs_periodically(app.clone()));
+        Ok(Self { addr, app, tls: serves_tls, shutdown: Some(tx), task, sweeper, mailer, pusher, jobs })
     }
 
     pub fn url(&self) -> String {
@@ -133,6 +157,7 @@ impl Server {
         self.sweeper.abort();
         self.mailer.abort();
         self.pusher.abort();
+        self.jobs.abort();
         (&mut self.task).await??;
         self.app.store.close().await;
         Ok(())

@@ -48,11 +48,25 @@ async fn ten_devices_enroll_are_pushed_and_answer(db: TestDb) {
         assert_eq!(serial, issued, "bound to the certificate SCEP issued");
     }
 
+    // Enrolling queued each device's first inventory and pushed it; each answers all five.
+    assert!(mdm.apns.wait_for(10, Duration::from_secs(20)).await, "{label}: 10 pushes, got {}", mdm.apns.count().await);
+    for device in devices.iter_mut() {
+        let handled = device.run_until_idle().await.expect("a command session");
+        let kinds: Vec<&str> = handled.iter().map(|h| h.request_type.as_str()).collect();
+        assert_eq!(kinds, custody_app::inventory::INVENTORY_COMMANDS, "{label}");
+        assert!(handled.iter().all(|h| h.status == AnswerStatus::Acknowledged));
+    }
+    let before = mdm.apns.count().await;
+
     // DeviceInformation for all ten: one push each, with the right topic, token and magic.
     let refs: Vec<&SimDevice> = devices.iter().collect();
     let queries = json!({"Queries": ["DeviceName", "OSVersion", "SerialNumber", "ModelName", "IMEI"]});
     let ids = mdm.command(&refs, "DeviceInformation", queries).await;
-    assert!(mdm.apns.wait_for(10, Duration::from_secs(20)).await, "{label}: 10 pushes, got {}", mdm.apns.count().await);
+    assert!(
+        mdm.apns.wait_for(before + 10, Duration::from_secs(20)).await,
+        "{label}: 10 more pushes, got {}",
+        mdm.apns.count().await - before
+    );
     let pushes = mdm.apns.pushes().await;
     for device in &devices {
         let push = pushes.iter().find(|p| p.token == device.push_token_hex()).expect("the device was pushed");
@@ -186,7 +200,7 @@ async fn not_now_does_not_block_the_queue_and_comes_back() {
     let mdm = Mdm::start(db, |config| config.mdm.not_now_retry_seconds = 1).await;
     let spec = DeviceSpec::numbered(DeviceKind::IPhone, 7)
         .with_behaviour(Behaviour::default().not_now("DeviceInformation", NotNow::Once));
-    let mut device = mdm.enroll(spec).await;
+    let mut device = mdm.enroll_quiet(spec).await;
     let info = mdm.command(&[&device], "DeviceInformation", json!({"Queries": ["OSVersion"]})).await.remove(0);
     let security = mdm.command(&[&device], "SecurityInfo", json!({})).await.remove(0);
 
@@ -305,6 +319,8 @@ async fn a_duplicate_report_changes_nothing() {
 async fn commands_are_validated_and_scoped() {
     let mdm = Mdm::start(TestDb::sqlite().await, |_| {}).await;
     let device = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 11)).await;
+    let queued_before =
+        mdm.app.get("/api/v1/commands", &mdm.token).await.json::<Value>().await.unwrap()["items"].clone();
 
     let unknown = mdm
         .app
@@ -341,7 +357,7 @@ async fn commands_are_validated_and_scoped() {
     assert_eq!(problem["errors"][0]["field"], "devices[1]", "{problem}");
     assert_eq!(
         mdm.app.get("/api/v1/commands", &mdm.token).await.json::<Value>().await.unwrap()["items"],
-        json!([]),
+        queued_before,
         "nothing queued"
     );
 
@@ -890,11 +906,14 @@ async fn a_device_reported_lost_before_it_enrolled_is_locked_when_it_does() {
     };
     assert_eq!(commands(euc.clone()).await, ["pending"]);
 
-    let mut phone = mdm.enroll(spec).await;
+    let mut phone = mdm.enroll_only(spec).await;
     assert_eq!(commands(euc.clone()).await, ["queued"], "sent when the enrollment joined the device");
     let handled = phone.run_until_idle().await.unwrap();
-    // Whether it is supervised is not known yet: it is locked, with the notice.
-    assert_eq!(handled.iter().map(|h| h.request_type.as_str()).collect::<Vec<_>>(), ["DeviceLock"]);
+    // Whether it is supervised is not known yet: it is locked, with the notice, before its first
+    // inventory.
+    let kinds: Vec<&str> = handled.iter().map(|h| h.request_type.as_str()).collect();
+    assert_eq!(kinds[0], "DeviceLock", "{kinds:?}");
+    assert_eq!(kinds[1..], custody_app::inventory::INVENTORY_COMMANDS);
     assert!(phone.state().locked);
     assert_eq!(commands(euc).await, ["acknowledged"]);
 }

@@ -9,6 +9,7 @@ pub mod agency;
 pub mod audit;
 pub mod authz;
 pub mod catalog;
+pub mod compliance;
 pub mod device;
 pub mod email;
 pub mod names;

@@ -10,9 +10,11 @@
 pub mod agencies;
 pub mod audit;
 pub mod catalog;
+pub mod compliance;
 pub mod counts;
 pub mod devices;
 pub mod group;
+pub mod inventory;
 pub mod jobs;
 pub mod mdm;
 pub mod migrate;

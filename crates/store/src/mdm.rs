@@ -761,48 +761,6 @@ pub async fn take_next_command(conn: &mut Conn, enrollment_id: &str, now: i64) -
     row.as_ref().map(command_from).transpose()
 }
 
-/// What a device reported of itself (`DeviceInformation`), kept on its enrollment; a fact it
-/// did not report keeps its value. Also a sign of life.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceFacts {
-    pub os_version: Option<String>,
-    pub build_version: Option<String>,
-    pub product_name: Option<String>,
-    pub model: Option<String>,
-    pub model_name: Option<String>,
-    pub device_name: Option<String>,
-    pub serial_number: Option<String>,
-    pub imei: Option<String>,
-    pub meid: Option<String>,
-    pub supervised: Option<bool>,
-}
-
-pub async fn update_device_facts(conn: &mut Conn, id: &str, f: &DeviceFacts, now: i64) -> Result<(), SqlError> {
-    sqlx::query(
-        "UPDATE mdm_enrollments SET os_version = COALESCE($2, os_version), \
-         build_version = COALESCE($3, build_version), product_name = COALESCE($4, product_name), \
-         model = COALESCE($5, model), model_name = COALESCE($6, model_name), \
-         device_name = COALESCE($7, device_name), serial_number = COALESCE($8, serial_number), \
-         imei = COALESCE($9, imei), meid = COALESCE($10, meid), supervised = COALESCE($12, supervised), \
-         updated_at = $11, last_seen_at = $11 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(&f.os_version)
-    .bind(&f.build_version)
-    .bind(&f.product_name)
-    .bind(&f.model)
-    .bind(&f.model_name)
-    .bind(&f.device_name)
-    .bind(&f.serial_number)
-    .bind(&f.imei)
-    .bind(&f.meid)
-    .bind(now)
-    .bind(f.supervised.map(i64::from))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 /// Whether the device said it is supervised (`None` until it answered `DeviceInformation`).
 pub async fn supervised(conn: &mut Conn, enrollment_id: &str) -> Result<Option<bool>, SqlError> {
     let row = sqlx::query("SELECT supervised FROM mdm_enrollments WHERE id = $1")

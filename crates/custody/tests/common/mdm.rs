@@ -50,7 +50,34 @@ impl Mdm {
         Mdm { app, apns, token, http, _dir: dir }
     }
 
+    /// Enrolls a simulated device and lets it answer its first inventory (five commands), as a
+    /// real device does right after enrolling, so each test starts from an empty queue.
     pub async fn enroll(&self, spec: DeviceSpec) -> SimDevice {
+        let mut device = self.enroll_only(spec).await;
+        let first = device.run_until_idle().await.expect("the first inventory");
+        assert_eq!(first.len(), 5, "an enrollment queues its first inventory");
+        device
+    }
+
+    /// Enrolls a simulated device and cancels its first inventory (for tests of the queue's own
+    /// behaviour, whose device would not answer it as asked).
+    pub async fn enroll_quiet(&self, spec: DeviceSpec) -> SimDevice {
+        let device = self.enroll_only(spec).await;
+        let enrollment = self.enrollment(&device).await;
+        let path = format!("/api/v1/commands?device={}", enrollment["id"].as_str().unwrap());
+        let list: Value = self.app.get(&path, &self.token).await.json().await.unwrap();
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 5, "the first inventory: {list}");
+        for command in items {
+            let cancel = format!("/api/v1/commands/{}/cancel", command["id"].as_str().unwrap());
+            let response = self.app.send_json(Method::POST, &cancel, Some(&self.token), &json!({})).await;
+            assert_eq!(response.status(), StatusCode::OK, "{cancel}");
+        }
+        device
+    }
+
+    /// Enrolls a simulated device and leaves its first inventory queued.
+    pub async fn enroll_only(&self, spec: DeviceSpec) -> SimDevice {
         SimDevice::enroll(&self.http, &self.app.base, &self.token, AGENCY, spec).await.expect("the device enrolls")
     }
 

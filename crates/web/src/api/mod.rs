@@ -5,6 +5,7 @@
 pub mod agencies;
 pub mod audit;
 pub mod catalog;
+pub mod compliance;
 pub mod dashboard;
 pub mod devices;
 pub mod erase;
@@ -150,6 +151,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(erase::get))
         .routes(routes!(erase::approve))
         .routes(routes!(erase::reject))
+        .routes(routes!(compliance::device_inventory))
+        .routes(routes!(compliance::refresh))
+        .routes(routes!(compliance::list))
+        .routes(routes!(compliance::device))
+        .routes(routes!(compliance::evaluate))
+        .routes(routes!(compliance::network_access))
         .routes(routes!(crate::ops::healthz))
         .routes(routes!(crate::ops::readyz))
         .routes(routes!(crate::ops::metrics))

@@ -146,6 +146,12 @@ struct DevicePage<'a> {
     moves: Moves,
     /// The device's MDM enrollment (`Some(None)`: not enrolled), for those who may read MDM.
     mdm: Option<Option<EnrollmentRow>>,
+    /// What the device reported of itself, for those who may read MDM.
+    inventory: Option<InventoryView>,
+    /// Its compliance, when it is in use.
+    compliance: Option<ComplianceView>,
+    /// May queue an inventory or a location request.
+    may_command: bool,
     message: Option<String>,
     errors: Vec<String>,
 }
@@ -157,6 +163,94 @@ impl DevicePage<'_> {
 
     fn at_opt(&self, ms: &Option<i64>) -> String {
         ms.map(when).unwrap_or_default()
+    }
+}
+
+/// A device's compliance as its page shows it.
+struct ComplianceView {
+    compliant: bool,
+    reasons: Vec<String>,
+    since: String,
+}
+
+/// A device's inventory as its page shows it: labelled facts, the lists, the history.
+struct InventoryView {
+    facts: Vec<(&'static str, String)>,
+    apps: Vec<custody_store::inventory::InstalledApp>,
+    profiles: Vec<custody_store::inventory::InstalledProfile>,
+    certificates: Vec<(String, String, String)>,
+    changes: Vec<(String, String, String, String)>,
+    inventory_at: String,
+    next_at: String,
+}
+
+/// The label of an inventory fact and how its value reads.
+fn fact_label(name: &str, fact: &custody_store::inventory::Fact) -> Option<(&'static str, String)> {
+    use custody_store::inventory::Fact;
+    let yes_no = |f: &Fact| if matches!(f, Fact::Int(0)) { "no".to_string() } else { "yes".to_string() };
+    Some(match name {
+        "os_version" => ("OS", fact.display()),
+        "build_version" => ("Build", fact.display()),
+        "platform" => ("Platform", fact.display()),
+        "product_name" => ("Product", fact.display()),
+        "model" => ("Model number", fact.display()),
+        "model_name" => ("Model", fact.display()),
+        "device_name" => ("Name", fact.display()),
+        "serial_number" => ("Serial (reported)", fact.display()),
+        "imei" => ("IMEI (reported)", fact.display()),
+        "capacity_mb" => ("Capacity", format!("{} GB", fact.display().parse::<i64>().unwrap_or(0) / 1024)),
+        "available_mb" => ("Free", format!("{} GB", fact.display().parse::<i64>().unwrap_or(0) / 1024)),
+        "battery_pct" => ("Battery", format!("{}%", fact.display())),
+        "wifi_mac" => ("Wi-Fi MAC", fact.display()),
+        "phone_number" => ("Phone number", fact.display()),
+        "iccid" => ("ICCID", fact.display()),
+        "supervised" => ("Supervised", yes_no(fact)),
+        "activation_lock" => ("Activation Lock", yes_no(fact)),
+        "passcode_present" => ("Passcode", yes_no(fact)),
+        "passcode_compliant" => ("Passcode compliant", yes_no(fact)),
+        "encryption_caps" => (
+            "Encryption",
+            match fact {
+                Fact::Int(1) => "block-level".into(),
+                Fact::Int(2) => "file-level".into(),
+                Fact::Int(3) => "block and file-level".into(),
+                _ => "none".into(),
+            },
+        ),
+        "compromised" => ("Jailbroken / rooted", yes_no(fact)),
+        _ => return None,
+    })
+}
+
+impl From<custody_app::inventory::DeviceInventory> for InventoryView {
+    fn from(inv: custody_app::inventory::DeviceInventory) -> Self {
+        Self {
+            facts: inv.facts.iter().filter_map(|(name, fact)| fact_label(name, fact)).collect(),
+            apps: inv.apps,
+            profiles: inv.profiles,
+            certificates: inv
+                .certificates
+                .into_iter()
+                .map(|c| {
+                    let kind = if c.is_identity { "identity" } else { "certificate" };
+                    (c.common_name, kind.to_string(), c.not_after.map(when).unwrap_or_default())
+                })
+                .collect(),
+            changes: inv
+                .changes
+                .into_iter()
+                .map(|c| {
+                    (
+                        when(c.changed_at),
+                        c.field.replace('_', " "),
+                        c.old_value.unwrap_or_default(),
+                        c.new_value.unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            inventory_at: inv.inventory_at.map(when).unwrap_or_else(|| "not yet".into()),
+            next_at: inv.inventory_due_at.map(when).unwrap_or_default(),
+        }
     }
 }
 
@@ -187,7 +281,39 @@ async fn device_page(
     } else {
         None
     };
-    let page = DevicePage { layout: &viewer.layout, view, model, models, records, moves, mdm, message, errors };
+    let inventory = match &mdm {
+        Some(Some(_)) => match custody_app::inventory::of_device(&state.app, &viewer.actor, &view.device.id).await {
+            Ok(inv) => Some(InventoryView::from(inv)),
+            Err(error) => return error_page(viewer, error),
+        },
+        _ => None,
+    };
+    let compliance = match custody_app::compliance::of_device(&state.app, &viewer.actor, &view.device.id).await {
+        Ok(row) => row.map(|r| ComplianceView {
+            compliant: r.compliant,
+            reasons: custody_domain::compliance::parse_reasons(&r.reasons)
+                .into_iter()
+                .map(|r| r.describe().to_string())
+                .collect(),
+            since: when(r.since),
+        }),
+        Err(error) => return error_page(viewer, error),
+    };
+    let may_command = viewer.may(Action::MdmCommand);
+    let page = DevicePage {
+        layout: &viewer.layout,
+        view,
+        model,
+        models,
+        records,
+        moves,
+        mdm,
+        inventory,
+        compliance,
+        may_command,
+        message,
+        errors,
+    };
     render(status, &page)
 }
 
@@ -227,6 +353,15 @@ pub async fn act(
     let (app, actor) = (&state.app, &viewer.actor);
     let outcome = match action.as_str() {
         "clearance" => devices::clear(app, actor, &id).await.map(|_| ()),
+        "inventory" => custody_app::inventory::refresh(app, actor, std::slice::from_ref(&id)).await.map(|_| ()),
+        "locate" => {
+            let input = custody_app::mdm::NewCommands {
+                devices: vec![id.clone()],
+                request_type: "DeviceLocation".into(),
+                params: serde_json::json!({}),
+            };
+            custody_app::mdm::enqueue(app, actor, input).await.map(|_| ())
+        }
         "sanitize" => {
             let mut record = serde_json::Map::new();
             for (key, value) in &form {

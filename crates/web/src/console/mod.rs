@@ -6,11 +6,12 @@ mod account;
 mod admin;
 mod agencies;
 mod catalog;
+mod compliance;
 mod dashboard;
 mod devices;
 mod erase;
 mod mdm;
-mod people;
+pub(crate) mod people;
 mod plans;
 mod requests;
 mod session;
@@ -60,6 +61,9 @@ pub fn router() -> Router<AppState> {
         .route("/devices/{id}/certificate.pdf", get(devices::certificate))
         .route("/devices/{id}/preservation.zip", get(devices::preservation_export))
         .route("/devices/{id}/{action}", post(devices::act))
+        .route("/compliance", get(compliance::show))
+        .route("/compliance/evaluate", post(compliance::evaluate))
+        .route("/compliance/bulk", post(compliance::bulk))
         .route("/legal-holds", get(devices::holds).post(devices::place_hold))
         .route("/legal-holds/{id}/release", post(devices::release_hold))
         .route("/mdm", get(mdm::list))
@@ -131,11 +135,12 @@ pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
         (true, true) => (("My reports", Action::OwnDevices), ("My devices", Action::OwnDevices)),
         _ => (("Requests", Action::RequestRead), ("Devices", Action::DeviceRead)),
     };
-    let entries: [(&'static str, &'static str, Option<Action>); 11] = [
+    let entries: [(&'static str, &'static str, Option<Action>); 12] = [
         ("/", "Dashboard", None),
         ("/requests", requests.0, Some(requests.1)),
         ("/devices", devices.0, Some(devices.1)),
         ("/mdm", "MDM", Some(Action::MdmRead)),
+        ("/compliance", "Compliance", Some(devices.1)),
         ("/agencies", "Agencies", Some(Action::AgencyRead)),
         ("/people", "People", Some(Action::PersonRead)),
         ("/plans", "Plans", Some(Action::PlanRead)),

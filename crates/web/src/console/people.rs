@@ -111,10 +111,20 @@ where
     F: Fn(Option<String>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<CsvPage, AppError>> + Send + 'static,
 {
-    let (rows, next) = match fetch(None).await {
-        Ok(first) => first,
-        Err(error) => return error_page(viewer, error),
-    };
+    match fetch(None).await {
+        Ok(first) => csv_stream(filename, header, first, fetch),
+        Err(error) => error_page(viewer, error),
+    }
+}
+
+/// Streams `first` and every further page `fetch` yields as one CSV download (the API's feeds
+/// use it too).
+pub fn csv_stream<F, Fut>(filename: &str, header: &[&str], first: CsvPage, fetch: F) -> Response
+where
+    F: Fn(Option<String>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<CsvPage, AppError>> + Send + 'static,
+{
+    let (rows, next) = first;
     let first_chunk = csv_bytes(Some(header), &rows);
     enum Step {
         First(Vec<u8>, Option<String>),

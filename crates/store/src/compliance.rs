@@ -1,0 +1,274 @@
+//! Device compliance over the whole fleet in SQL: `domain::compliance::evaluate`, written as one
+//! statement that writes only the devices whose reasons changed, so the daily pass over a
+//! million devices is one scan. A property test holds it to the domain's rule.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::{Conn, SqlError};
+
+/// The states of a device in use (`domain::compliance::IN_SCOPE`), as SQL.
+pub const SCOPE: &str = "('enrolled', 'in_transit', 'in_service', 'lost_stolen', 'recovered')";
+
+/// The settings the statement needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySql {
+    /// Seen before this is silent.
+    pub silent_before: i64,
+    /// Minimum OS rank per platform.
+    pub min_os: Vec<(String, i64)>,
+}
+
+/// What a pass changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evaluated {
+    /// Rows written (a device new to the list, or whose reasons changed).
+    pub changed: u64,
+    /// Rows removed (devices no longer in use).
+    pub removed: u64,
+}
+
+/// Evaluates every device in use (or only `device`), writing the rows whose reasons changed;
+/// and removes the rows of devices no longer in use.
+pub async fn evaluate(
+    conn: &mut Conn,
+    policy: &PolicySql,
+    device: Option<&str>,
+    now: i64,
+) -> Result<Evaluated, SqlError> {
+    // The minimum OS of the device's platform: CASE e.platform WHEN $a THEN $b ... ELSE 0 END.
+    let mut min_os = String::from("CASE e.platform");
+    for i in 0..policy.min_os.len() {
+        min_os.push_str(&format!(" WHEN ${} THEN ${}", 4 + i * 2, 5 + i * 2));
+    }
+    min_os.push_str(" ELSE 0 END");
+    let only = if device.is_some() { " AND d.id = $3" } else { " AND $3 = ''" };
+    let sql = format!(
+        "INSERT INTO device_compliance (device_id, agency_code, reasons, compliant, since, notified) \
+         SELECT id, agency_code, reasons, CASE WHEN reasons = '' THEN 1 ELSE 0 END, $2, 0 FROM ( \
+           SELECT d.id, d.agency_code, \
+             CASE WHEN e.id IS NULL THEN 'not_enrolled ' ELSE \
+               (CASE WHEN e.last_seen_at < $1 THEN 'no_check_in ' ELSE '' END) || \
+               (CASE WHEN e.os_rank < {min_os} THEN 'os_outdated ' ELSE '' END) || \
+               (CASE WHEN e.passcode_present = 0 THEN 'no_passcode ' ELSE '' END) || \
+               (CASE WHEN e.compromised = 1 THEN 'compromised ' ELSE '' END) \
+             END || (CASE WHEN d.state = 'lost_stolen' THEN 'reported_lost ' ELSE '' END) AS reasons \
+           FROM devices d LEFT JOIN mdm_enrollments e ON e.device_id = d.id AND e.status = 'enrolled' \
+           WHERE d.state IN {SCOPE}{only} \
+         ) AS x WHERE true \
+         ON CONFLICT (device_id) DO UPDATE SET reasons = excluded.reasons, compliant = excluded.compliant, \
+           since = excluded.since, notified = 0, agency_code = excluded.agency_code \
+         WHERE device_compliance.reasons <> excluded.reasons OR device_compliance.agency_code <> excluded.agency_code"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(policy.silent_before).bind(now).bind(device.unwrap_or(""));
+    for (platform, rank) in &policy.min_os {
+        query = query.bind(platform.clone()).bind(*rank);
+    }
+    let changed = query.execute(&mut *conn).await?.rows_affected();
+    let removed = match device {
+        Some(device) => sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM device_compliance WHERE device_id = $1 AND NOT EXISTS \
+             (SELECT 1 FROM devices d WHERE d.id = $1 AND d.state IN {SCOPE})"
+        )))
+        .bind(device)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected(),
+        None => sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM device_compliance WHERE NOT EXISTS \
+             (SELECT 1 FROM devices d WHERE d.id = device_compliance.device_id AND d.state IN {SCOPE})"
+        )))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected(),
+    };
+    Ok(Evaluated { changed, removed })
+}
+
+/// Agencies with devices newly non-compliant that were not told yet, with how many.
+pub async fn unnotified(conn: &mut Conn) -> Result<Vec<(String, i64)>, SqlError> {
+    let rows = sqlx::query(
+        "SELECT agency_code, COUNT(*) AS n FROM device_compliance WHERE compliant = 0 AND notified = 0 \
+         GROUP BY agency_code ORDER BY agency_code",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("agency_code")?, r.try_get("n")?))).collect()
+}
+
+/// Marks agency `agency`'s non-compliant devices as told.
+pub async fn mark_notified(conn: &mut Conn, agency: &str) -> Result<u64, SqlError> {
+    Ok(sqlx::query(
+        "UPDATE device_compliance SET notified = 1 WHERE agency_code = $1 AND compliant = 0 AND notified = 0",
+    )
+    .bind(agency)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
+
+/// A device's compliance as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplianceRow {
+    pub device_id: String,
+    pub agency_code: String,
+    pub reasons: String,
+    pub compliant: bool,
+    pub since: i64,
+    pub serial: Option<String>,
+    pub state: String,
+    pub device_type: String,
+    pub holder_name: Option<String>,
+    pub wifi_mac: Option<String>,
+    pub last_seen_at: Option<i64>,
+    pub os_version: Option<String>,
+}
+
+/// What a compliance list shows.
+#[derive(Debug, Clone, Default)]
+pub struct ComplianceFilter {
+    pub agency: Option<String>,
+    /// `Some(false)`: non-compliant only.
+    pub compliant: Option<bool>,
+    /// Only devices with this reason.
+    pub reason: Option<String>,
+}
+
+const LIST_COLUMNS: &str = "c.device_id, c.agency_code, c.reasons, c.compliant, c.since, d.serial, d.state, \
+     d.device_type, (p.given_name || ' ' || p.family_name) AS holder_name, e.wifi_mac, e.last_seen_at, e.os_version";
+const LIST_FROM: &str = "FROM device_compliance c JOIN devices d ON d.id = c.device_id \
+     LEFT JOIN people p ON p.id = d.holder_id \
+     LEFT JOIN mdm_enrollments e ON e.device_id = c.device_id AND e.status = 'enrolled'";
+
+fn list_row(r: &sqlx::any::AnyRow) -> Result<ComplianceRow, SqlError> {
+    Ok(ComplianceRow {
+        device_id: r.try_get("device_id")?,
+        agency_code: r.try_get("agency_code")?,
+        reasons: r.try_get("reasons")?,
+        compliant: r.try_get::<i64, _>("compliant")? != 0,
+        since: r.try_get("since")?,
+        serial: r.try_get("serial")?,
+        state: r.try_get("state")?,
+        device_type: r.try_get("device_type")?,
+        holder_name: r.try_get("holder_name")?,
+        wifi_mac: r.try_get("wifi_mac")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        os_version: r.try_get("os_version")?,
+    })
+}
+
+/// A page of the compliance list, ordered by device id, after `after`.
+pub async fn list(
+    conn: &mut Conn,
+    filter: &ComplianceFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ComplianceRow>, SqlError> {
+    let sql = format!(
+        "SELECT {LIST_COLUMNS} {LIST_FROM} WHERE ($1 = '' OR c.agency_code = $1) AND ($2 < 0 OR c.compliant = $2) \
+         AND ($3 = '' OR (' ' || c.reasons) LIKE $3) AND c.device_id > $4 ORDER BY c.device_id LIMIT $5"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(filter.agency.clone().unwrap_or_default())
+        .bind(filter.compliant.map_or(-1, i64::from))
+        .bind(filter.reason.as_ref().map(|r| format!("% {r} %")).unwrap_or_default())
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(list_row).collect()
+}
+
+/// One device's compliance row.
+pub async fn of_device(conn: &mut Conn, device_id: &str) -> Result<Option<ComplianceRow>, SqlError> {
+    let sql = format!("SELECT {LIST_COLUMNS} {LIST_FROM} WHERE c.device_id = $1");
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(device_id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(list_row).transpose()
+}
+
+/// Counts per agency: devices evaluated and non-compliant, and per reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgencySummary {
+    pub agency_code: String,
+    pub devices: i64,
+    pub non_compliant: i64,
+}
+
+pub async fn summary(conn: &mut Conn, agency: Option<&str>) -> Result<Vec<AgencySummary>, SqlError> {
+    let rows = sqlx::query(
+        "SELECT agency_code, COUNT(*) AS devices, SUM(1 - compliant) AS non_compliant FROM device_compliance \
+         WHERE ($1 = '' OR agency_code = $1) GROUP BY agency_code ORDER BY agency_code",
+    )
+    .bind(agency.unwrap_or(""))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AgencySummary {
+                agency_code: r.try_get("agency_code")?,
+                devices: r.try_get("devices")?,
+                non_compliant: r.try_get("non_compliant")?,
+            })
+        })
+        .collect()
+}
+
+/// Non-compliant devices per reason (of an agency or all).
+pub async fn reason_counts(conn: &mut Conn, agency: Option<&str>) -> Result<Vec<(String, i64)>, SqlError> {
+    let mut out = Vec::new();
+    for reason in ["not_enrolled", "no_check_in", "os_outdated", "no_passcode", "compromised", "reported_lost"] {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM device_compliance WHERE ($1 = '' OR agency_code = $1) AND compliant = 0 \
+             AND (' ' || reasons) LIKE $2",
+        )
+        .bind(agency.unwrap_or(""))
+        .bind(format!("% {reason} %"))
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("n")?;
+        out.push((reason.to_string(), n));
+    }
+    Ok(out)
+}
+
+/// One row of the network-access feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRow {
+    pub device_id: String,
+    pub agency_code: String,
+    pub serial: Option<String>,
+    pub wifi_mac: Option<String>,
+    pub compliant: bool,
+    pub reasons: String,
+}
+
+/// A page of the network-access feed: every device in use, ordered by device id after `after`.
+pub async fn network_access(
+    conn: &mut Conn,
+    agency: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AccessRow>, SqlError> {
+    let rows = sqlx::query(
+        "SELECT c.device_id, c.agency_code, d.serial, e.wifi_mac, c.compliant, c.reasons \
+         FROM device_compliance c JOIN devices d ON d.id = c.device_id \
+         LEFT JOIN mdm_enrollments e ON e.device_id = c.device_id AND e.status = 'enrolled' \
+         WHERE ($1 = '' OR c.agency_code = $1) AND c.device_id > $2 ORDER BY c.device_id LIMIT $3",
+    )
+    .bind(agency.unwrap_or(""))
+    .bind(after.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AccessRow {
+                device_id: r.try_get("device_id")?,
+                agency_code: r.try_get("agency_code")?,
+                serial: r.try_get("serial")?,
+                wifi_mac: r.try_get("wifi_mac")?,
+                compliant: r.try_get::<i64, _>("compliant")? != 0,
+                reasons: r.try_get("reasons")?,
+            })
+        })
+        .collect()
+}
