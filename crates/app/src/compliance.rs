@@ -100,69 +100,65 @@ pub struct Evaluation {
 }
 
 /// Evaluates the whole fleet when the last pass is `compliance.evaluate_every_hours` old (or at
-/// once with `force`), then tells each agency of its newly non-compliant devices. A job: of
-/// several nodes, the one holding the lease runs it.
+/// once with `force`), and tells each agency of its newly non-compliant devices, in one
+/// transaction with one audit event (none from the job when nothing changed). A job: of several
+/// nodes, the one holding the lease runs it; the others only send due notifications.
 pub async fn evaluate_fleet(app: &App, force: bool) -> Result<Evaluation, AppError> {
+    run_evaluation(app, &Actor::system("compliance"), force).await
+}
+
+async fn run_evaluation(app: &App, actor: &Actor, force: bool) -> Result<Evaluation, AppError> {
     let holder = custody_store::new_id();
     let now = now_ms();
     let every = if force { 0 } else { app.config.compliance.evaluate_every_hours * 3_600_000 };
-    let mut out = Evaluation::default();
     {
         let mut tx = app.store.write().await?;
         if !jobs::claim(&mut tx, "compliance.evaluate", &holder, now, 600_000, every).await? {
             drop(tx);
-            out.notified_agencies = notify(app).await?;
-            return Ok(out);
+            return Ok(Evaluation { notified_agencies: notify(app).await?, ..Evaluation::default() });
         }
         tx.commit().await?;
     }
     let result = async {
         let mut tx = app.store.write().await?;
         let done = compliance::evaluate(&mut tx, &app.config.compliance.sql(now), None, now).await?;
-        if done.changed + done.removed > 0 {
-            let changes = serde_json::json!({ "changed": done.changed, "removed": done.removed });
-            let actor = Actor::system("compliance");
+        let notified = notify_in(app, &mut tx).await?;
+        if force || done.changed + done.removed > 0 || !notified.is_empty() {
+            let changes = serde_json::json!({ "changed": done.changed, "removed": done.removed, "notified": notified });
             audit::append(&mut tx, actor.event("compliance.evaluate", "compliance", "fleet", None, changes)).await?;
         }
         jobs::finish(&mut tx, "compliance.evaluate", &holder, now_ms()).await?;
         tx.commit().await?;
-        Ok::<_, AppError>(done)
+        Ok::<_, AppError>(Evaluation {
+            ran: true,
+            changed: done.changed,
+            removed: done.removed,
+            notified_agencies: notified.len(),
+        })
     }
     .await;
-    let done = match result {
-        Ok(done) => done,
-        Err(error) => {
-            // Let another pass (or node) try again at once.
-            let mut tx = app.store.write().await?;
-            release(&mut tx, &holder).await?;
-            tx.commit().await?;
-            return Err(error);
-        }
-    };
-    out.ran = true;
-    out.changed = done.changed;
-    out.removed = done.removed;
-    out.notified_agencies = notify(app).await?;
-    Ok(out)
-}
-
-async fn release(tx: &mut Conn, holder: &str) -> Result<(), SqlError> {
-    // Finished "long ago": the next pass is due at once.
-    jobs::finish(tx, "compliance.evaluate", holder, 0).await
-}
-
-/// Tells each agency with newly non-compliant devices how many (its approvers and viewers, and
-/// central IT security), once per change. Returns the agencies told.
-pub async fn notify(app: &App) -> Result<usize, AppError> {
-    let mut tx = app.store.write().await?;
-    let pending = compliance::unnotified(&mut tx).await?;
-    if pending.is_empty() {
-        return Ok(0);
+    if result.is_err() {
+        // Finished "long ago": the next pass (on any node) tries again at once.
+        let mut tx = app.store.write().await?;
+        jobs::finish(&mut tx, "compliance.evaluate", &holder, 0).await?;
+        tx.commit().await?;
     }
-    let security = notifications::holders_of(&mut tx, Role::Infosec, None, false).await?;
+    result
+}
+
+/// Tells each agency with newly non-compliant devices how many, in the caller's transaction
+/// (its approvers and viewers, and central IT security), once per change. Returns the agencies
+/// told with their counts.
+async fn notify_in(app: &App, tx: &mut Conn) -> Result<Vec<serde_json::Value>, AppError> {
+    let pending = compliance::unnotified(tx).await?;
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let security = notifications::holders_of(tx, Role::Infosec, None, false).await?;
+    let mut told = Vec::new();
     for (agency, count) in &pending {
-        let mut recipients = notifications::holders_of(&mut tx, Role::AgencyApprover, Some(agency), false).await?;
-        recipients.extend(notifications::holders_of(&mut tx, Role::AgencyViewer, Some(agency), false).await?);
+        let mut recipients = notifications::holders_of(tx, Role::AgencyApprover, Some(agency), false).await?;
+        recipients.extend(notifications::holders_of(tx, Role::AgencyViewer, Some(agency), false).await?);
         recipients.extend(security.iter().cloned());
         let subject = format!("{agency}: {count} device(s) became non-compliant");
         let body = format!(
@@ -170,23 +166,35 @@ pub async fn notify(app: &App) -> Result<usize, AppError> {
              compromised or reported lost) and are refused network access until fixed. See {}/compliance?agency={agency}.",
             app.config.public_url.trim_end_matches('/')
         );
-        notifications::notify(app, &mut tx, &recipients, "compliance", &subject, &body, None).await?;
-        compliance::mark_notified(&mut tx, agency).await?;
-        let changes = serde_json::json!({ "devices": count, "recipients": recipients.len() });
-        audit::append(
-            &mut tx,
-            Actor::system("compliance").event("compliance.notify", "agency", agency, Some(agency), changes),
-        )
-        .await?;
+        notifications::notify(app, tx, &recipients, "compliance", &subject, &body, None).await?;
+        compliance::mark_notified(tx, agency).await?;
+        told.push(serde_json::json!({ "agency": agency, "devices": count, "recipients": recipients.len() }));
     }
+    Ok(told)
+}
+
+/// Sends the notifications of devices that became non-compliant since the last pass (one audit
+/// event when any). Returns the agencies told.
+pub async fn notify(app: &App) -> Result<usize, AppError> {
+    let mut tx = app.store.write().await?;
+    let told = notify_in(app, &mut tx).await?;
+    if told.is_empty() {
+        return Ok(0);
+    }
+    let changes = serde_json::json!({ "notified": told });
+    audit::append(
+        &mut tx,
+        Actor::system("compliance").event("compliance.notify", "compliance", "fleet", None, changes),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(pending.len())
+    Ok(told.len())
 }
 
 /// Runs an evaluation of the whole fleet now (central IT security).
 pub async fn evaluate_now(app: &App, actor: &Actor) -> Result<Evaluation, AppError> {
     actor.authorize(Action::MdmSettings, Scope::Global)?;
-    evaluate_fleet(app, true).await
+    run_evaluation(app, actor, true).await
 }
 
 /// What a compliance list shows.

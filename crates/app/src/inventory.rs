@@ -262,12 +262,10 @@ pub struct DeviceInventory {
 }
 
 /// The inventory of inventory device `device_id` (from its latest enrollment); empty when it
-/// never enrolled. Central IT's MDM readers, and the agency's device readers, may see it.
+/// never enrolled. Whoever may read the device may read it (its holder included).
 pub async fn of_device(app: &App, actor: &Actor, device_id: &str) -> Result<DeviceInventory, AppError> {
     let mut conn = app.store.conn().await?;
-    let device = custody_store::devices::get(&mut conn, device_id).await?.ok_or(AppError::NotFound)?;
-    let code = custody_domain::agency::AgencyCode::parse(&device.agency_code).map_err(|_| AppError::NotFound)?;
-    actor.authorize(Action::DeviceRead, Scope::Agency(&code))?;
+    crate::devices::load_readable(&mut conn, actor, device_id).await?;
     let Some(enrollment) = mdm::enrollment_by_device(&mut conn, device_id).await? else {
         return Ok(DeviceInventory::default());
     };

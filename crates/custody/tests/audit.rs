@@ -184,6 +184,12 @@ async fn successful_call(
             let device = app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Ordered).await;
             (format!("/api/v1/mdm/enrollments/{enrollment}/link"), Some(json!({"device_id": device})), false)
         }
+        "POST /api/v1/mdm/inventory" => {
+            let (enrollment, _) = app.enrollment_on("AAA", "00008110-00AUDIT0000008E").await;
+            ("/api/v1/mdm/inventory".into(), Some(json!({"devices": [enrollment]})), false)
+        }
+        // Asked by a person: one event, whatever changed (here the devices made above).
+        "POST /api/v1/compliance/evaluate" => ("/api/v1/compliance/evaluate".into(), None, false),
         "POST /api/v1/mdm/certificates/{serial}/revoke" => {
             let (_, serial) = app.enrollment_on("AAA", "00008110-00AUDIT0000003E").await;
             (format!("/api/v1/mdm/certificates/{serial}/revoke"), Some(json!({"reason": "lost in transit"})), false)

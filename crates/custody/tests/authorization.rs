@@ -160,7 +160,39 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
         }
         // An employee lists their own reports and devices (none here) and finds no one else's.
         "GET /api/v1/requests" | "GET /api/v1/devices" if role == Role::DeviceHolder => allow(&[role], 200),
-        "GET /api/v1/requests/{id}" | "GET /api/v1/devices/{id}" if role == Role::DeviceHolder => 404,
+        "GET /api/v1/requests/{id}"
+        | "GET /api/v1/devices/{id}"
+        | "GET /api/v1/devices/{id}/inventory"
+        | "GET /api/v1/devices/{id}/compliance"
+            if role == Role::DeviceHolder =>
+        {
+            404
+        }
+        "GET /api/v1/devices/{id}/inventory" | "GET /api/v1/devices/{id}/compliance" | "GET /api/v1/compliance" => {
+            allow(READERS_OF_PEOPLE, 200)
+        }
+        "POST /api/v1/mdm/inventory" => {
+            if MDM_ENROLLERS.contains(&role) {
+                202
+            } else {
+                403
+            }
+        }
+        "POST /api/v1/compliance/evaluate" => {
+            if MDM_SETTINGS.contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
+        // The network-access feed is central IT's, whatever the agency.
+        "GET /api/v1/compliance/network-access" => {
+            if MDM_READERS.contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
         "GET /api/v1/requests" | "GET /api/v1/requests/{id}" => allow(READERS_OF_PEOPLE, 200),
         "POST /api/v1/requests" => allow(REQUEST_WRITERS, 201),
         "POST /api/v1/requests/{id}/comments" => allow(REQUEST_WRITERS, 201),
@@ -293,10 +325,15 @@ async fn call_for(
             DeviceState::AwaitingClearance
         } else if path.contains("/sanitization") {
             DeviceState::Sanitizing
+        } else if path.ends_with("/compliance") {
+            DeviceState::InService
         } else {
             DeviceState::Ordered
         };
         let id = app.device_in_state(agency, &fixture.device_model, state).await;
+        if path.ends_with("/compliance") {
+            custody_app::compliance::evaluate_fleet(app.app(), true).await.unwrap();
+        }
         if path.ends_with("/validation") || path.ends_with("/certificate") {
             let validated = path.ends_with("/certificate");
             app.sanitization_on(agency, &id, "clear", &fixture.foreign_user, validated).await;
@@ -354,6 +391,7 @@ async fn call_for(
         || path == "/api/v1/requests"
         || path == "/api/v1/devices"
         || path == "/api/v1/legal-holds"
+        || path == "/api/v1/compliance"
         || path == "/api/v1/mdm/enrollments")
         && method == "GET"
     {
@@ -416,6 +454,10 @@ async fn call_for(
             Some(json!({"devices": [enrollment], "reason": format!("stolen {n}")}))
         }
         "POST /api/v1/erase-requests/{id}/reject" => Some(json!({"note": "not this one"})),
+        "POST /api/v1/mdm/inventory" => {
+            let (enrollment, _) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
+            Some(json!({"devices": [enrollment]}))
+        }
         "POST /api/v1/mdm/enrollments/{id}/link" => {
             let device =
                 app.device_in_state(agency, &fixture.device_model, custody_domain::device::DeviceState::Ordered).await;
