@@ -2013,6 +2013,107 @@ async fn seed_mdm(app: &App) -> Result<(), AppError> {
         mdm::record_result(&mut tx, &command.id, &enrollment.id, answer, now).await?;
     }
     tx.commit().await?;
+    seed_inventory(app, &enrollments, now).await?;
+    // The fleet's compliance as the daily pass finds it (and the agencies' notifications).
+    crate::compliance::evaluate_fleet(app, true).await?;
+    Ok(())
+}
+
+/// What the demo's enrolled devices reported: their facts (a few on an old OS, without a
+/// passcode, or silent for weeks; some updated their OS since enrolling, kept as history), their
+/// apps, profiles and certificates, and when their next inventory is due.
+async fn seed_inventory(
+    app: &App,
+    enrollments: &[custody_store::mdm::EnrollmentRow],
+    now: i64,
+) -> Result<(), AppError> {
+    use custody_store::inventory::{self, InstalledApp, InstalledCertificate, InstalledProfile, Inventory};
+    let mut tx = app.store.write().await?;
+    let mut due = Vec::with_capacity(enrollments.len());
+    for (k, e) in enrollments.iter().enumerate() {
+        let ipad = k % 3 == 2;
+        let old_os = k % 17 == 5;
+        let updated = k % 5 == 1;
+        let os = if old_os {
+            "16.7.10"
+        } else if updated {
+            "18.4.1"
+        } else {
+            e.os_version.as_deref().unwrap_or("18.5")
+        };
+        let facts = Inventory {
+            platform: Some(if ipad { "ipados" } else { "ios" }.into()),
+            os_version: Some(os.into()),
+            os_rank: custody_domain::compliance::os_rank(os),
+            product_name: e.product_name.clone(),
+            model_name: e.model_name.clone(),
+            device_name: e.device_name.clone(),
+            serial_number: e.serial_number.clone(),
+            capacity_mb: Some([131_072, 262_144, 65_536][k % 3]),
+            available_mb: Some(20_000 + (k as i64 * 7_919) % 60_000),
+            battery_pct: Some(15 + (k as i64 * 37) % 85),
+            wifi_mac: Some(format!("f0:18:98:{:02x}:{:02x}:{:02x}", (k >> 16) & 0xff, (k >> 8) & 0xff, k & 0xff)),
+            phone_number: (!ipad).then(|| format!("+1518555{:04}", 1000 + k)),
+            iccid: (!ipad).then(|| format!("89014103{:012}", 211_118_510 + k)),
+            supervised: Some(k % 4 != 3),
+            activation_lock: Some(k % 4 != 3),
+            passcode_present: Some(k % 23 != 4),
+            passcode_compliant: Some(k % 23 != 4),
+            encryption_caps: Some(3),
+            ..Inventory::default()
+        };
+        if updated {
+            // It enrolled on 17.7 and has updated since: one change in its history.
+            let before = Inventory {
+                os_version: Some("17.7".into()),
+                os_rank: custody_domain::compliance::os_rank("17.7"),
+                ..facts.clone()
+            };
+            inventory::record(&mut tx, &e.id, &before, e.enrolled_at.unwrap_or(now)).await?;
+        }
+        inventory::record(&mut tx, &e.id, &facts, now - (k as i64 % 40) * 3_600_000).await?;
+        let app_of = |identifier: &str, name: &str, version: &str| InstalledApp {
+            identifier: identifier.into(),
+            name: Some(name.into()),
+            version: Some(version.into()),
+            short_version: Some(version.into()),
+            bundle_size: Some(200_000_000),
+        };
+        let mut apps = vec![
+            app_of("com.microsoft.Office.Outlook", "Microsoft Outlook", "4.2516.0"),
+            app_of("com.microsoft.skype.teams", "Microsoft Teams", "7.12.1"),
+        ];
+        if k % 2 == 0 {
+            apps.push(app_of("gov.ny.its.notify", "NY Alert", "3.1"));
+        }
+        inventory::replace_apps(&mut tx, &e.id, &apps).await?;
+        let profiles = vec![InstalledProfile {
+            identifier: "gov.custody.mdm.enrollment".into(),
+            uuid: format!("DE000000-0000-4000-8000-{k:012X}"),
+            display_name: Some("Custody MDM enrollment".into()),
+            organization: Some(e.agency_code.clone()),
+            managed: Some(false),
+        }];
+        inventory::replace_profiles(&mut tx, &e.id, &profiles).await?;
+        let certificates = vec![InstalledCertificate {
+            fingerprint: format!("{:064x}", 0xDE00_0000_u64 + k as u64),
+            common_name: "Custody MDM identity".into(),
+            is_identity: true,
+            not_after: e.enrolled_at.map(|at| at + 365 * 86_400_000),
+        }];
+        inventory::replace_certificates(&mut tx, &e.id, &certificates).await?;
+        due.push((e.id.clone(), now + (k as i64 * 4_919_000) % (24 * 3_600_000)));
+    }
+    inventory::schedule(&mut tx, &due).await?;
+    // A few devices have been silent for five weeks.
+    for e in enrollments.iter().enumerate().filter(|(k, _)| k % 29 == 11).map(|(_, e)| e) {
+        sqlx::query("UPDATE mdm_enrollments SET last_seen_at = $2 WHERE id = $1")
+            .bind(&e.id)
+            .bind(now - 35 * 86_400_000)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -65,6 +65,9 @@ pub struct LoadConfig {
     /// API (`POST /api/v1/commands`, which the token must be allowed) after enrollment and
     /// before the timed phase, so that sessions carry command round trips.
     pub commands_per_device: usize,
+    /// Against a server: queue one inventory of every device (`POST /api/v1/mdm/inventory`:
+    /// five commands each) before the timed phase, so that it measures an inventory refresh.
+    pub inventory_refresh: bool,
 }
 
 impl LoadConfig {
@@ -79,6 +82,7 @@ impl LoadConfig {
             share_key: false,
             timeout: Duration::from_secs(30),
             commands_per_device: 0,
+            inventory_refresh: false,
         }
     }
 }
@@ -143,7 +147,12 @@ pub struct EnrollFigures {
 pub struct CommandFigures {
     /// Commands queued through the API before the timed phase.
     pub queued: usize,
-    /// Commands answered, by status.
+    /// Seconds the API took to queue them.
+    pub queue_seconds: f64,
+    /// Commands of the first inventory a server queues at enrollment, answered before the
+    /// timed phase.
+    pub first_inventory: usize,
+    /// Commands answered in the timed phase, by status.
     pub by_status: BTreeMap<String, usize>,
     /// The requests carrying a command's result (answered with the next command or nothing).
     pub results: Latency,
@@ -192,6 +201,7 @@ struct WorkerResult {
     by_status: BTreeMap<String, usize>,
     errors: Vec<String>,
     first_enroll_error: Option<SimError>,
+    first_inventory: usize,
 }
 
 const KEPT_ERRORS: usize = 5;
@@ -236,6 +246,22 @@ pub async fn run_load(config: &LoadConfig) -> Result<LoadReport, SimError> {
                 }
             }
             result.enrolled = devices.len();
+            // A server queues each new enrollment's first inventory: answered before the timed
+            // phase, as a real device answers it right after enrolling.
+            if matches!(config.target, LoadTarget::Server { .. }) {
+                for device in devices.iter_mut() {
+                    match device.run_until_idle().await {
+                        Ok(handled) => result.first_inventory += handled.len(),
+                        Err(e) => {
+                            result.session_failures += 1;
+                            keep(
+                                &mut result.errors,
+                                format!("first inventory of {}: {}", device.udid(), error_chain(&e)),
+                            );
+                        }
+                    }
+                }
+            }
             udids.lock().expect("not poisoned").extend(devices.iter().map(|d| d.udid().to_owned()));
             // Enrolled; then (after the commands are queued) the timed phase.
             barrier.wait().await;
@@ -261,13 +287,19 @@ pub async fn run_load(config: &LoadConfig) -> Result<LoadReport, SimError> {
     }
     barrier.wait().await;
     let enroll_seconds = enroll_started.elapsed().as_secs_f64();
+    let queue_started = Instant::now();
     let queued = match &config.target {
+        LoadTarget::Server { base_url, token, .. } if config.inventory_refresh => {
+            let udids = std::mem::take(&mut *udids.lock().expect("not poisoned"));
+            queue_inventory(&http, base_url, token, &udids).await
+        }
         LoadTarget::Server { base_url, token, .. } if config.commands_per_device > 0 => {
             let udids = std::mem::take(&mut *udids.lock().expect("not poisoned"));
             queue_commands(&http, base_url, token, &udids, config.commands_per_device).await
         }
         _ => Ok(0),
     };
+    let queue_seconds = queue_started.elapsed().as_secs_f64();
     barrier.wait().await;
     let queued = queued?;
     let run_started = Instant::now();
@@ -288,8 +320,9 @@ pub async fn run_load(config: &LoadConfig) -> Result<LoadReport, SimError> {
     let mut result_times = Vec::new();
     let mut by_status = BTreeMap::new();
     let (mut sign_nanos, mut signatures) = (0u64, 0u64);
-    let (mut sessions, mut session_failures, mut enroll_failures) = (0, 0, 0);
+    let (mut sessions, mut session_failures, mut enroll_failures, mut first_inventory) = (0, 0, 0, 0);
     for r in results {
+        first_inventory += r.first_inventory;
         idle.extend(r.timings.idle);
         result_times.extend(r.timings.results);
         sign_nanos += r.timings.sign_nanos;
@@ -320,12 +353,42 @@ pub async fn run_load(config: &LoadConfig) -> Result<LoadReport, SimError> {
         sessions,
         session_failures,
         idle: Latency::of(idle, run_seconds),
-        commands: CommandFigures { queued, by_status, results: Latency::of(result_times, run_seconds) },
+        commands: CommandFigures {
+            queued,
+            queue_seconds,
+            first_inventory,
+            by_status,
+            results: Latency::of(result_times, run_seconds),
+        },
         requests_per_second: if run_seconds > 0.0 { requests as f64 / run_seconds } else { 0.0 },
         signatures,
         sign_mean_us: if signatures > 0 { sign_nanos as f64 / signatures as f64 / 1000.0 } else { 0.0 },
         errors,
     })
+}
+
+/// Queues one inventory of each device through the server's API (five commands each), 10,000
+/// devices a request. Returns how many commands were queued.
+async fn queue_inventory(
+    http: &reqwest::Client,
+    base_url: &str,
+    token: &str,
+    udids: &[String],
+) -> Result<usize, SimError> {
+    let url = format!("{}/api/v1/mdm/inventory", base_url.trim_end_matches('/'));
+    let mut queued = 0;
+    for chunk in udids.chunks(10_000) {
+        let body = serde_json::json!({ "devices": chunk });
+        let http_error = |source| SimError::Http { method: "POST", url: url.clone(), source };
+        let response = http.post(&url).bearer_auth(token).json(&body).send().await.map_err(http_error)?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(http_error)?;
+        if status != 202 {
+            return Err(SimError::Status { method: "POST", url: url.clone(), status, body: text });
+        }
+        queued += chunk.len() * 5;
+    }
+    Ok(queued)
 }
 
 /// Queues `per_device` `DeviceInformation` commands for each device through the server's API,

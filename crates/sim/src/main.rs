@@ -36,6 +36,10 @@ enum Command {
         /// timed phase (the token needs the admin, infosec or euc role).
         #[arg(long, default_value_t = 0)]
         commands_per_device: usize,
+        /// Queue one inventory of every device (five commands each) through the API before the
+        /// timed phase (run with --iterations 1 to time one refresh).
+        #[arg(long, conflicts_with = "commands_per_device")]
+        inventory_refresh: bool,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -104,9 +108,9 @@ impl RunArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Load { url, token, agency, signed_profile, commands_per_device, run } => {
+        Command::Load { url, token, agency, signed_profile, commands_per_device, inventory_refresh, run } => {
             let target = LoadTarget::Server { base_url: url, token, agency, signed_profile };
-            let config = LoadConfig { commands_per_device, ..run.config(target) };
+            let config = LoadConfig { commands_per_device, inventory_refresh, ..run.config(target) };
             let report = run_load(&config).await.context("load run")?;
             println!("{}", serde_json::to_string(&report)?);
         }

@@ -42,9 +42,11 @@ pub async fn evaluate(
     }
     min_os.push_str(" ELSE 0 END");
     let only = if device.is_some() { " AND d.id = $3" } else { " AND $3 = ''" };
+    // Only the devices whose reasons (or agency) changed reach the upsert: the others are read
+    // and compared, never written.
     let sql = format!(
         "INSERT INTO device_compliance (device_id, agency_code, reasons, compliant, since, notified) \
-         SELECT id, agency_code, reasons, CASE WHEN reasons = '' THEN 1 ELSE 0 END, $2, 0 FROM ( \
+         SELECT x.id, x.agency_code, x.reasons, CASE WHEN x.reasons = '' THEN 1 ELSE 0 END, $2, 0 FROM ( \
            SELECT d.id, d.agency_code, \
              CASE WHEN e.id IS NULL THEN 'not_enrolled ' ELSE \
                (CASE WHEN e.last_seen_at < $1 THEN 'no_check_in ' ELSE '' END) || \
@@ -54,7 +56,8 @@ pub async fn evaluate(
              END || (CASE WHEN d.state = 'lost_stolen' THEN 'reported_lost ' ELSE '' END) AS reasons \
            FROM devices d LEFT JOIN mdm_enrollments e ON e.device_id = d.id AND e.status = 'enrolled' \
            WHERE d.state IN {SCOPE}{only} \
-         ) AS x WHERE true \
+         ) AS x LEFT JOIN device_compliance old ON old.device_id = x.id \
+         WHERE old.device_id IS NULL OR old.reasons <> x.reasons OR old.agency_code <> x.agency_code \
          ON CONFLICT (device_id) DO UPDATE SET reasons = excluded.reasons, compliant = excluded.compliant, \
            since = excluded.since, notified = 0, agency_code = excluded.agency_code \
          WHERE device_compliance.reasons <> excluded.reasons OR device_compliance.agency_code <> excluded.agency_code"
@@ -73,9 +76,10 @@ pub async fn evaluate(
         .execute(&mut *conn)
         .await?
         .rows_affected(),
+        // Devices leave the list as they leave use (`devices::move_device`); this catches any
+        // other way, visiting only devices out of use.
         None => sqlx::query(AssertSqlSafe(format!(
-            "DELETE FROM device_compliance WHERE NOT EXISTS \
-             (SELECT 1 FROM devices d WHERE d.id = device_compliance.device_id AND d.state IN {SCOPE})"
+            "DELETE FROM device_compliance WHERE device_id IN (SELECT id FROM devices WHERE state NOT IN {SCOPE})"
         )))
         .execute(&mut *conn)
         .await?

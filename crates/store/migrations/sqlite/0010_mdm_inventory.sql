@@ -72,7 +72,8 @@ CREATE TABLE device_compliance (
     since BIGINT NOT NULL,
     -- Whether the agency was told of this non-compliance.
     notified BIGINT NOT NULL
-);
+-- Keyed by the device's id alone: one B-tree, probed once per device by the fleet's evaluation.
+) WITHOUT ROWID;
 CREATE INDEX device_compliance_by_agency ON device_compliance (agency_code, compliant, device_id);
 CREATE INDEX device_compliance_unnotified ON device_compliance (agency_code) WHERE compliant = 0 AND notified = 0;
 
