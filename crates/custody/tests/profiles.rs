@@ -390,3 +390,81 @@ async fn an_agency_user_sees_nothing_of_another_agencys_group() {
     assert_eq!(both["items"].as_array().unwrap().len(), 2);
     assert_eq!(app.get(&format!("/api/v1/device-groups/{}", ids[1]), &central).await.status(), StatusCode::OK);
 }
+
+/// Posts a console form as the signed-in `cookie` (redirects not followed).
+async fn post_form(app: &TestApp, cookie: &str, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    client
+        .post(format!("{}{path}", app.base))
+        .header("cookie", format!("custody_session={cookie}"))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn console_page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+    let response = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .header("cookie", format!("custody_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_console_builds_assigns_and_shows_profiles_and_apps() {
+    let (app, _, [enrollment, _, _], [device, _]) = linked_enrollments(TestDb::sqlite().await).await;
+    app.user_with_token("infosec@x.example", Role::Infosec, None).await;
+    let (cookie, csrf) = app.sign_in("infosec@x.example", common::PASSWORD).await;
+
+    let (status, html) = console_page(&app, &cookie, "/mdm/profiles").await;
+    assert_eq!(status, StatusCode::OK);
+    for form in ["form-passcode", "form-wifi", "form-vpn", "form-restrictions", "form-exchange", "upload-form"] {
+        assert!(html.contains(&format!("id=\"{form}\"")), "{form}");
+    }
+    let (_, html) = console_page(&app, &cookie, "/mdm").await;
+    assert!(html.contains("href=\"/mdm/profiles\"") && html.contains("href=\"/mdm/apps\""));
+
+    // Without the CSRF token: refused. Without an SSID: the field is named.
+    let fields = [("kind", "wifi"), ("name", "Lobby"), ("t.ssid", "Lobby"), ("t.password", "correct horse")];
+    assert_eq!(post_form(&app, &cookie, "/mdm/profiles", &fields).await.status(), StatusCode::FORBIDDEN);
+    let missing = [("csrf_token", csrf.as_str()), ("kind", "wifi"), ("name", "Lobby"), ("t.password", "correct horse")];
+    let refused = post_form(&app, &cookie, "/mdm/profiles", &missing).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("settings.ssid"));
+
+    let mut with_csrf = fields.to_vec();
+    with_csrf.push(("csrf_token", &csrf));
+    let made = post_form(&app, &cookie, "/mdm/profiles", &with_csrf).await;
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let location = made.headers()["location"].to_str().unwrap().to_string();
+    let id = location.trim_start_matches("/mdm/profiles/").split('?').next().unwrap().to_string();
+
+    // Assigned to the agency from its page: the device's state shows there and on the device page.
+    let assign = [("csrf_token", csrf.as_str()), ("target_kind", "agency"), ("agency", "AAA")];
+    let assigned = post_form(&app, &cookie, &format!("/mdm/profiles/{id}/assign"), &assign).await;
+    assert_eq!(assigned.status(), StatusCode::SEE_OTHER);
+    let (status, html) = console_page(&app, &cookie, &format!("/mdm/profiles/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("/mdm/enrollments/{enrollment}")) && html.contains("installing"), "{html}");
+    assert!(html.contains("id=\"assign-form\"") && html.contains("id=\"edit-form\""));
+    let (_, html) = console_page(&app, &cookie, &format!("/devices/{device}")).await;
+    assert!(html.contains("id=\"device-mdm-items\""), "{html}");
+    assert!(html.contains(&format!("href=\"/mdm/profiles/{id}\">Lobby</a>")) && html.contains("installing"));
+
+    // An app from the form.
+    let add = [
+        ("csrf_token", csrf.as_str()),
+        ("kind", "store"),
+        ("name", "Notes"),
+        ("store_id", "5150"),
+        ("bundle_id", "com.example.store.app5150"),
+    ];
+    let added = post_form(&app, &cookie, "/mdm/apps", &add).await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let (_, html) = console_page(&app, &cookie, "/mdm/apps").await;
+    assert!(html.contains("com.example.store.app5150"));
+}

@@ -146,6 +146,8 @@ struct DevicePage<'a> {
     moves: Moves,
     /// The device's MDM enrollment (`Some(None)`: not enrolled), for those who may read MDM.
     mdm: Option<Option<EnrollmentRow>>,
+    /// The device's managed profiles and apps, for those who may read MDM.
+    mdm_items: Option<Vec<custody_store::profiles::DeviceItemRow>>,
     message: Option<String>,
     errors: Vec<String>,
 }
@@ -187,7 +189,9 @@ async fn device_page(
     } else {
         None
     };
-    let page = DevicePage { layout: &viewer.layout, view, model, models, records, moves, mdm, message, errors };
+    let mdm_items = super::profiles::device_items(state, viewer, id).await;
+    let page =
+        DevicePage { layout: &viewer.layout, view, model, models, records, moves, mdm, mdm_items, message, errors };
     render(status, &page)
 }
 
