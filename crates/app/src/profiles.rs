@@ -9,6 +9,7 @@
 //! one per batch of enrollments that changed.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use apple_mdm::payloads::{self, ProfileKind, ProfileSettings, TypedProfile};
 use apple_mdm::report::Report;
@@ -895,16 +896,15 @@ async fn apply(
     // Each item's install parameters, read once.
     let mut install: HashMap<(Item, String), String> = HashMap::new();
     for owed in &work.profile_installs {
-        if !install.contains_key(&(Item::Profile, owed.item_id.clone())) {
+        if let Entry::Vacant(slot) = install.entry((Item::Profile, owed.item_id.clone())) {
             let row = store::profile(tx, &owed.item_id).await?.ok_or(AppError::NotFound)?;
-            let params = serde_json::json!({ "Payload": STANDARD.encode(profile_bytes(&row)) }).to_string();
-            install.insert((Item::Profile, owed.item_id.clone()), params);
+            slot.insert(serde_json::json!({ "Payload": STANDARD.encode(profile_bytes(&row)) }).to_string());
         }
     }
     for owed in &work.app_installs {
-        if !install.contains_key(&(Item::App, owed.item_id.clone())) {
+        if let Entry::Vacant(slot) = install.entry((Item::App, owed.item_id.clone())) {
             let row = store::app(tx, &owed.item_id).await?.ok_or(AppError::NotFound)?;
-            install.insert((Item::App, owed.item_id.clone()), install_params(&row).to_string());
+            slot.insert(install_params(&row).to_string());
         }
     }
     let target = |o: &Owed| EnrollmentTarget {

@@ -75,7 +75,7 @@ async fn devices_converge_to_their_assignments(db: TestDb) {
     let label = mdm.app.db.label;
     let mut a = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 61)).await;
     let mut b = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPad, 62)).await;
-    let mut udids = vec![a.udid().to_string(), b.udid().to_string()];
+    let mut udids = [a.udid().to_string(), b.udid().to_string()];
     udids.sort();
 
     // A typed Wi-Fi profile, assigned to the agency: both devices install it.
