@@ -182,7 +182,13 @@ async fn insert_profile(
             "a profile with this PayloadIdentifier is already in the library",
         ));
     }
-    store::insert_profile(tx, row).await?;
+    if let Err(e) = store::insert_profile(tx, row).await {
+        return Err(if custody_store::is_unique_violation(&e) {
+            AppError::conflict("identifier", "a profile with this PayloadIdentifier is already in the library")
+        } else {
+            e.into()
+        });
+    }
     let changes = serde_json::json!({ "name": row.name, "kind": row.kind, "identifier": row.identifier,
                                       "payload_types": row.payload_types });
     audit::append(tx, actor.event(action, "mdm_profile", &row.id, None, changes)).await?;
@@ -416,11 +422,13 @@ pub async fn create_app(app: &App, actor: &Actor, input: NewApp) -> Result<AppRo
     apple_mdm::command::Command::from_params("InstallApplication", &install_params(&row))
         .map_err(|e| AppError::invalid("manifest_url", e.to_string()))?;
     let mut tx = app.store.write().await?;
-    let taken = store::list_apps(&mut tx, false, MOST).await?.into_iter().any(|a| a.bundle_id == row.bundle_id);
-    if taken {
-        return Err(AppError::conflict("bundle_id", "an app with this bundle id is already in the library"));
+    if let Err(e) = store::insert_app(&mut tx, &row).await {
+        return Err(if custody_store::is_unique_violation(&e) {
+            AppError::conflict("bundle_id", "an app with this bundle id is already in the library")
+        } else {
+            e.into()
+        });
     }
-    store::insert_app(&mut tx, &row).await?;
     let changes = serde_json::json!({ "name": row.name, "kind": row.kind, "bundle_id": row.bundle_id,
                                       "store_id": row.store_id, "manifest_url": row.manifest_url });
     audit::append(&mut tx, actor.event("mdm.app.create", "mdm_app", &row.id, None, changes)).await?;

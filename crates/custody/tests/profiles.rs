@@ -355,6 +355,14 @@ async fn bad_profiles_are_refused_by_field_and_nothing_is_written() {
     problem(upload(&app, &token, "Again", VALID).await, StatusCode::CONFLICT).await;
     let download = app.get(&format!("/api/v1/profiles/{}/download", taken["id"].as_str().unwrap()), &token).await;
     assert_eq!(download.text().await.unwrap(), VALID);
+
+    // One app per bundle id in the library.
+    let body = json!({"kind": "enterprise", "manifest_url": "https://apps.aaa.example/notes.plist",
+                      "bundle_id": "gov.aaa.notes", "name": "Notes"});
+    created(app.send_json(Method::POST, "/api/v1/apps", Some(&token), &body).await).await;
+    let refused =
+        problem(app.send_json(Method::POST, "/api/v1/apps", Some(&token), &body).await, StatusCode::CONFLICT).await;
+    assert_eq!(refused["errors"][0]["field"], "bundle_id", "{refused}");
 }
 
 #[tokio::test]
