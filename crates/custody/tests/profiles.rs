@@ -265,6 +265,16 @@ async fn device_types_and_groups_select_their_devices(db: TestDb) {
     let pass = custody_app::profiles::converge(app.app()).await.unwrap();
     assert_eq!((pass.profile_removals, pass.profile_installs), (1, 2), "{label}: {pass:?}");
     assert_eq!(states_of(&app, &token, &camera).await, [(grouped.clone(), "removing".to_string())], "{label}");
+
+    // Installed; then the tablet enrolls again (a fresh Authenticate): what MDM installed is gone
+    // from it, so the next pass installs it again there only.
+    app.exec("UPDATE mdm_profile_states SET status = 'installed'").await;
+    let pass = custody_app::profiles::converge(app.app()).await.unwrap();
+    assert_eq!((pass.profile_installs, pass.profile_removals), (0, 0), "{label}: {pass:?}");
+    let later = custody_store::now_ms() + 60_000;
+    app.exec_owned(format!("UPDATE mdm_enrollments SET authenticated_at = {later} WHERE id = '{tablet}'")).await;
+    let pass = custody_app::profiles::converge(app.app()).await.unwrap();
+    assert_eq!((pass.profile_installs, pass.profile_removals), (1, 0), "{label}: {pass:?}");
 }
 
 #[tokio::test]

@@ -536,7 +536,7 @@ pub async fn enrollment_batch(conn: &mut Conn, after: &str, limit: i64) -> Resul
 fn desired_sql(item: Item) -> String {
     let kind = item.as_str();
     format!(
-        "WITH batch AS (SELECT id, udid, agency_code, device_id FROM mdm_enrollments \
+        "WITH batch AS (SELECT id, udid, agency_code, device_id, authenticated_at FROM mdm_enrollments \
              WHERE status = 'enrolled' AND token_invalid_at IS NULL AND id > $1 AND id <= $2), \
          desired AS ( \
              SELECT b.id AS enrollment_id, a.item_id FROM batch b JOIN mdm_assignments a \
@@ -584,7 +584,8 @@ fn owed_of(r: &AnyRow) -> Result<Owed, SqlError> {
 const PENDING: &str = "('queued', 'sent', 'not_now')";
 
 /// What the batch `(after, last]` should hold of `item` and does not at the current version,
-/// with no command outstanding for it.
+/// with no command outstanding for it. A state older than the enrollment's last `Authenticate`
+/// is stale: the device enrolled again, without what MDM had installed.
 pub async fn to_install(conn: &mut Conn, item: Item, after: &str, last: &str) -> Result<Vec<Owed>, SqlError> {
     let (items, states, column, version, handle) =
         (item.items(), item.states(), item.column(), item.version(), item.handle());
@@ -597,8 +598,9 @@ pub async fn to_install(conn: &mut Conn, item: Item, after: &str, last: &str) ->
          LEFT JOIN mdm_commands c ON c.id = s.command_id \
          WHERE s.status IS NULL OR NOT ( \
              (s.status IN ('installing', 'removing') AND COALESCE(c.status, '') IN {PENDING}) \
-             OR (s.status = 'installed' AND s.version >= {version}) \
-             OR (s.status = 'failed' AND s.last_action = 'install' AND s.version >= {version})) \
+             OR (s.updated_at >= b.authenticated_at AND s.status = 'installed' AND s.version >= {version}) \
+             OR (s.updated_at >= b.authenticated_at AND s.status = 'failed' AND s.last_action = 'install' \
+                 AND s.version >= {version})) \
          ORDER BY b.id, i.id",
         desired = desired_sql(item)
     );
@@ -607,12 +609,15 @@ pub async fn to_install(conn: &mut Conn, item: Item, after: &str, last: &str) ->
 }
 
 /// What the batch `(after, last]` holds of `item` from us (or is getting) and should no longer:
-/// unassigned, or archived. A removal that failed is left as it is.
+/// unassigned, or archived. A removal that failed is left as it is; a stale state (the device
+/// enrolled again since) reads `missing`: nothing to remove.
 pub async fn to_remove(conn: &mut Conn, item: Item, after: &str, last: &str) -> Result<Vec<Owed>, SqlError> {
     let (items, states, column, handle) = (item.items(), item.states(), item.column(), item.handle());
     let sql = format!(
         "{desired} SELECT b.id AS enrollment_id, b.udid, b.agency_code, b.device_id, s.{column} AS item_id, \
-             s.version AS version, {handle} AS handle, s.status, \
+             s.version AS version, {handle} AS handle, \
+             CASE WHEN s.updated_at < b.authenticated_at AND s.status <> 'installing' THEN 'missing' \
+                 ELSE s.status END AS status, \
              CASE WHEN COALESCE(c.status, '') IN {PENDING} THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END AS outstanding \
          FROM batch b JOIN {states} s ON s.enrollment_id = b.id \
          JOIN {items} i ON i.id = s.{column} \
