@@ -245,7 +245,8 @@ pub struct ProfileEdit {
 }
 
 /// Edits a profile: a new version (same identifier, new UUID) that convergence sends to every
-/// device holding an older one. An uploaded profile only changes its name here. Audited.
+/// device holding an older one. An uploaded profile only changes its name here (its file, and so
+/// its version, stay: a new file is a new upload). Audited.
 pub async fn edit(app: &App, actor: &Actor, id: &str, input: ProfileEdit) -> Result<ProfileRow, AppError> {
     actor.authorize(Action::MdmLibrary, Scope::Global)?;
     let mut tx = app.store.write().await?;
@@ -283,7 +284,8 @@ pub async fn edit(app: &App, actor: &Actor, id: &str, input: ProfileEdit) -> Res
     if kind == ProfileKind::Custom && row.name == before.name {
         return Ok(before);
     }
-    row.version = before.version + 1;
+    // A new version for devices; renaming an uploaded profile leaves its file (and the devices) alone.
+    row.version = if kind == ProfileKind::Custom { before.version } else { before.version + 1 };
     row.updated_at = now_ms();
     if !store::update_profile(&mut tx, &row).await? {
         return Err(AppError::conflict("id", "this profile was archived meanwhile"));
