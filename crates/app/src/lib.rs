@@ -22,6 +22,7 @@ pub mod notifications;
 pub mod paging;
 pub mod people;
 pub mod plans;
+pub mod profiles;
 pub mod requests;
 pub mod sanitization;
 pub mod tokens;

@@ -921,6 +921,16 @@ impl ReportJob {
                     mdm::record_result(tx.conn(), command_uuid.as_str(), &device.enrollment_id, answer, now).await?;
                 // A repeated report of a command already answered changes nothing.
                 if let Some(request_type) = recorded {
+                    crate::profiles::observe(
+                        tx.conn(),
+                        &device.enrollment_id,
+                        &request_type,
+                        command_uuid.as_str(),
+                        status == "acknowledged",
+                        report,
+                        now,
+                    )
+                    .await?;
                     if status == "acknowledged"
                         && crate::inventory::observe(tx.conn(), &device.enrollment_id, &request_type, report, now)
                             .await?

@@ -10,6 +10,8 @@
 //! - [`command`]: [`command::Command`], its XML plist, and parsing from API parameters.
 //! - [`signature`]: [`signature::verify_mdm_signature`] and [`signature::verify_chain`].
 //! - [`profile`]: `.mobileconfig` building ([`profile::EnrollmentProfile`]) and signing.
+//! - [`payloads`]: typed configuration profiles (passcode, Wi-Fi, VPN, restrictions, Exchange) and
+//!   the inspection of uploaded ones ([`payloads::inspect_mobileconfig`]).
 //! - [`push`]: push token and magic, and the push body.
 //! - [`enrollment`]: who a message is from ([`enrollment::Enrollment`]).
 
@@ -17,6 +19,7 @@ pub mod checkin;
 pub mod command;
 mod dict;
 pub mod enrollment;
+pub mod payloads;
 pub mod profile;
 pub mod push;
 pub mod report;

@@ -77,6 +77,10 @@ async fn sweep_periodically(app: App) {
             Ok((expired, deleted)) => tracing::debug!(expired, deleted, "commands expired and reaped"),
             Err(error) => tracing::warn!(error = %error, "command expiry failed"),
         }
+        match custody_app::profiles::converge(&app).await {
+            Ok(done) => tracing::debug!(batches = done.batches, enrollments = done.enrollments, "converged"),
+            Err(error) => tracing::warn!(error = %error, "convergence failed"),
+        }
     }
 }
 

@@ -194,6 +194,48 @@ async fn successful_call(
             let (_, serial) = app.enrollment_on("AAA", "00008110-00AUDIT0000003E").await;
             (format!("/api/v1/mdm/certificates/{serial}/revoke"), Some(json!({"reason": "lost in transit"})), false)
         }
+        "POST /api/v1/profiles" => {
+            let body = json!({"name": "Passcode", "kind": "passcode", "settings": {"min_length": 8}});
+            ("/api/v1/profiles".into(), Some(body), false)
+        }
+        "POST /api/v1/profiles/upload" => {
+            let file = common::profiles::mobileconfig("gov.audit.upload");
+            ("/api/v1/profiles/upload?name=Intranet".into(), Some(json!(file)), false)
+        }
+        "PATCH /api/v1/profiles/{id}" => {
+            let id = common::profiles::profile(app, "To rename").await;
+            (format!("/api/v1/profiles/{id}"), Some(json!({"name": "Renamed"})), false)
+        }
+        "DELETE /api/v1/profiles/{id}" => {
+            (format!("/api/v1/profiles/{}", common::profiles::profile(app, "To archive").await), None, false)
+        }
+        "POST /api/v1/apps" => {
+            let body = json!({"kind": "enterprise", "manifest_url": "https://apps.example.gov/field.plist",
+                              "bundle_id": "gov.example.field", "name": "Field"});
+            ("/api/v1/apps".into(), Some(body), false)
+        }
+        "DELETE /api/v1/apps/{id}" => {
+            (format!("/api/v1/apps/{}", common::profiles::store_app(app, 424_242).await), None, false)
+        }
+        // Onto a device type no enrolled device has: the assignment is the one change.
+        "POST /api/v1/assignments" => {
+            let profile = common::profiles::profile(app, "To assign").await;
+            let body =
+                json!({"item_kind": "profile", "item_id": profile, "target_kind": "device_type", "target": "mifi"});
+            ("/api/v1/assignments".into(), Some(body), false)
+        }
+        "DELETE /api/v1/assignments/{id}" => {
+            let id = common::profiles::assignment(app, "To unassign", "device_type", "aircard").await;
+            (format!("/api/v1/assignments/{id}"), None, false)
+        }
+        "POST /api/v1/device-groups" => {
+            ("/api/v1/device-groups".into(), Some(json!({"name": "Inspectors", "agency": "AAA"})), false)
+        }
+        "POST /api/v1/device-groups/{id}/members" | "DELETE /api/v1/device-groups/{id}/members" => {
+            let group = common::profiles::group(app, "AAA", &format!("Group for {key}")).await;
+            let device = app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Ordered).await;
+            (format!("/api/v1/device-groups/{group}/members"), Some(json!({"devices": [device]})), false)
+        }
         "POST /api/v1/legal-holds" => {
             let device = app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Ordered).await;
             let body = json!({"matter": "Audit v. Test", "device_id": device});
@@ -325,7 +367,13 @@ async fn every_mutating_endpoint_writes_exactly_one_audit_event() {
             request = request.bearer_auth(other_token.as_deref().unwrap_or(&token));
         }
         if let Some(body) = &body {
-            request = request.json(body);
+            request = match body.as_str() {
+                // An upload's body is the file itself.
+                Some(raw) if key.ends_with("/upload") => {
+                    request.header("content-type", "application/x-apple-aspen-config").body(raw.to_string())
+                }
+                _ => request.json(body),
+            };
         }
         let before = app.audit_count().await;
         let response = request.send().await.unwrap();

@@ -283,6 +283,45 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
             if MDM_SETTINGS.contains(&role) { 200 } else { 403 }
         }
         "POST /api/v1/mdm/certificates/{serial}/revoke" => allow(MDM_SETTINGS, 204),
+        // The profile and app library is central IT's: agency users are refused whatever the agency.
+        "GET /api/v1/profiles"
+        | "GET /api/v1/profiles/{id}"
+        | "GET /api/v1/profiles/{id}/download"
+        | "GET /api/v1/profiles/{id}/status"
+        | "GET /api/v1/apps"
+        | "GET /api/v1/apps/{id}"
+        | "GET /api/v1/assignments"
+        | "GET /api/v1/device-groups" => {
+            if MDM_READERS.contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
+        "POST /api/v1/profiles" | "POST /api/v1/profiles/upload" | "POST /api/v1/apps" => {
+            if MDM_SETTINGS.contains(&role) { 201 } else { 403 }
+        }
+        "PATCH /api/v1/profiles/{id}" => {
+            if MDM_SETTINGS.contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
+        "DELETE /api/v1/profiles/{id}" | "DELETE /api/v1/apps/{id}" => {
+            if MDM_SETTINGS.contains(&role) {
+                204
+            } else {
+                403
+            }
+        }
+        // Assignments onto an agency and groups of an agency: another agency's are hidden.
+        "POST /api/v1/assignments" | "POST /api/v1/device-groups" => allow(MDM_SETTINGS, 201),
+        "DELETE /api/v1/assignments/{id}" => allow(MDM_SETTINGS, 204),
+        "GET /api/v1/device-groups/{id}" => allow(MDM_READERS, 200),
+        "POST /api/v1/device-groups/{id}/members" | "DELETE /api/v1/device-groups/{id}/members" => {
+            allow(MDM_SETTINGS, 200)
+        }
         _ => return None,
     })
 }
@@ -359,6 +398,14 @@ async fn call_for(
     } else if path.starts_with("/api/v1/erase-requests/") {
         let (enrollment, _) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
         path.replace("{id}", &app.erase_request_for(&enrollment).await)
+    } else if path.starts_with("/api/v1/profiles/{id}") {
+        path.replace("{id}", &common::profiles::profile(app, &format!("Profile {n}")).await)
+    } else if path.starts_with("/api/v1/apps/{id}") {
+        path.replace("{id}", &common::profiles::store_app(app, 1_000 + n as i64).await)
+    } else if path.starts_with("/api/v1/assignments/{id}") {
+        path.replace("{id}", &common::profiles::assignment(app, &format!("Assigned {n}"), "agency", agency).await)
+    } else if path.starts_with("/api/v1/device-groups/{id}") {
+        path.replace("{id}", &common::profiles::group(app, agency, &format!("Group {n}")).await)
     } else if path.starts_with("/api/v1/mdm/enrollments/") {
         let (enrollment, _) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
         path.replace("{id}", &enrollment)
@@ -463,10 +510,38 @@ async fn call_for(
                 app.device_in_state(agency, &fixture.device_model, custody_domain::device::DeviceState::Ordered).await;
             Some(json!({"device_id": device}))
         }
+        "POST /api/v1/profiles" => {
+            Some(json!({"name": format!("Passcode {n}"), "kind": "passcode", "settings": {"min_length": 6}}))
+        }
+        "POST /api/v1/profiles/upload" => Some(json!(common::profiles::mobileconfig(&format!("gov.test.upload{n}")))),
+        "PATCH /api/v1/profiles/{id}" => Some(json!({"name": format!("Renamed {n}")})),
+        "POST /api/v1/apps" => Some(json!({
+            "kind": "store", "store_id": 100_000 + n, "bundle_id": format!("com.example.app{n}"), "name": "An app"
+        })),
+        "POST /api/v1/assignments" => {
+            let profile = common::profiles::profile(app, &format!("To assign {n}")).await;
+            Some(json!({"item_kind": "profile", "item_id": profile, "target_kind": "agency", "target": agency}))
+        }
+        "POST /api/v1/device-groups" => Some(json!({"name": format!("New group {n}"), "agency": agency})),
+        "POST /api/v1/device-groups/{id}/members" | "DELETE /api/v1/device-groups/{id}/members" => {
+            let device =
+                app.device_in_state(agency, &fixture.device_model, custody_domain::device::DeviceState::Ordered).await;
+            Some(json!({"devices": [device]}))
+        }
         _ if method != "GET" && method != "DELETE" => Some(json!({})),
         _ => None,
     };
     (concrete, body)
+}
+
+/// The body as JSON, or as the raw file of an upload (a JSON string).
+fn with_body(request: reqwest::RequestBuilder, key: &str, body: &Value) -> reqwest::RequestBuilder {
+    match body.as_str() {
+        Some(raw) if key.ends_with("/upload") => {
+            request.header("content-type", "application/x-apple-aspen-config").body(raw.to_string())
+        }
+        _ => request.json(body),
+    }
 }
 
 /// Puts the agency's open plan version in `state` (`draft` or `submitted`), creating a version
@@ -599,7 +674,7 @@ async fn every_endpoint_for_every_role_in_own_and_other_agency() {
         let (path, body) = call_for(&app, &mut fixture, key, Target::Own, &principals[0].1, Role::Admin).await;
         let mut request = app.request(method.clone(), &path, None);
         if let Some(body) = &body {
-            request = request.json(body);
+            request = with_body(request, key, body);
         }
         let status = request.send().await.unwrap().status();
         checked += 1;
@@ -612,7 +687,7 @@ async fn every_endpoint_for_every_role_in_own_and_other_agency() {
                 let (path, body) = call_for(&app, &mut fixture, key, target, user_id, *role).await;
                 let mut request = app.request(method.clone(), &path, Some(token));
                 if let Some(body) = &body {
-                    request = request.json(body);
+                    request = with_body(request, key, body);
                 }
                 let response = request.send().await.unwrap();
                 let status = response.status().as_u16();

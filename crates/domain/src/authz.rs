@@ -91,6 +91,8 @@ pub enum Action {
     MdmSettings,
     /// Approve or reject another person's remote erase (the two-person rule).
     MdmEraseDecide,
+    /// Build the profile and app library, device groups and assignments (central IT security).
+    MdmLibrary,
 }
 
 /// The object's place: global (a list, a create without agency) or inside an agency.
@@ -140,7 +142,7 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::OwnDevices => &[DeviceHolder],
         Action::MdmRead => &[Admin, Infosec, Euc, ServiceDesk, Auditor],
         Action::MdmEnroll | Action::MdmCommand => &[Admin, Infosec, Euc],
-        Action::MdmSettings | Action::MdmEraseDecide => &[Admin, Infosec],
+        Action::MdmSettings | Action::MdmEraseDecide | Action::MdmLibrary => &[Admin, Infosec],
     }
 }
 

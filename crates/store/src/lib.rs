@@ -21,6 +21,7 @@ pub mod migrate;
 pub mod notifications;
 pub mod people;
 pub mod plans;
+pub mod profiles;
 pub mod requests;
 pub mod sessions;
 pub mod tokens;

@@ -75,6 +75,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_mdm_inventory.sql"),
         postgres: include_str!("../migrations/postgres/0010_mdm_inventory.sql"),
     },
+    Migration {
+        version: 11,
+        name: "mdm_profiles",
+        sqlite: include_str!("../migrations/sqlite/0011_mdm_profiles.sql"),
+        postgres: include_str!("../migrations/postgres/0011_mdm_profiles.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

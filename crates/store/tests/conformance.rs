@@ -390,3 +390,56 @@ async fn grouped_writes_commit_together_and_one_failure_costs_the_others_nothing
         assert_eq!(audit::verify(&db.store, 7).await.unwrap(), Verification::Intact { events: 27 }, "{}", db.label);
     }
 }
+
+#[tokio::test]
+async fn profile_states_settle_once_per_answer_and_identifiers_are_unique() {
+    use custody_store::profiles::{self, Item, ProfileRow, StateWrite};
+    for db in TestDb::all().await {
+        let mut conn = db.store.conn().await.unwrap();
+        let now = now_ms();
+        let profile = ProfileRow {
+            id: "p1".into(),
+            identifier: "gov.example.wifi".into(),
+            name: "Wi-Fi".into(),
+            kind: "wifi".into(),
+            settings: Some("{}".into()),
+            payload: "<plist/>".into(),
+            binary: false,
+            payload_uuid: "UUID-1".into(),
+            payload_types: "com.apple.wifi.managed".into(),
+            version: 3,
+            created_by: "test".into(),
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+        };
+        profiles::insert_profile(&mut conn, &profile).await.unwrap();
+        let again = ProfileRow { id: "p2".into(), ..profile.clone() };
+        let duplicate = profiles::insert_profile(&mut conn, &again).await.unwrap_err();
+        assert!(custody_store::is_unique_violation(&duplicate), "{}: {duplicate}", db.label);
+        assert_eq!(profiles::profile(&mut conn, "p1").await.unwrap().as_ref(), Some(&profile), "{}", db.label);
+
+        let state = |status: &str, command: Option<&str>| StateWrite {
+            enrollment_id: "e1".into(),
+            item_id: "p1".into(),
+            status: status.into(),
+            last_action: "install".into(),
+            version: 3,
+            command_id: command.map(str::to_string),
+        };
+        profiles::set_states(&mut conn, Item::Profile, &[state("installing", Some("c1"))], now).await.unwrap();
+        // Written twice (a convergence batch that ran again alone): one row, replaced.
+        profiles::set_states(&mut conn, Item::Profile, &[state("installing", Some("c2"))], now).await.unwrap();
+        assert!(!profiles::command_answered(&mut conn, Item::Profile, "c1", "installed", None, now).await.unwrap());
+        assert!(profiles::command_answered(&mut conn, Item::Profile, "c2", "installed", None, now).await.unwrap());
+        // The same answer again (a group commit's job run twice) changes nothing.
+        assert!(!profiles::command_answered(&mut conn, Item::Profile, "c2", "failed", Some("x"), now).await.unwrap());
+        let held = profiles::held(&mut conn, Item::Profile, "e1").await.unwrap();
+        assert_eq!(held.len(), 1, "{}", db.label);
+        assert_eq!((held[0].status.as_str(), held[0].version, held[0].current_version), ("installed", 3, 3));
+        assert_eq!((held[0].handle.as_str(), held[0].uuid.as_str()), ("gov.example.wifi", "UUID-1"));
+        profiles::set_listed(&mut conn, Item::Profile, "e1", "p1", "missing", 3, now).await.unwrap();
+        let held = profiles::held(&mut conn, Item::Profile, "e1").await.unwrap();
+        assert_eq!(held[0].status, "missing", "{}", db.label);
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mdm;
+pub mod profiles;
 pub mod smtp;
 
 use custody::{Config, Server};

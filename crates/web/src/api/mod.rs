@@ -13,6 +13,7 @@ pub mod mdm;
 pub mod notifications;
 pub mod people;
 pub mod plans;
+pub mod profiles;
 pub mod requests;
 pub mod session;
 pub mod tokens;
@@ -64,6 +65,7 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         (name = "notifications", description = "The signed-in user's inbox"),
         (name = "devices", description = "Devices through their life, the chain of custody, legal holds"),
         (name = "mdm", description = "Apple MDM: enrollment profiles, commands, enrollments, push certificate, CA"),
+        (name = "profiles", description = "MDM library: configuration profiles, apps, device groups, assignments"),
         (name = "operations", description = "Health, readiness and metrics")
     )
 )]
@@ -157,6 +159,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(compliance::device))
         .routes(routes!(compliance::evaluate))
         .routes(routes!(compliance::network_access))
+        .routes(routes!(profiles::list, profiles::create))
+        .routes(routes!(profiles::upload))
+        .routes(routes!(profiles::get, profiles::update, profiles::archive))
+        .routes(routes!(profiles::download))
+        .routes(routes!(profiles::status))
+        .routes(routes!(profiles::list_apps, profiles::create_app))
+        .routes(routes!(profiles::get_app, profiles::archive_app))
+        .routes(routes!(profiles::list_assignments, profiles::create_assignment))
+        .routes(routes!(profiles::delete_assignment))
+        .routes(routes!(profiles::list_groups, profiles::create_group))
+        .routes(routes!(profiles::get_group))
+        .routes(routes!(profiles::add_members, profiles::remove_members))
         .routes(routes!(crate::ops::healthz))
         .routes(routes!(crate::ops::readyz))
         .routes(routes!(crate::ops::metrics))

@@ -152,6 +152,8 @@ struct DevicePage<'a> {
     compliance: Option<ComplianceView>,
     /// May queue an inventory or a location request.
     may_command: bool,
+    /// The device's managed profiles and apps, for those who may read MDM.
+    mdm_items: Option<Vec<custody_store::profiles::DeviceItemRow>>,
     message: Option<String>,
     errors: Vec<String>,
 }
@@ -281,6 +283,7 @@ async fn device_page(
     } else {
         None
     };
+    let mdm_items = super::profiles::device_items(state, viewer, id).await;
     let inventory = match &mdm {
         Some(Some(_)) => match custody_app::inventory::of_device(&state.app, &viewer.actor, &view.device.id).await {
             Ok(inv) => Some(InventoryView::from(inv)),
@@ -308,6 +311,7 @@ async fn device_page(
         records,
         moves,
         mdm,
+        mdm_items,
         inventory,
         compliance,
         may_command,

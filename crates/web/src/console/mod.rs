@@ -13,6 +13,7 @@ mod erase;
 mod mdm;
 pub(crate) mod people;
 mod plans;
+mod profiles;
 mod requests;
 mod session;
 
@@ -73,6 +74,13 @@ pub fn router() -> Router<AppState> {
         .route("/mdm/commands/{id}/cancel", post(mdm::cancel_command))
         .route("/mdm/erase-requests", get(erase::list))
         .route("/mdm/erase-requests/{id}/{verb}", post(erase::decide))
+        .route("/mdm/profiles", get(profiles::list).post(profiles::create))
+        .route("/mdm/profiles/upload", post(profiles::upload))
+        .route("/mdm/profiles/{id}", get(profiles::show))
+        .route("/mdm/profiles/{id}/{verb}", post(profiles::act))
+        .route("/mdm/apps", get(profiles::apps).post(profiles::create_app))
+        .route("/mdm/apps/{id}", get(profiles::show_app))
+        .route("/mdm/apps/{id}/{verb}", post(profiles::act_app))
         .route("/mdm/settings", get(mdm::settings))
         .route("/mdm/settings/push-certificate", post(mdm::upload_push_certificate))
         .route("/mdm/ca.pem", get(mdm::ca_pem))
