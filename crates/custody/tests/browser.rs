@@ -182,9 +182,9 @@ async fn setup() -> (TestApp, String) {
 
 /// What the navigation must show to each role: exactly what the role may use.
 fn expected_nav(role: Role) -> Vec<&'static str> {
-    let base = ["Dashboard", "Requests", "Devices", "Agencies", "People", "Plans", "Catalog"];
+    let base = ["Dashboard", "Requests", "Devices", "Compliance", "Agencies", "People", "Plans", "Catalog"];
     // Central IT's MDM staff see MDM right after Devices.
-    let mdm = ["Dashboard", "Requests", "Devices", "MDM", "Agencies", "People", "Plans", "Catalog"];
+    let mdm = ["Dashboard", "Requests", "Devices", "MDM", "Compliance", "Agencies", "People", "Plans", "Catalog"];
     match role {
         Role::Admin | Role::Auditor => [&mdm[..], &["Legal holds", "Users and roles", "Audit log"]].concat(),
         Role::Infosec | Role::Euc | Role::ServiceDesk => [&mdm[..], &["Legal holds"]].concat(),

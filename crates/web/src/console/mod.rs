@@ -148,7 +148,7 @@ pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
         ("/requests", requests.0, Some(requests.1)),
         ("/devices", devices.0, Some(devices.1)),
         ("/mdm", "MDM", Some(Action::MdmRead)),
-        ("/compliance", "Compliance", Some(devices.1)),
+        ("/compliance", "Compliance", Some(Action::DeviceRead)),
         ("/agencies", "Agencies", Some(Action::AgencyRead)),
         ("/people", "People", Some(Action::PersonRead)),
         ("/plans", "Plans", Some(Action::PlanRead)),
