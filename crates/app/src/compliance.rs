@@ -227,12 +227,8 @@ pub async fn list(app: &App, actor: &Actor, query: ComplianceQuery) -> Result<Pa
     let limit = paging::limit(query.limit)?;
     let filter = ComplianceFilter { agency, compliant: query.compliant, reason: query.reason.clone() };
     let mut conn = app.store.conn().await?;
-    let mut items = compliance::list(&mut conn, &filter, query.cursor.as_deref(), limit + 1).await?;
-    let next = (items.len() as i64 > limit).then(|| {
-        items.truncate(limit as usize);
-        items.last().map(|r| r.device_id.clone()).unwrap_or_default()
-    });
-    Ok(Page { items, next })
+    let rows = compliance::list(&mut conn, &filter, query.cursor.as_deref(), limit + 1).await?;
+    Ok(paging::page(rows, limit, |r| r.device_id.clone(), |r| r))
 }
 
 /// Per agency: devices in use and how many are non-compliant; and per reason.
@@ -273,10 +269,6 @@ pub async fn network_access(
         None => None,
     };
     let mut conn = app.store.conn().await?;
-    let mut items = compliance::network_access(&mut conn, agency.as_deref(), cursor, limit + 1).await?;
-    let next = (items.len() as i64 > limit).then(|| {
-        items.truncate(limit as usize);
-        items.last().map(|r| r.device_id.clone()).unwrap_or_default()
-    });
-    Ok(Page { items, next })
+    let rows = compliance::network_access(&mut conn, agency.as_deref(), cursor, limit + 1).await?;
+    Ok(paging::page(rows, limit, |r| r.device_id.clone(), |r| r))
 }

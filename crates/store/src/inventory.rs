@@ -416,17 +416,7 @@ pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<crate::mdm
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(crate::mdm::EnrollmentTarget {
-                id: r.try_get("id")?,
-                udid: r.try_get("udid")?,
-                device_id: r.try_get("device_id")?,
-                agency_code: r.try_get("agency_code")?,
-                status: r.try_get("status")?,
-            })
-        })
-        .collect()
+    rows.iter().map(crate::mdm::target_from).collect()
 }
 
 /// Sets when each enrollment's next inventory is due.

@@ -396,6 +396,17 @@ pub struct EnrollmentTarget {
     pub status: String,
 }
 
+/// An enrollment target from a row with its `id, udid, device_id, agency_code, status`.
+pub fn target_from(row: &AnyRow) -> Result<EnrollmentTarget, SqlError> {
+    Ok(EnrollmentTarget {
+        id: row.try_get("id")?,
+        udid: row.try_get("udid")?,
+        device_id: row.try_get("device_id")?,
+        agency_code: row.try_get("agency_code")?,
+        status: row.try_get("status")?,
+    })
+}
+
 /// The enrollments `keys` name: by UDID first, then the keys still unknown by enrollment id,
 /// then by inventory device id; 500 keys a statement, each lookup on its index.
 pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<EnrollmentTarget>, SqlError> {
@@ -424,13 +435,7 @@ pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<Enr
                 query
             };
             for row in query.fetch_all(&mut *conn).await? {
-                let target = EnrollmentTarget {
-                    id: row.try_get("id")?,
-                    udid: row.try_get("udid")?,
-                    device_id: row.try_get("device_id")?,
-                    agency_code: row.try_get("agency_code")?,
-                    status: row.try_get("status")?,
-                };
+                let target = target_from(&row)?;
                 known.insert(match column {
                     "udid" => target.udid.clone(),
                     "id" => target.id.clone(),
