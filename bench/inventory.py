@@ -65,15 +65,21 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--refresh-runs", type=int, default=None,
-                        help="runs of the inventory refresh (default --runs; each enrolls every device)")
+                        help="runs of the inventory refresh (default --runs; each enrolls every device; "
+                             "0 keeps the refresh figures already in BENCHMARKS.md)")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--compliance", type=int, default=1_000_000)
     parser.add_argument("--postgres", default=os.environ.get("CUSTODY_BENCH_POSTGRES"),
                         help="also measure on this PostgreSQL database URL")
     args = parser.parse_args()
     targets = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
-    rows, detail = [], []
-    for label, url in targets:
+    rows, detail, kept = [], [], []
+    if args.refresh_runs == 0:
+        # Keep the refresh figures of the section already written.
+        old = open("BENCHMARKS.md").read() if os.path.exists("BENCHMARKS.md") else ""
+        kept = [line for line in old.splitlines()
+                if line.startswith("| Inventory refresh") or "inventory refresh runs" in line]
+    for label, url in targets if args.refresh_runs != 0 else []:
         wall, rate, top, ratio, walls = refresh(label, url, args)
         rows.append((f"Inventory refresh ({label})", f"{args.devices:,} simulated devices, 5 commands each",
                      f"{wall:.1f} s, {rate:,.0f} commands/s",
@@ -98,11 +104,12 @@ def main():
 
     section = ["<!-- inventory -->", "", "## Device management", "",
                f"Written by `bench/run --inventory` on {time.strftime('%Y-%m-%d')} (release build, medians of "
-               f"{args.refresh_runs or args.runs} refresh runs and {args.runs} compliance runs). Ratios: for the refresh, Custody's connect requests/s ÷ the ceiling's command "
+               f"{args.refresh_runs if args.refresh_runs is not None else args.runs} refresh runs (0: the refresh rows are kept from the run before) and {args.runs} compliance runs). Ratios: for the refresh, Custody's connect requests/s ÷ the ceiling's command "
                f"round trips measured just before it; for compliance, figure ÷ target (below 1 meets it).", "",
                "| benchmark | dataset | figure | compared with | ratio |", "|---|---|---|---|---|"]
+    section += [line for line in kept if line.startswith("|")]
     section += [f"| {n} | {d} | {f} | {c} | {r:.2f} |" for n, d, f, c, r in rows]
-    section += ["", "Details:", ""] + detail + [
+    section += ["", "Details:", ""] + [line for line in kept if line.startswith("-")] + detail + [
         "",
         "Inventory refresh: the devices enroll through SCEP and answer their first inventory (untimed); then one "
         "`POST /api/v1/mdm/inventory` per 10,000 devices queues `DeviceInformation`, `SecurityInfo`, "

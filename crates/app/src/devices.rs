@@ -282,9 +282,15 @@ pub(crate) async fn move_device(
     let mut line_attached = None;
     for effect in &outcome.effects {
         match effect {
-            Effect::StartBilling => device.enrolled_at = Some(now),
+            Effect::StartBilling => {
+                device.enrolled_at = Some(now);
+                device.billing_stop_at = None;
+                custody_store::billing::start_interval(tx, &device.id, &device.agency_code, device.device_type.as_str(), now)
+                    .await?;
+            }
             Effect::StopBilling => {
                 device.billing_stop_at.get_or_insert(now);
+                custody_store::billing::stop_interval(tx, &device.id, now).await?;
             }
             Effect::EndEnrollment => {}
             Effect::AssignToHolder => {

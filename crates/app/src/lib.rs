@@ -7,6 +7,7 @@
 pub mod agencies;
 pub mod audit_log;
 pub mod auth;
+pub mod billing;
 pub mod catalog;
 pub mod certificate;
 pub mod compliance;
@@ -27,6 +28,7 @@ pub mod requests;
 pub mod sanitization;
 pub mod tokens;
 pub mod users;
+pub mod xlsx;
 
 use std::sync::Arc;
 
@@ -64,6 +66,8 @@ pub struct AppConfig {
     pub mdm: mdm::MdmConfig,
     /// Device compliance: the allowed silence, minimum OS versions, the fleet's evaluation.
     pub compliance: compliance::ComplianceConfig,
+    /// Billing: the calendar's time zone and the service codes charged.
+    pub billing: billing::BillingConfig,
 }
 
 impl Default for AppConfig {
@@ -80,6 +84,7 @@ impl Default for AppConfig {
             plan_due_days: 90,
             mail: None,
             mdm: mdm::MdmConfig::default(),
+            billing: billing::BillingConfig::default(),
             compliance: compliance::ComplianceConfig::default(),
         }
     }

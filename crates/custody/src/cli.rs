@@ -43,6 +43,31 @@ pub enum Command {
     /// Administration: users, tokens, the audit chain.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Billing: preview and close a month.
+    #[command(subcommand)]
+    Billing(BillingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BillingCommand {
+    /// Show what closing a month gives, per agency, beside the month before; writes nothing.
+    Preview {
+        /// The month, `YYYY-MM`.
+        #[arg(long)]
+        period: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Close a month: compute every charge from history, write each agency's chargeback and
+    /// direct-bill invoices and lock the month, in one transaction. Closing a closed month
+    /// changes nothing.
+    Close {
+        /// The month, `YYYY-MM`.
+        #[arg(long)]
+        period: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -207,6 +232,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Admin(command) => admin(config_file, command).await,
+        Command::Billing(command) => billing(config_file, command).await,
     }
 }
 
@@ -241,6 +267,64 @@ fn explain(error: AppError) -> anyhow::Error {
         AppError::Conflict { field, message } => anyhow::anyhow!("{field}: {message}"),
         other => anyhow::Error::new(other),
     }
+}
+
+async fn billing(config_file: Option<&std::path::Path>, command: BillingCommand) -> anyhow::Result<i32> {
+    let (BillingCommand::Preview { db, .. } | BillingCommand::Close { db, .. }) = &command;
+    let config = Config::load(config_file, &overrides(db, None))?;
+    init_logging(&Config {
+        log: crate::config::LogConfig { level: "warn".into(), ..config.log.clone() },
+        ..config.clone()
+    });
+    let app = build_app(&config).await?;
+    let actor = Actor::system("command line");
+    let dollars = |cents: i64| custody_domain::catalog::Cents(cents).dollars();
+    match command {
+        BillingCommand::Preview { period, .. } => {
+            let preview = custody_app::billing::preview(&app, &actor, &period).await.map_err(explain)?;
+            println!("{:<8} {:>9} {:>14} {:>14} {:>14}", "agency", "devices", "chargeback", "direct bill", "change");
+            for a in &preview.agencies {
+                let change = a.chargeback_cents + a.direct_bill_cents
+                    - a.previous_chargeback_cents
+                    - a.previous_direct_bill_cents;
+                println!(
+                    "{:<8} {:>9} {:>14} {:>14} {:>14}",
+                    a.agency_code,
+                    a.devices,
+                    dollars(a.chargeback_cents),
+                    dollars(a.direct_bill_cents),
+                    dollars(change)
+                );
+            }
+            println!(
+                "{:<8} {:>9} {:>14} {:>14}",
+                "total",
+                preview.devices,
+                dollars(preview.chargeback_cents),
+                dollars(preview.direct_bill_cents)
+            );
+            match (&preview.closed, &preview.blocked) {
+                (Some(p), _) => println!("{period} is closed (by {}).", p.closed_by),
+                (None, Some(why)) => println!("{period} cannot be closed now: {why}"),
+                (None, None) => println!("{period} is open: `custody billing close --period {period}` closes it."),
+            }
+        }
+        BillingCommand::Close { period, .. } => {
+            let closed = custody_app::billing::close(&app, &actor, &period).await.map_err(explain)?;
+            let p = &closed.period;
+            let verb = if closed.closed_now { "closed" } else { "was already closed; nothing changed" };
+            println!(
+                "{} {verb}: {} invoices, {} devices, chargeback {}, direct bill {}",
+                p.period,
+                p.invoices,
+                p.devices,
+                dollars(p.chargeback_cents),
+                dollars(p.direct_bill_cents)
+            );
+        }
+    }
+    app.store.close().await;
+    Ok(0)
 }
 
 async fn admin(config_file: Option<&std::path::Path>, command: AdminCommand) -> anyhow::Result<i32> {

@@ -36,6 +36,9 @@ pub struct Config {
     pub mail: Option<custody_app::notifications::MailConfig>,
     pub mdm: MdmConfig,
     pub compliance: ComplianceConfig,
+    /// Billing: the calendar's time zone (`time_zone`, IANA name), the MDM service code and the
+    /// service code of devices beyond the baseline.
+    pub billing: custody_app::billing::BillingConfig,
 }
 
 /// When a device in use is non-compliant (and refused by the network-access feed).
@@ -233,6 +236,7 @@ impl Default for Config {
             mail: None,
             mdm: MdmConfig::default(),
             compliance: ComplianceConfig::default(),
+            billing: custody_app::billing::BillingConfig::default(),
         }
     }
 }
@@ -337,6 +341,7 @@ impl Config {
                 inventory_interval_hours: self.mdm.inventory_interval_hours,
             },
             compliance: self.compliance.app(),
+            billing: self.billing.clone(),
         })
     }
 
@@ -366,6 +371,7 @@ impl Config {
         anyhow::ensure!((1..=3650).contains(&self.mdm.certificate_days), "mdm.certificate_days must be 1 to 3650");
         anyhow::ensure!(self.mdm.inventory_interval_hours >= 1, "mdm.inventory_interval_hours must be at least 1");
         self.compliance.app().check().map_err(|e| anyhow::anyhow!(e))?;
+        self.billing.check().map_err(|e| anyhow::anyhow!(e))?;
         if let Some(mail) = &self.mail {
             mail.check().map_err(|e| anyhow::anyhow!("mail.{e}"))?;
         }

@@ -93,6 +93,10 @@ pub enum Action {
     MdmEraseDecide,
     /// Build the profile and app library, device groups and assignments (central IT security).
     MdmLibrary,
+    /// Read invoices, statements, baselines, charges and adjustments (agency users: their own).
+    BillingRead,
+    /// Close billing periods; enter baselines, pass-through charges and adjustments.
+    BillingWrite,
 }
 
 /// The object's place: global (a list, a create without agency) or inside an agency.
@@ -143,6 +147,8 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::MdmRead => &[Admin, Infosec, Euc, ServiceDesk, Auditor],
         Action::MdmEnroll | Action::MdmCommand => &[Admin, Infosec, Euc],
         Action::MdmSettings | Action::MdmEraseDecide | Action::MdmLibrary => &[Admin, Infosec],
+        Action::BillingRead => &[Admin, Billing, Auditor, AgencyApprover, AgencyCertifier, AgencyViewer],
+        Action::BillingWrite => &[Billing],
     }
 }
 

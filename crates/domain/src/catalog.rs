@@ -140,9 +140,10 @@ impl Cents {
         Ok(Cents(whole * 100 + fraction))
     }
 
-    /// `15.00`
+    /// `15.00`, `-2.50`
     pub fn dollars(self) -> String {
-        format!("{}.{:02}", self.0 / 100, self.0 % 100)
+        let sign = if self.0 < 0 { "-" } else { "" };
+        format!("{sign}{}.{:02}", self.0.unsigned_abs() / 100, self.0.unsigned_abs() % 100)
     }
 }
 
@@ -297,6 +298,8 @@ mod tests {
         assert_eq!(Cents::parse("$15.5").unwrap(), Cents(1550));
         assert_eq!(Cents::parse("0.07").unwrap(), Cents(7));
         assert_eq!(Cents(1507).dollars(), "15.07");
+        assert_eq!(Cents(-250).dollars(), "-2.50");
+        assert_eq!(Cents(-7).dollars(), "-0.07");
         for bad in ["", "-1", "1.234", "1,00", "abc", "1e3", "."] {
             assert!(Cents::parse(bad).is_err(), "{bad:?}");
         }

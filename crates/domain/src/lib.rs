@@ -7,6 +7,7 @@
 
 pub mod agency;
 pub mod audit;
+pub mod billing;
 pub mod authz;
 pub mod catalog;
 pub mod compliance;

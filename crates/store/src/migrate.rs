@@ -81,6 +81,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_mdm_profiles.sql"),
         postgres: include_str!("../migrations/postgres/0011_mdm_profiles.sql"),
     },
+    Migration {
+        version: 12,
+        name: "billing",
+        sqlite: include_str!("../migrations/sqlite/0012_billing.sql"),
+        postgres: include_str!("../migrations/postgres/0012_billing.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -4,6 +4,7 @@
 
 pub mod agencies;
 pub mod audit;
+pub mod billing;
 pub mod catalog;
 pub mod compliance;
 pub mod dashboard;
@@ -66,6 +67,8 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         (name = "devices", description = "Devices through their life, the chain of custody, legal holds"),
         (name = "mdm", description = "Apple MDM: enrollment profiles, commands, enrollments, push certificate, CA"),
         (name = "profiles", description = "MDM library: configuration profiles, apps, device groups, assignments"),
+        (name = "compliance", description = "Device inventory, compliance and the network-access feed"),
+        (name = "billing", description = "Billing: closing months, invoices, statements, baselines, charges, adjustments"),
         (name = "operations", description = "Health, readiness and metrics")
     )
 )]
@@ -159,6 +162,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(compliance::device))
         .routes(routes!(compliance::evaluate))
         .routes(routes!(compliance::network_access))
+        .routes(routes!(billing::periods))
+        .routes(routes!(billing::preview))
+        .routes(routes!(billing::close))
+        .routes(routes!(billing::invoices))
+        .routes(routes!(billing::invoice))
+        .routes(routes!(billing::invoice_devices))
+        .routes(routes!(billing::export))
+        .routes(routes!(billing::statement))
+        .routes(routes!(billing::baselines, billing::set_baseline))
+        .routes(routes!(billing::import_baselines))
+        .routes(routes!(billing::charges, billing::add_charge))
+        .routes(routes!(billing::import_charges))
+        .routes(routes!(billing::adjustments, billing::add_adjustment))
         .routes(routes!(profiles::list, profiles::create))
         .routes(routes!(profiles::upload))
         .routes(routes!(profiles::get, profiles::update, profiles::archive))
