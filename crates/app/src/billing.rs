@@ -332,7 +332,9 @@ pub async fn preview(app: &App, actor: &Actor, period: &str) -> Result<Preview, 
     let mut conn = app.store.conn().await?;
     let closed = store::get_period(&mut conn, &period.to_string()).await?;
     let current = match &closed {
-        Some(_) => by_agency(&store::totals_by_agency(&mut conn, &period.to_string(), None).await?, &period.to_string()),
+        Some(_) => {
+            by_agency(&store::totals_by_agency(&mut conn, &period.to_string(), None).await?, &period.to_string())
+        }
         None => {
             let computed = compute(app, &mut conn, period, now).await?;
             let mut figures: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
@@ -598,6 +600,10 @@ pub async fn invoice_devices(
     Ok((out, None))
 }
 
+/// A month of a statement: chargeback total, direct-bill total and devices charged back, or
+/// `None` when the month is not closed.
+pub type StatementMonth = (Period, Option<(i64, i64, i64)>);
+
 /// An agency's quarter: its three months' invoices rolled up.
 #[derive(Debug, Clone)]
 pub struct Statement {
@@ -605,7 +611,7 @@ pub struct Statement {
     pub agency_name: String,
     pub quarter: Quarter,
     /// Per month: chargeback total, direct-bill total, devices charged back (`None`: not closed).
-    pub months: Vec<(Period, Option<(i64, i64, i64)>)>,
+    pub months: Vec<StatementMonth>,
     pub invoices: Vec<InvoiceRow>,
     pub chargeback_cents: i64,
     pub direct_bill_cents: i64,
@@ -683,44 +689,44 @@ fn baseline_row(
 ) -> Option<(String, String, String, i64)> {
     let agency = match input.agency.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         None => {
-            errors.push(&format!("{prefix}agency"), "is required");
+            errors.push(format!("{prefix}agency"), "is required");
             None
         }
         Some(a) if !agencies.iter().any(|c| c == a) => {
-            errors.push(&format!("{prefix}agency"), format!("{a} is not an agency"));
+            errors.push(format!("{prefix}agency"), format!("{a} is not an agency"));
             None
         }
         Some(a) => Some(a.to_string()),
     };
     let device_type = match input.device_type.as_deref().map(str::parse::<DeviceType>) {
         None => {
-            errors.push(&format!("{prefix}device_type"), "is required");
+            errors.push(format!("{prefix}device_type"), "is required");
             None
         }
         Some(Err(m)) => {
-            errors.push(&format!("{prefix}device_type"), m);
+            errors.push(format!("{prefix}device_type"), m);
             None
         }
         Some(Ok(t)) => Some(t.as_str().to_string()),
     };
     let as_of = match input.as_of.as_deref().map(custody_domain::catalog::parse_date) {
         None => {
-            errors.push(&format!("{prefix}as_of"), "is required");
+            errors.push(format!("{prefix}as_of"), "is required");
             None
         }
         Some(Err(m)) => {
-            errors.push(&format!("{prefix}as_of"), m);
+            errors.push(format!("{prefix}as_of"), m);
             None
         }
         Some(Ok(d)) => Some(d),
     };
     let count = match input.count {
         None => {
-            errors.push(&format!("{prefix}count"), "is required");
+            errors.push(format!("{prefix}count"), "is required");
             None
         }
         Some(n) if !(0..=10_000_000).contains(&n) => {
-            errors.push(&format!("{prefix}count"), "must be between 0 and 10000000");
+            errors.push(format!("{prefix}count"), "must be between 0 and 10000000");
             None
         }
         Some(n) => Some(n),
@@ -761,8 +767,11 @@ pub async fn set_baseline(app: &App, actor: &Actor, input: BaselineInput) -> Res
         "device_type": row.device_type, "as_of": row.as_of, "count": { "from": before, "to": row.device_count },
         "source": row.source,
     });
-    audit::append(&mut tx, actor.event("billing.baseline", "billing_baseline", &row.id, Some(&row.agency_code), changes))
-        .await?;
+    audit::append(
+        &mut tx,
+        actor.event("billing.baseline", "billing_baseline", &row.id, Some(&row.agency_code), changes),
+    )
+    .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -780,7 +789,10 @@ pub async fn import_baselines(app: &App, actor: &Actor, csv_text: &str) -> Resul
     let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (Some(agency_col), Some(type_col), Some(date_col)) = (column("agency"), column("device_type"), column("as_of"))
     else {
-        return Err(AppError::invalid("file", "the header must name the columns agency, phone_number, device_type, as_of"));
+        return Err(AppError::invalid(
+            "file",
+            "the header must name the columns agency, phone_number, device_type, as_of",
+        ));
     };
     let phone_col = column("phone_number");
     let mut errors = custody_domain::FieldErrors::default();
@@ -792,7 +804,7 @@ pub async fn import_baselines(app: &App, actor: &Actor, csv_text: &str) -> Resul
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                errors.push(&format!("row {row_no}"), format!("unreadable: {e}"));
+                errors.push(format!("row {row_no}"), format!("unreadable: {e}"));
                 continue;
             }
         };
@@ -805,10 +817,10 @@ pub async fn import_baselines(app: &App, actor: &Actor, csv_text: &str) -> Resul
         };
         if let Some(raw) = phone_col.and_then(|c| record.get(c)).filter(|p| !p.is_empty()) {
             match custody_domain::request::phone_number(raw) {
-                Err(m) => errors.push(&format!("{prefix}phone_number"), m),
+                Err(m) => errors.push(format!("{prefix}phone_number"), m),
                 Ok(phone) => {
                     if let Some(first) = phones.insert(phone.clone(), row_no) {
-                        errors.push(&format!("{prefix}phone_number"), format!("{phone} is also on row {first}"));
+                        errors.push(format!("{prefix}phone_number"), format!("{phone} is also on row {first}"));
                     }
                 }
             }
@@ -848,7 +860,8 @@ pub async fn import_baselines(app: &App, actor: &Actor, csv_text: &str) -> Resul
             "agency": b.agency_code, "device_type": b.device_type, "as_of": b.as_of, "count": b.device_count,
         })).collect::<Vec<_>>(),
     });
-    audit::append(&mut tx, actor.event("billing.import_baselines", "billing_baseline", "import", None, changes)).await?;
+    audit::append(&mut tx, actor.event("billing.import_baselines", "billing_baseline", "import", None, changes))
+        .await?;
     tx.commit().await?;
     Ok(written)
 }
@@ -878,26 +891,26 @@ fn charge_row(
     let field = |name: &str| format!("{prefix}{name}");
     let agency = match input.agency.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         None => {
-            errors.push(&field("agency"), "is required");
+            errors.push(field("agency"), "is required");
             None
         }
         Some(a) if !agencies.iter().any(|c| c == a) => {
-            errors.push(&field("agency"), format!("{a} is not an agency"));
+            errors.push(field("agency"), format!("{a} is not an agency"));
             None
         }
         Some(a) => Some(a.to_string()),
     };
     let period = match input.period.as_deref().map(Period::parse) {
         None => {
-            errors.push(&field("period"), "is required");
+            errors.push(field("period"), "is required");
             None
         }
         Some(Err(m)) => {
-            errors.push(&field("period"), m);
+            errors.push(field("period"), m);
             None
         }
         Some(Ok(p)) if closed.contains(&p.to_string()) => {
-            errors.push(&field("period"), format!("{p} is closed: enter an adjustment for the next invoice instead"));
+            errors.push(field("period"), format!("{p} is closed: enter an adjustment for the next invoice instead"));
             None
         }
         Some(Ok(p)) => Some(p.to_string()),
@@ -906,7 +919,7 @@ fn charge_row(
         None | Some("") => Some("international".to_string()),
         Some(k) if CHARGE_KINDS.contains(&k) => Some(k.to_string()),
         Some(_) => {
-            errors.push(&field("kind"), "must be international, feature or other");
+            errors.push(field("kind"), "must be international, feature or other");
             None
         }
     };
@@ -915,33 +928,33 @@ fn charge_row(
         Some(raw) => match custody_domain::request::phone_number(raw) {
             Ok(p) => Some(Some(p)),
             Err(m) => {
-                errors.push(&field("phone_number"), m);
+                errors.push(field("phone_number"), m);
                 None
             }
         },
     };
     let description = match input.description.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
         None => {
-            errors.push(&field("description"), "is required");
+            errors.push(field("description"), "is required");
             None
         }
         Some(d) if d.chars().count() > 500 => {
-            errors.push(&field("description"), "must be at most 500 characters");
+            errors.push(field("description"), "must be at most 500 characters");
             None
         }
         Some(d) => Some(d.to_string()),
     };
     let amount = match input.amount.as_deref().map(Cents::parse) {
         None => {
-            errors.push(&field("amount"), "is required");
+            errors.push(field("amount"), "is required");
             None
         }
         Some(Err(m)) => {
-            errors.push(&field("amount"), m);
+            errors.push(field("amount"), m);
             None
         }
         Some(Ok(Cents(0))) => {
-            errors.push(&field("amount"), "must not be zero");
+            errors.push(field("amount"), "must not be zero");
             None
         }
         Some(Ok(c)) => Some(c.0),
@@ -953,11 +966,7 @@ async fn closed_periods(conn: &mut Conn) -> Result<Vec<String>, AppError> {
     Ok(store::periods(conn, 100_000).await?.into_iter().map(|p| p.period).collect())
 }
 
-fn charge_from(
-    parsed: (String, String, String, Option<String>, String, i64),
-    actor: &Actor,
-    now: i64,
-) -> ChargeRow {
+fn charge_from(parsed: (String, String, String, Option<String>, String, i64), actor: &Actor, now: i64) -> ChargeRow {
     let (agency_code, period, kind, phone_number, description, amount_cents) = parsed;
     ChargeRow {
         id: custody_store::new_id(),
@@ -1019,7 +1028,7 @@ pub async fn import_charges(app: &App, actor: &Actor, csv_text: &str) -> Result<
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                errors.push(&format!("row {}", i + 2), format!("unreadable: {e}"));
+                errors.push(format!("row {}", i + 2), format!("unreadable: {e}"));
                 continue;
             }
         };
@@ -1150,7 +1159,8 @@ pub async fn add_adjustment(app: &App, actor: &Actor, input: AdjustmentInput) ->
             Ok(p) => Some(Some(p.to_string())),
         },
     };
-    let (Some(agency), Some(kind), Some(amount), Some(reason), Some(corrects)) = (agency, kind, amount, reason, corrects)
+    let (Some(agency), Some(kind), Some(amount), Some(reason), Some(corrects)) =
+        (agency, kind, amount, reason, corrects)
     else {
         return Err(errors.into());
     };
@@ -1214,7 +1224,9 @@ pub fn export_rows(invoice: &InvoiceRow, lines: &[InvoiceLineRow]) -> Vec<Vec<St
             l.service_code.clone().unwrap_or_default(),
             l.device_type.clone().unwrap_or_default(),
             l.quantity.to_string(),
-            l.days.map(|d| d.to_string()).unwrap_or_else(|| if l.rate_cents.is_some() { "month".into() } else { String::new() }),
+            l.days
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| if l.rate_cents.is_some() { "month".into() } else { String::new() }),
             l.rate_cents.map(dollars).unwrap_or_default(),
             dollars(l.amount_cents),
         ]);
@@ -1286,7 +1298,7 @@ pub fn export_pdf(invoice: &InvoiceRow, lines: &[InvoiceLineRow]) -> Vec<u8> {
             ("month", rate) => format!(" | {} x {rate} a month", row[5]),
             (days, rate) => format!(" | {} x {rate} for {days} days", row[5]),
         };
-        out.push(Line::Field(format!("line {}", row[0]), format!("{}{detail} | amount {}", row[2], row[8])));
+        out.push(Line::Field(format!("line {}", row[0]), format!("amount {} | {}{detail}", row[8], row[2])));
     }
     crate::certificate::render(&format!("Invoice {}", invoice.number), &out)
 }

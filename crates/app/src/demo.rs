@@ -1876,9 +1876,26 @@ async fn write_devices(
     let with_chain = devices.len().min(*custody_budget as usize);
     *custody_budget -= with_chain as u64;
     let chains: Vec<_> = devices[..with_chain].iter().flat_map(demo_custody).collect();
+    // Each enrolled device's billable interval, from its enrollment to its decommissioning.
+    let intervals: Vec<custody_store::billing::IntervalRow> = devices
+        .iter()
+        .filter_map(|d| {
+            let started_at = d.enrolled_at?;
+            Some(custody_store::billing::IntervalRow {
+                id: format!("bi-{}", d.id),
+                device_id: d.id.clone(),
+                agency_code: d.agency_code.clone(),
+                device_type: d.device_type.as_str().to_string(),
+                started_at,
+                stopped_at: d.billing_stop_at.map(|stop| stop.max(started_at)),
+                prev_stopped_at: None,
+            })
+        })
+        .collect();
     let mut tx = app.store.write().await?;
     custody_store::devices::insert_lines_many(&mut tx, lines).await?;
     custody_store::devices::insert_many(&mut tx, devices).await?;
+    custody_store::billing::insert_intervals_many(&mut tx, &intervals).await?;
     custody_store::devices::insert_custody_events_many(&mut tx, &chains).await?;
     for hold in holds {
         custody_store::devices::insert_hold(&mut tx, hold).await?;

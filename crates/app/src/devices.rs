@@ -285,8 +285,14 @@ pub(crate) async fn move_device(
             Effect::StartBilling => {
                 device.enrolled_at = Some(now);
                 device.billing_stop_at = None;
-                custody_store::billing::start_interval(tx, &device.id, &device.agency_code, device.device_type.as_str(), now)
-                    .await?;
+                custody_store::billing::start_interval(
+                    tx,
+                    &device.id,
+                    &device.agency_code,
+                    device.device_type.as_str(),
+                    now,
+                )
+                .await?;
             }
             Effect::StopBilling => {
                 device.billing_stop_at.get_or_insert(now);

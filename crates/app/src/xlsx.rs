@@ -227,7 +227,9 @@ pub fn read_first_sheet(bytes: &[u8]) -> Result<Vec<Vec<String>>, ReadError> {
                 value.clear();
                 let mut column = row.len();
                 for attr in e.attributes().flatten() {
-                    let text = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| ReadError(e.to_string()))?;
+                    let text = attr
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|e| ReadError(e.to_string()))?;
                     match attr.key.local_name().as_ref() {
                         "r" => column = column_of(&text).unwrap_or(column),
                         "t" => kind = text.into_owned(),
@@ -244,8 +246,10 @@ pub fn read_first_sheet(bytes: &[u8]) -> Result<Vec<Vec<String>>, ReadError> {
             Event::End(e) if e.local_name().as_ref() == "c" => {
                 let text = match kind.as_str() {
                     "s" => {
-                        let index: usize =
-                            value.trim().parse().map_err(|_| ReadError("a shared string index is not a number".into()))?;
+                        let index: usize = value
+                            .trim()
+                            .parse()
+                            .map_err(|_| ReadError("a shared string index is not a number".into()))?;
                         shared.get(index).cloned().ok_or_else(|| ReadError("a shared string is missing".into()))?
                     }
                     "b" => if value.trim() == "1" { "TRUE" } else { "FALSE" }.to_string(),

@@ -42,6 +42,7 @@ struct Others {
     filer: String,
     certifier: String,
     legal: String,
+    billing: String,
     model: String,
 }
 
@@ -246,12 +247,52 @@ async fn successful_call(
             let hold = app.hold_on("AAA", &device).await;
             return (format!("/api/v1/legal-holds/{hold}/release"), None, false, Some(others.legal.clone()));
         }
+        _ if key.contains("/api/v1/billing/") => {
+            let (path, body) = billing_call(app, key, others).await;
+            return (path, body, false, Some(others.billing.clone()));
+        }
         _ => {
             let (path, body, session) = first_step_call(app, key, admin_id, person, user).await;
             (path, body, session)
         }
     };
     (path, body, session, None)
+}
+
+/// The billing calls (role `billing`).
+async fn billing_call(app: &TestApp, key: &str, others: &Others) -> (String, Option<Value>) {
+    match key {
+        // A device billed in the first open month, which the call closes.
+        "POST /api/v1/billing/periods/{period}/close" => {
+            let device = app.device_in_state("AAA", &others.model, custody_domain::device::DeviceState::Ordered).await;
+            let period = common::billing::next_open_period(app).await;
+            common::billing::bill_from(app, &device, &format!("{period}-10")).await;
+            (format!("/api/v1/billing/periods/{period}/close"), None)
+        }
+        "POST /api/v1/billing/baselines" => (
+            "/api/v1/billing/baselines".into(),
+            Some(json!({"agency": "AAA", "device_type": "tablet", "as_of": "2020-03-31", "count": 4})),
+        ),
+        "POST /api/v1/billing/baselines/import" => (
+            "/api/v1/billing/baselines/import".into(),
+            Some(json!("agency,phone_number,device_type,as_of\nAAA,+15185550101,smartphone,2021-03-31\n")),
+        ),
+        "POST /api/v1/billing/charges" => (
+            "/api/v1/billing/charges".into(),
+            Some(json!({"agency": "AAA", "period": "2026-11", "description": "Roaming in Canada", "amount": "8.10"})),
+        ),
+        "POST /api/v1/billing/charges/import" => (
+            "/api/v1/billing/charges/import".into(),
+            Some(json!(
+                "agency,period,kind,phone_number,description,amount\nAAA,2026-11,international,,Roaming,5.00\n"
+            )),
+        ),
+        "POST /api/v1/billing/adjustments" => (
+            "/api/v1/billing/adjustments".into(),
+            Some(json!({"agency": "AAA", "amount": "-15.00", "reason": "A device billed after its return"})),
+        ),
+        other => panic!("no successful call written for billing endpoint {other}"),
+    }
 }
 
 /// The calls of step 1 and 2 endpoints.
@@ -333,6 +374,7 @@ async fn every_mutating_endpoint_writes_exactly_one_audit_event() {
         filer: app.user_with_token("filer@audit.example", Role::ServiceDesk, None).await.1,
         certifier: app.user_with_token("commissioner@audit.example", Role::AgencyCertifier, Some("AAA")).await.1,
         legal: app.user_with_token("clo@audit.example", Role::AgencyLegal, Some("AAA")).await.1,
+        billing: app.user_with_token("billing@audit.example", Role::Billing, None).await.1,
         model: {
             let input = custody_domain::catalog::ModelInput {
                 device_type: Some("tablet".into()),
@@ -371,6 +413,9 @@ async fn every_mutating_endpoint_writes_exactly_one_audit_event() {
                 // An upload's body is the file itself.
                 Some(raw) if key.ends_with("/upload") => {
                     request.header("content-type", "application/x-apple-aspen-config").body(raw.to_string())
+                }
+                Some(raw) if key.ends_with("/import") => {
+                    request.header("content-type", "text/csv").body(raw.to_string())
                 }
                 _ => request.json(body),
             };

@@ -59,6 +59,8 @@ const FULFILLERS: &[Role] = &[Role::Admin, Role::ServiceDesk, Role::Euc];
 const MDM_READERS: &[Role] = &[Role::Admin, Role::Infosec, Role::Euc, Role::ServiceDesk, Role::Auditor];
 const MDM_ENROLLERS: &[Role] = &[Role::Admin, Role::Infosec, Role::Euc];
 const MDM_SETTINGS: &[Role] = &[Role::Admin, Role::Infosec];
+const BILLING_READERS: &[Role] =
+    &[Role::Admin, Role::Billing, Role::Auditor, Role::AgencyApprover, Role::AgencyCertifier, Role::AgencyViewer];
 const HOLD_READERS: &[Role] =
     &[Role::Admin, Role::Infosec, Role::Euc, Role::ServiceDesk, Role::Auditor, Role::AgencyLegal];
 
@@ -193,6 +195,41 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
                 403
             }
         }
+        // Billing: central readers see every month; agency users their own invoices and figures.
+        "GET /api/v1/billing/periods" => {
+            if [Role::Admin, Role::Billing, Role::Auditor].contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
+        "GET /api/v1/billing/periods/{period}/preview" => {
+            if role == Role::Billing {
+                200
+            } else {
+                403
+            }
+        }
+        "POST /api/v1/billing/periods/{period}/close"
+        | "POST /api/v1/billing/baselines"
+        | "POST /api/v1/billing/baselines/import"
+        | "POST /api/v1/billing/charges"
+        | "POST /api/v1/billing/charges/import"
+        | "POST /api/v1/billing/adjustments" => {
+            if role == Role::Billing {
+                201
+            } else {
+                403
+            }
+        }
+        "GET /api/v1/billing/invoices"
+        | "GET /api/v1/billing/invoices/{id}"
+        | "GET /api/v1/billing/invoices/{id}/devices"
+        | "GET /api/v1/billing/invoices/{id}/export"
+        | "GET /api/v1/billing/statements/{agency}/{quarter}"
+        | "GET /api/v1/billing/baselines"
+        | "GET /api/v1/billing/charges"
+        | "GET /api/v1/billing/adjustments" => allow(BILLING_READERS, 200),
         "GET /api/v1/requests" | "GET /api/v1/requests/{id}" => allow(READERS_OF_PEOPLE, 200),
         "POST /api/v1/requests" => allow(REQUEST_WRITERS, 201),
         "POST /api/v1/requests/{id}/comments" => allow(REQUEST_WRITERS, 201),
@@ -412,6 +449,14 @@ async fn call_for(
     } else if path.starts_with("/api/v1/mdm/certificates/") {
         let (_, serial) = app.enrollment_on(agency, &format!("00008120-{n:016X}")).await;
         path.replace("{serial}", &serial)
+    } else if path.starts_with("/api/v1/billing/invoices/{id}") {
+        let id = common::billing::closed_invoice(app, agency, &fixture.device_model).await;
+        let concrete = path.replace("{id}", &id);
+        if concrete.ends_with("/export") { format!("{concrete}?format=csv") } else { concrete }
+    } else if path.starts_with("/api/v1/billing/periods/{period}") {
+        path.replace("{period}", &common::billing::next_open_period(app).await)
+    } else if path.starts_with("/api/v1/billing/statements/") {
+        path.replace("{agency}", agency).replace("{quarter}", "2026-Q3")
     } else if path.starts_with("/api/v1/service-codes/") {
         path.replace("{code}", "A8154121")
     } else if path.starts_with("/api/v1/device-models/") {
@@ -439,6 +484,10 @@ async fn call_for(
         || path == "/api/v1/devices"
         || path == "/api/v1/legal-holds"
         || path == "/api/v1/compliance"
+        || path == "/api/v1/billing/invoices"
+        || path == "/api/v1/billing/baselines"
+        || path == "/api/v1/billing/charges"
+        || path == "/api/v1/billing/adjustments"
         || path == "/api/v1/mdm/enrollments")
         && method == "GET"
     {
@@ -528,6 +577,23 @@ async fn call_for(
                 app.device_in_state(agency, &fixture.device_model, custody_domain::device::DeviceState::Ordered).await;
             Some(json!({"devices": [device]}))
         }
+        "POST /api/v1/billing/baselines" => {
+            Some(json!({"agency": agency, "device_type": "smartphone", "as_of": "2020-03-31", "count": 10 + n}))
+        }
+        "POST /api/v1/billing/baselines/import" => Some(json!(format!(
+            "agency,phone_number,device_type,as_of\n{agency},+1518555{:04},tablet,2020-03-31\n",
+            n % 10_000
+        ))),
+        "POST /api/v1/billing/charges" => Some(json!({
+            "agency": agency, "period": "2026-11", "kind": "international", "phone_number": "+15185550100",
+            "description": format!("Roaming {n}"), "amount": "12.34"
+        })),
+        "POST /api/v1/billing/charges/import" => Some(json!(format!(
+            "agency,period,kind,phone_number,description,amount\n{agency},2026-11,feature,,Call forwarding {n},3.00\n"
+        ))),
+        "POST /api/v1/billing/adjustments" => {
+            Some(json!({"agency": agency, "amount": "-15.00", "reason": format!("Billed twice ({n})")}))
+        }
         _ if method != "GET" && method != "DELETE" => Some(json!({})),
         _ => None,
     };
@@ -540,6 +606,7 @@ fn with_body(request: reqwest::RequestBuilder, key: &str, body: &Value) -> reqwe
         Some(raw) if key.ends_with("/upload") => {
             request.header("content-type", "application/x-apple-aspen-config").body(raw.to_string())
         }
+        Some(raw) if key.ends_with("/import") => request.header("content-type", "text/csv").body(raw.to_string()),
         _ => request.json(body),
     }
 }

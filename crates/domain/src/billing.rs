@@ -208,11 +208,7 @@ pub fn charge_of(proration: Proration, month: &Month, interval: &Interval) -> Op
 pub fn round_div(numerator: i128, denominator: i128) -> i64 {
     assert!(denominator > 0, "a positive denominator");
     let half = denominator / 2;
-    let rounded = if numerator >= 0 {
-        (numerator + half) / denominator
-    } else {
-        -((-numerator + half) / denominator)
-    };
+    let rounded = if numerator >= 0 { (numerator + half) / denominator } else { -((-numerator + half) / denominator) };
     i64::try_from(rounded).expect("an amount within range")
 }
 
@@ -252,7 +248,10 @@ impl InvoiceKind {
     }
 
     pub fn parse(raw: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|k| k.as_str() == raw.trim()).ok_or_else(|| "must be chargeback or direct_bill".into())
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == raw.trim())
+            .ok_or_else(|| "must be chargeback or direct_bill".into())
     }
 
     pub fn label(self) -> &'static str {
@@ -338,7 +337,10 @@ mod tests {
         assert_eq!(p.prev().to_string(), "2026-11");
         assert_eq!(Period::parse("2026-01").unwrap().prev().to_string(), "2025-12");
         assert_eq!(p.quarter().to_string(), "2026-Q4");
-        assert_eq!(Quarter::parse("2026-Q1").unwrap().months().map(|m| m.to_string()), ["2026-01", "2026-02", "2026-03"]);
+        assert_eq!(
+            Quarter::parse("2026-Q1").unwrap().months().map(|m| m.to_string()),
+            ["2026-01", "2026-02", "2026-03"]
+        );
         for bad in ["2026-13", "2026-00", "26-01", "2026/01", "", "2026-1"] {
             assert!(Period::parse(bad).is_err(), "{bad}");
         }
@@ -489,13 +491,15 @@ mod tests {
                     let device_type = types[rng.next(3) as usize].to_string();
                     let history = history(&mut rng, &month);
                     // The union of the days its intervals touched, counted directly.
+                    let m = &month;
                     let touched: std::collections::BTreeSet<i64> = history
                         .iter()
                         .flat_map(|i| {
-                            let stop = i.stopped_at.unwrap_or(month.end());
-                            (1..=month.days()).filter(move |d| {
-                                let (from, to) = (month.day_starts[*d as usize - 1], month.day_starts[*d as usize]);
-                                i.started_at < to && stop > from
+                            let stop = i.stopped_at.unwrap_or(m.end());
+                            let start = i.started_at;
+                            (1..=m.days()).filter(move |d| {
+                                let (from, to) = (m.day_starts[*d as usize - 1], m.day_starts[*d as usize]);
+                                start < to && stop > from
                             })
                         })
                         .collect();

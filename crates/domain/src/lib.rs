@@ -7,8 +7,8 @@
 
 pub mod agency;
 pub mod audit;
-pub mod billing;
 pub mod authz;
+pub mod billing;
 pub mod catalog;
 pub mod compliance;
 pub mod device;

@@ -244,7 +244,8 @@ pub struct BaselineRow {
     pub created_at: i64,
 }
 
-const BASELINE_COLUMNS: &str = "id, agency_code, device_type, as_of, device_count, source, note, created_by, created_at";
+const BASELINE_COLUMNS: &str =
+    "id, agency_code, device_type, as_of, device_count, source, note, created_by, created_at";
 
 fn baseline_row(r: &sqlx::any::AnyRow) -> Result<BaselineRow, SqlError> {
     Ok(BaselineRow {

@@ -2,6 +2,7 @@
 //! talk to it.
 #![allow(dead_code)]
 
+pub mod billing;
 pub mod mdm;
 pub mod profiles;
 pub mod smtp;

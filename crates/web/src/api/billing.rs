@@ -8,7 +8,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custody_app::billing::{self, AdjustmentInput, BaselineInput, ChargeInput};
 use custody_domain::catalog::Cents;
-use custody_store::billing::{AdjustmentRow, BaselineRow, ChargeRow, InvoiceFilter, InvoiceLineRow, InvoiceRow, PeriodRow};
+use custody_store::billing::{
+    AdjustmentRow, BaselineRow, ChargeRow, InvoiceFilter, InvoiceLineRow, InvoiceRow, PeriodRow,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -119,7 +121,9 @@ pub async fn preview(
             .into_iter()
             .map(|a| AgencyFiguresDto {
                 change: dollars(
-                    a.chargeback_cents + a.direct_bill_cents - a.previous_chargeback_cents - a.previous_direct_bill_cents,
+                    a.chargeback_cents + a.direct_bill_cents
+                        - a.previous_chargeback_cents
+                        - a.previous_direct_bill_cents,
                 ),
                 agency: a.agency_code,
                 agency_name: a.agency_name,
@@ -381,17 +385,16 @@ pub async fn export(
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
     let (invoice, lines) = billing::invoice(&state.app, &actor, &id).await?;
-    Ok(export_response(&invoice, &lines, &q.format)?)
+    export_response(&invoice, &lines, &q.format)
 }
 
 /// The file of an invoice in `format`.
 pub fn export_response(invoice: &InvoiceRow, lines: &[InvoiceLineRow], format: &str) -> Result<Response, ApiError> {
     let (body, content_type) = match format {
         "csv" => (billing::export_csv(invoice, lines), "text/csv; charset=utf-8"),
-        "xlsx" => (
-            billing::export_xlsx(invoice, lines),
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        ),
+        "xlsx" => {
+            (billing::export_xlsx(invoice, lines), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        }
         "pdf" => (billing::export_pdf(invoice, lines), "application/pdf"),
         _ => return Err(custody_app::AppError::invalid("format", "must be csv, xlsx or pdf").into()),
     };
