@@ -103,8 +103,10 @@ def main():
         print(detail[-1], flush=True)
 
     section = ["<!-- inventory -->", "", "## Device management", "",
-               f"Written by `bench/run --inventory` on {time.strftime('%Y-%m-%d')} (release build, medians of "
-               f"{args.refresh_runs if args.refresh_runs is not None else args.runs} refresh runs (0: the refresh rows are kept from the run before) and {args.runs} compliance runs). Ratios: for the refresh, Custody's connect requests/s ÷ the ceiling's command "
+               f"Written by `bench/run --inventory` on {time.strftime('%Y-%m-%d')} (release build; "
+               + ("the refresh rows kept from the run before" if args.refresh_runs == 0 else
+                  f"medians of {args.refresh_runs or args.runs} refresh runs")
+               + f"; medians of {args.runs} compliance runs). Ratios: for the refresh, Custody's connect requests/s ÷ the ceiling's command "
                f"round trips measured just before it; for compliance, figure ÷ target (below 1 meets it).", "",
                "| benchmark | dataset | figure | compared with | ratio |", "|---|---|---|---|---|"]
     section += [line for line in kept if line.startswith("|")]
