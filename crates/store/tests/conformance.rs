@@ -324,7 +324,7 @@ async fn the_catalog_keeps_models_codes_and_rate_history() {
         let all = catalog::list_service_codes(&mut conn).await.unwrap();
         assert_eq!(
             all.iter().map(|c| (c.code.as_str(), c.rates.len())).collect::<Vec<_>>(),
-            [("A8154121", 1), ("LINE", 3)]
+            [("A8154121", 1), ("DB-EXCESS", 4), ("LINE", 3)]
         );
     }
 }
