@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use custody_domain::agency::AgencyCode;
 use custody_domain::authz::{Action, Scope};
 use custody_domain::billing::{self as rule, InvoiceKind, Month, Period, Quarter};
-use custody_domain::catalog::{Cents, DeviceType, Proration, Rate, rate_in_force};
+use custody_domain::catalog::{Cents, DeviceType, Proration, rate_in_force};
 use custody_store::billing::{
     self as store, AdjustmentRow, BaselineRow, ChargeRow, InvoiceFilter, InvoiceLineRow, InvoiceRow, LineDevice,
     PeriodAgencyTotal, PeriodRow,
@@ -75,10 +75,6 @@ pub struct Computed {
     pub devices: i64,
 }
 
-fn rates_of(code: &custody_store::catalog::ServiceCodeRow) -> &[Rate] {
-    &code.rates
-}
-
 fn rate_for(
     code: &custody_store::catalog::ServiceCodeRow,
     month: &Month,
@@ -86,7 +82,7 @@ fn rate_for(
 ) -> Result<Cents, AppError> {
     let first = month.period.first_day().to_string();
     let wanted = device_type.parse::<DeviceType>().ok();
-    rate_in_force(rates_of(code), &first, wanted).map(|r| r.amount).ok_or_else(|| {
+    rate_in_force(&code.rates, &first, wanted).map(|r| r.amount).ok_or_else(|| {
         AppError::conflict(
             "period",
             format!(
@@ -681,23 +677,33 @@ pub struct BaselineInput {
     pub note: Option<String>,
 }
 
+/// A required agency code that names an existing agency, or an error under `field`.
+fn known_agency(
+    raw: Option<&str>,
+    agencies: &[String],
+    errors: &mut custody_domain::FieldErrors,
+    field: String,
+) -> Option<String> {
+    match raw.map(str::trim).filter(|a| !a.is_empty()) {
+        None => {
+            errors.push(field, "is required");
+            None
+        }
+        Some(a) if !agencies.iter().any(|c| c == a) => {
+            errors.push(field, format!("{a} is not an agency"));
+            None
+        }
+        Some(a) => Some(a.to_string()),
+    }
+}
+
 fn baseline_row(
     input: &BaselineInput,
     agencies: &[String],
     errors: &mut custody_domain::FieldErrors,
     prefix: &str,
 ) -> Option<(String, String, String, i64)> {
-    let agency = match input.agency.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-        None => {
-            errors.push(format!("{prefix}agency"), "is required");
-            None
-        }
-        Some(a) if !agencies.iter().any(|c| c == a) => {
-            errors.push(format!("{prefix}agency"), format!("{a} is not an agency"));
-            None
-        }
-        Some(a) => Some(a.to_string()),
-    };
+    let agency = known_agency(input.agency.as_deref(), agencies, errors, format!("{prefix}agency"));
     let device_type = match input.device_type.as_deref().map(str::parse::<DeviceType>) {
         None => {
             errors.push(format!("{prefix}device_type"), "is required");
@@ -889,17 +895,7 @@ fn charge_row(
     prefix: &str,
 ) -> Option<(String, String, String, Option<String>, String, i64)> {
     let field = |name: &str| format!("{prefix}{name}");
-    let agency = match input.agency.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-        None => {
-            errors.push(field("agency"), "is required");
-            None
-        }
-        Some(a) if !agencies.iter().any(|c| c == a) => {
-            errors.push(field("agency"), format!("{a} is not an agency"));
-            None
-        }
-        Some(a) => Some(a.to_string()),
-    };
+    let agency = known_agency(input.agency.as_deref(), agencies, errors, field("agency"));
     let period = match input.period.as_deref().map(Period::parse) {
         None => {
             errors.push(field("period"), "is required");
@@ -1096,17 +1092,7 @@ pub async fn add_adjustment(app: &App, actor: &Actor, input: AdjustmentInput) ->
     let agencies = custody_store::agencies::codes(&mut tx).await?;
     let closed = closed_periods(&mut tx).await?;
     let mut errors = custody_domain::FieldErrors::default();
-    let agency = match input.agency.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-        None => {
-            errors.push("agency", "is required");
-            None
-        }
-        Some(a) if !agencies.iter().any(|c| c == a) => {
-            errors.push("agency", format!("{a} is not an agency"));
-            None
-        }
-        Some(a) => Some(a.to_string()),
-    };
+    let agency = known_agency(input.agency.as_deref(), &agencies, &mut errors, "agency".into());
     let kind = match input.invoice_kind.as_deref().filter(|k| !k.trim().is_empty()) {
         None => Some(InvoiceKind::Chargeback),
         Some(k) => InvoiceKind::parse(k).map_err(|m| errors.push("invoice_kind", m)).ok(),
