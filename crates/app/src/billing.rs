@@ -50,7 +50,7 @@ impl BillingConfig {
         self.zone().map(|_| ())
     }
 
-    fn month(&self, period: Period) -> Result<Month, AppError> {
+    pub fn month(&self, period: Period) -> Result<Month, AppError> {
         let zone = self.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
         Ok(Month::new(period, &zone))
     }

@@ -42,11 +42,16 @@ pub struct DemoOptions {
     pub people: u64,
     /// Devices in every lifecycle state, with lines, holds and sanitization records.
     pub devices: u64,
+    /// Agencies: the eight named ones with accounts, plans and requests, then generated ones
+    /// that hold people and devices (fewer than eight means eight).
+    pub agencies: usize,
+    /// Closed billing months before the last ended one (which stays open for the close page).
+    pub billing_months: u32,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        Self { seed: 1, people: 2_000, devices: 2_000 }
+        Self { seed: 1, people: 2_000, devices: 2_000, agencies: AGENCIES.len(), billing_months: 24 }
     }
 }
 
@@ -78,6 +83,64 @@ const AGENCIES: &[(&str, &str, &str)] = &[
     ("OEP", "Office of Emergency Preparedness", "Millbrook"),
     ("DAF", "Department of Agriculture and Forestry", "Cedar Falls"),
 ];
+
+/// One demo agency: a named one or a generated one.
+struct DemoAgency {
+    code: String,
+    name: String,
+    city: String,
+}
+
+const AGENCY_KINDS: &[&str] = &["Department of", "Office of", "Commission on", "Board of", "Division of"];
+const AGENCY_SUBJECTS: &[&str] = &[
+    "Parks and Recreation",
+    "Veterans Services",
+    "Housing and Community Renewal",
+    "State Lottery",
+    "Historic Preservation",
+    "Aging",
+    "Correctional Industries",
+    "Energy Research",
+    "Labor Relations",
+    "Mental Health",
+    "Transportation Planning",
+    "Water Resources",
+    "Elections",
+    "Higher Education",
+    "Consumer Protection",
+    "Fire Prevention",
+    "Gaming",
+    "Tourism",
+    "Financial Services",
+    "Indigent Legal Services",
+    "Disability Services",
+    "Child Support",
+    "Climate Resilience",
+    "Broadband",
+];
+const CITIES: &[&str] = &["Capitol City", "Riverton", "Port Alder", "Greenfield", "Millbrook", "Cedar Falls"];
+
+/// The eight named agencies, then generated ones up to `count`.
+fn demo_agencies(count: usize) -> Vec<DemoAgency> {
+    let named = AGENCIES.iter().map(|(code, name, city)| DemoAgency {
+        code: code.to_string(),
+        name: name.to_string(),
+        city: city.to_string(),
+    });
+    let generated = (AGENCIES.len()..count.max(AGENCIES.len())).map(|i| {
+        let n = i - AGENCIES.len();
+        let subject = AGENCY_SUBJECTS[n % AGENCY_SUBJECTS.len()];
+        let kind = AGENCY_KINDS[n / AGENCY_SUBJECTS.len() % AGENCY_KINDS.len()];
+        let round = n / (AGENCY_SUBJECTS.len() * AGENCY_KINDS.len());
+        let region = if round == 0 { String::new() } else { format!(", Region {}", round + 1) };
+        DemoAgency {
+            code: format!("AG{:03}", i + 1),
+            name: format!("{kind} {subject}{region}"),
+            city: CITIES[n % CITIES.len()].to_string(),
+        }
+    });
+    named.chain(generated).collect()
+}
 
 const GIVEN: &[&str] = &[
     "Ana", "Ben", "Carla", "Darius", "Elena", "Farah", "Gabriel", "Hana", "Ivan", "Jada", "Kenji", "Lena", "Marcus",
@@ -254,11 +317,12 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
         return Ok(DemoSummary { seeded: false, agencies: AGENCIES.len(), people: 0, accounts: accounts() });
     }
     drop(conn);
+    let all = demo_agencies(options.agencies);
     let actor = Actor::system("demo generator");
     let password_hash = crate::auth::hash_password(DEMO_PASSWORD.to_string()).await?;
 
     let mut tx = app.store.write().await?;
-    for (code, name, city) in AGENCIES {
+    for DemoAgency { code, name, city } in &all {
         let details = AgencyDetails {
             name: name.to_string(),
             billing_account: Some(format!("BA-{code}-001")),
@@ -302,10 +366,10 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
     let mut rng = Rng(options.seed);
     let now = now_ms();
     let mut batch = Vec::with_capacity(1000);
-    let mut roster: Vec<Vec<Member>> = AGENCIES.iter().map(|_| Vec::new()).collect();
+    let mut roster: Vec<Vec<Member>> = all.iter().map(|_| Vec::new()).collect();
     for n in 0..options.people {
-        let agency = (n % AGENCIES.len() as u64) as usize;
-        let (code, _, _) = AGENCIES[agency];
+        let agency = (n % all.len() as u64) as usize;
+        let code = all[agency].code.as_str();
         let given = rng.pick(GIVEN);
         let family = rng.pick(FAMILY);
         let status = match rng.below(100) {
@@ -351,13 +415,15 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
     progress.finish_and_clear();
 
     let requests = seed_plans_and_requests(app, options.seed, &roster).await?;
-    seed_devices(app, options).await?;
+    let codes: Vec<&str> = all.iter().map(|a| a.code.as_str()).collect();
+    seed_devices(app, options, &codes).await?;
     seed_mdm(app).await?;
+    seed_billing(app, options, codes.len() as u64).await?;
 
     let mut tx = app.store.write().await?;
     let changes = serde_json::json!({
         "seed": options.seed,
-        "agencies": AGENCIES.len(),
+        "agencies": all.len(),
         "people": options.people,
         "accounts": accounts().len(),
         "requests": requests,
@@ -365,7 +431,7 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
     });
     audit::append(&mut tx, actor.event("demo.seed", "demo", "demo", None, changes)).await?;
     tx.commit().await?;
-    Ok(DemoSummary { seeded: true, agencies: AGENCIES.len(), people: options.people, accounts: accounts() })
+    Ok(DemoSummary { seeded: true, agencies: all.len(), people: options.people, accounts: accounts() })
 }
 
 /// Device models (standard and non-standard) and a line plan service code with per-type rates.
@@ -1569,7 +1635,7 @@ async fn backdate(app: &App, filed: &[Filed]) -> Result<(), AppError> {
 }
 
 /// The id of demo person `n` (deterministic: the same seed gives the same ids); person `n`
-/// belongs to agency `n % 8`.
+/// belongs to agency `n % agencies`.
 fn person_id(seed: u64, n: u64) -> String {
     format!("00000000-0000-7000-8000-{:012x}", seed.wrapping_mul(1_000_003) % 0xFFFF + n * 0x1_0000)
 }
@@ -1704,7 +1770,7 @@ fn demo_imei(k: u64) -> String {
 /// Devices in every lifecycle state, streamed to the database in batches (a progress bar on a
 /// terminal), with a line for each device in use, a legal hold for each held device, and
 /// validated sanitization records for some of the sanitized and destroyed ones.
-async fn seed_devices(app: &App, options: &DemoOptions) -> Result<(), AppError> {
+async fn seed_devices(app: &App, options: &DemoOptions, agencies: &[&str]) -> Result<(), AppError> {
     use custody_domain::device::DeviceState::{self, *};
     use custody_store::devices::{self as stored, DeviceRow, HoldRow, LineRow};
     if options.devices == 0 {
@@ -1722,7 +1788,8 @@ async fn seed_devices(app: &App, options: &DemoOptions) -> Result<(), AppError> 
         ProgressStyle::with_template("{msg:>8} {wide_bar} {pos}/{len} ({per_sec}, {eta})").expect("valid template"),
     );
     progress.set_message("devices");
-    let per_agency_people = options.people / AGENCIES.len() as u64;
+    let spread = agencies.len() as u64;
+    let per_agency_people = options.people / spread;
     let now = now_ms();
     let day = 86_400_000;
     let (mut devices, mut lines, mut holds) = (Vec::with_capacity(2000), Vec::new(), Vec::new());
@@ -1731,12 +1798,12 @@ async fn seed_devices(app: &App, options: &DemoOptions) -> Result<(), AppError> 
     // of the database (about eight events a device) for nothing a demo shows.
     let mut custody_budget: u64 = DEMO_CUSTODY_DEVICES;
     for k in 0..options.devices {
-        let agency_index = k % AGENCIES.len() as u64;
-        let agency = AGENCIES[agency_index as usize].0;
-        let model = &models[(k / AGENCIES.len() as u64 % models.len() as u64) as usize];
-        let state = demo_state(k / AGENCIES.len() as u64);
+        let agency_index = k % spread;
+        let agency = agencies[agency_index as usize];
+        let model = &models[(k / spread % models.len() as u64) as usize];
+        let state = demo_state(k / spread);
         let person = (per_agency_people > 0)
-            .then(|| person_id(options.seed, (k / 8 * 13 % per_agency_people) * 8 + agency_index));
+            .then(|| person_id(options.seed, (k / spread * 13 % per_agency_people) * spread + agency_index));
         let holding = matches!(state, InService | InRepair | LostStolen | Recovered);
         let enrolled = !matches!(state, Ordered | Received | Staged);
         let stopped = matches!(state, WrittenOff | Destroyed | Decommissioned | Surplus | Transferred | Recycled);
@@ -2164,4 +2231,95 @@ fn demo_push_certificate(topic: &str) -> Result<String, openssl::error::ErrorSta
         String::from_utf8_lossy(&cert.to_pem()?),
         String::from_utf8_lossy(&key.private_key_to_pem_pkcs8()?)
     ))
+}
+
+/// Billing history: baselines as of 2020-03-31 from the devices in service in the middle of the
+/// window, then `billing_months` months closed in order, each with a few pass-through charges
+/// and, now and then, an adjustment that lands on the next invoice. The last ended month stays
+/// open, for the close page.
+async fn seed_billing(app: &App, options: &DemoOptions, spread: u64) -> Result<(), AppError> {
+    use crate::billing::{self, AdjustmentInput, BaselineInput, ChargeInput};
+    use custody_domain::billing::Period;
+    if options.billing_months == 0 || options.devices == 0 {
+        return Ok(());
+    }
+    let zone = app.config.billing.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
+    let today = jiff::Timestamp::from_millisecond(now_ms())
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("clock: {e}")))?
+        .to_zoned(zone)
+        .date();
+    let current = Period::new(today.year(), today.month()).expect("a calendar month");
+    let last = current.prev().prev();
+    let mut first = last;
+    for _ in 1..options.billing_months {
+        first = first.prev();
+    }
+    let mut middle = first;
+    for _ in 0..options.billing_months / 2 {
+        middle = middle.next();
+    }
+    let (actor, counts) = {
+        let mut conn = app.store.conn().await?;
+        let actor = demo_actor(&mut conn, Role::Billing, None).await?;
+        let counts =
+            custody_store::billing::service_counts(&mut conn, &app.config.billing.month(middle)?, false).await?;
+        (actor, counts)
+    };
+    // The carrier records of 2020 fall short of today's fleet by about a tenth, so the later
+    // months bill some smartphones and tablets directly.
+    for c in counts.iter().filter(|c| matches!(c.device_type.as_str(), "smartphone" | "cell_phone" | "tablet")) {
+        let input = BaselineInput {
+            agency: Some(c.agency_code.clone()),
+            device_type: Some(c.device_type.clone()),
+            as_of: Some("2020-03-31".into()),
+            count: Some(c.quantity - c.quantity / 10),
+            note: Some("Carrier records as of 2020-03-31".into()),
+        };
+        billing::set_baseline(app, &actor, input).await?;
+    }
+    let mut rng = Rng(options.seed ^ 0x0B11_11E6);
+    let mut period = first;
+    let mut previous: Option<Period> = None;
+    loop {
+        for (i, (code, _, _)) in AGENCIES.iter().enumerate() {
+            if !rng.chance(40) {
+                continue;
+            }
+            let cents = 1_500 + rng.below(18_000);
+            let input = ChargeInput {
+                agency: Some(code.to_string()),
+                period: Some(period.to_string()),
+                kind: Some(if rng.chance(75) { "international" } else { "feature" }.into()),
+                phone_number: Some(format!("+1518{:07}", (i as u64 + spread * rng.below(1_000)) % 10_000_000)),
+                description: Some(
+                    rng.pick(&["Roaming in Canada", "Roaming in Mexico", "International day pass", "Hotspot add-on"])
+                        .to_string(),
+                ),
+                amount: Some(format!("{}.{:02}", cents / 100, cents % 100)),
+            };
+            billing::add_charge(app, &actor, input).await?;
+        }
+        // One adjustment early on, then about one month in three.
+        if let Some(corrected) = previous.filter(|p| *p == first || rng.chance(30)) {
+            let code = AGENCIES[rng.below(AGENCIES.len() as u64) as usize].0;
+            let devices = 1 + rng.below(3) as i64;
+            let input = AdjustmentInput {
+                agency: Some(code.to_string()),
+                invoice_kind: None,
+                amount: Some(format!("-{}.00", devices * 15)),
+                reason: Some(format!(
+                    "{devices} device(s) returned to the Deployment Center in {corrected} were billed for the month"
+                )),
+                corrects_period: Some(corrected.to_string()),
+            };
+            billing::add_adjustment(app, &actor, input).await?;
+        }
+        billing::close(app, &actor, &period.to_string()).await?;
+        if period == last {
+            break;
+        }
+        previous = Some(period);
+        period = period.next();
+    }
+    Ok(())
 }

@@ -113,6 +113,13 @@ pub struct DemoArgs {
     /// How many devices to create, in every lifecycle state (1000000 works: streamed in batches).
     #[arg(long, default_value_t = 2_000)]
     pub devices: u64,
+    /// How many agencies: the eight named ones with demo accounts, plans and requests, then
+    /// generated ones holding people and devices.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(8..=2000))]
+    pub agencies: u16,
+    /// How many months of billing history to close (the last ended month stays open).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(0..=120))]
+    pub billing_months: u32,
     /// Seed only, do not serve.
     #[arg(long)]
     pub no_serve: bool,
@@ -200,7 +207,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let config = Config::load(config_file, &serve_overrides(&args.serve))?;
             init_logging(&config);
             let app = build_app(&config).await?;
-            let options = DemoOptions { seed: args.seed, people: args.people, devices: args.devices };
+            let options = DemoOptions {
+                seed: args.seed,
+                people: args.people,
+                devices: args.devices,
+                agencies: usize::from(args.agencies),
+                billing_months: args.billing_months,
+            };
             let summary = demo::seed(&app, &options).await?;
             if summary.seeded {
                 eprintln!(

@@ -267,9 +267,12 @@ async fn demo_seeds_once_and_is_deterministic_for_a_seed() {
     // Every demo account signs in with the printed password.
     let db = TestDb::sqlite().await;
     let app = TestApp::spawn_with(db, |_| {}).await;
-    custody_app::demo::seed(app.app(), &custody_app::demo::DemoOptions { seed: 1, people: 10, devices: 100 })
-        .await
-        .unwrap();
+    custody_app::demo::seed(
+        app.app(),
+        &custody_app::demo::DemoOptions { seed: 1, people: 10, devices: 100, ..Default::default() },
+    )
+    .await
+    .unwrap();
     for account in custody_app::demo::accounts() {
         let response = app
             .send_json(
@@ -290,9 +293,12 @@ async fn demo_seeds_plans_and_requests_in_every_status() {
     use custody_store::requests::RequestFilter;
     let app = TestApp::spawn_with(database().await, |_| {}).await;
     let started = Instant::now();
-    custody_app::demo::seed(app.app(), &custody_app::demo::DemoOptions { seed: 3, people: 400, devices: 400 })
-        .await
-        .unwrap();
+    custody_app::demo::seed(
+        app.app(),
+        &custody_app::demo::DemoOptions { seed: 3, people: 400, devices: 400, ..Default::default() },
+    )
+    .await
+    .unwrap();
     let elapsed = started.elapsed();
     let mut conn = app.app().store.conn().await.unwrap();
 
@@ -391,4 +397,60 @@ async fn demo_seeds_plans_and_requests_in_every_status() {
     let verify = custody().args(["admin", "audit-verify", "--database-url", &app.db.url]).output().unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
     assert!(elapsed < Duration::from_secs(60), "seeding took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn demo_closes_billing_history_over_generated_agencies() {
+    use custody_domain::billing::Period;
+    let app = TestApp::spawn_with(database().await, |_| {}).await;
+    let options =
+        custody_app::demo::DemoOptions { seed: 5, people: 240, devices: 1_200, agencies: 12, billing_months: 6 };
+    custody_app::demo::seed(app.app(), &options).await.unwrap();
+    let mut conn = app.app().store.conn().await.unwrap();
+
+    let accounts = custody_store::billing::agency_accounts(&mut conn).await.unwrap();
+    assert_eq!(accounts.len(), 12);
+    assert!(accounts.iter().any(|a| a.code == "AG012"), "{accounts:?}");
+    let generated_devices: i64 = {
+        use sqlx::Row;
+        sqlx::query("SELECT COUNT(*) AS n FROM devices WHERE agency_code = 'AG009'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap()
+    };
+    assert_eq!(generated_devices, 100);
+
+    // Six months closed in order, ending the month before the last ended one.
+    let zone = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    let today = jiff::Timestamp::now().to_zoned(zone).date();
+    let open = Period::new(today.year(), today.month()).unwrap().prev();
+    let periods = custody_store::billing::periods(&mut conn, 100).await.unwrap();
+    let names: Vec<String> = periods.iter().map(|p| p.period.clone()).collect();
+    let mut expected = Vec::new();
+    let mut p = open.prev();
+    for _ in 0..6 {
+        expected.push(p.to_string());
+        p = p.prev();
+    }
+    assert_eq!(names, expected);
+    let preview =
+        custody_app::billing::preview(app.app(), &custody_app::Actor::system("test"), &open.to_string()).await.unwrap();
+    assert!(preview.closed.is_none() && preview.blocked.is_none(), "{:?}", preview.blocked);
+
+    // Every invoice adds up; the history carries baselines' excess, charges and adjustments.
+    let filter = custody_store::billing::InvoiceFilter::default();
+    let invoices = custody_store::billing::invoices(&mut conn, &filter, 10_000, 0).await.unwrap();
+    assert!(invoices.iter().filter(|i| i.kind == "chargeback").count() >= 6 * 12);
+    let mut kinds = std::collections::BTreeSet::new();
+    for invoice in &invoices {
+        let lines = custody_store::billing::invoice_lines(&mut conn, &invoice.id).await.unwrap();
+        assert_eq!(invoice.total_cents, lines.iter().map(|l| l.amount_cents).sum::<i64>(), "{}", invoice.number);
+        kinds.extend(lines.into_iter().map(|l| l.kind));
+    }
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["adjustment", "excess", "pass_through", "service"]);
+    assert!(!custody_store::billing::baselines(&mut conn, None).await.unwrap().is_empty());
+    let pending = custody_store::billing::pending_adjustments(&mut conn).await.unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
 }

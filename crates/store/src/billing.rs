@@ -717,9 +717,9 @@ pub async fn totals_by_agency(
 ) -> Result<Vec<PeriodAgencyTotal>, SqlError> {
     let rows = sqlx::query(
         "SELECT period, agency_code, \
-           SUM(CASE WHEN kind = 'chargeback' THEN total_cents ELSE 0 END) AS chargeback, \
-           SUM(CASE WHEN kind = 'direct_bill' THEN total_cents ELSE 0 END) AS direct, \
-           SUM(CASE WHEN kind = 'chargeback' THEN devices ELSE 0 END) AS devices \
+           CAST(SUM(CASE WHEN kind = 'chargeback' THEN total_cents ELSE 0 END) AS BIGINT) AS chargeback, \
+           CAST(SUM(CASE WHEN kind = 'direct_bill' THEN total_cents ELSE 0 END) AS BIGINT) AS direct, \
+           CAST(SUM(CASE WHEN kind = 'chargeback' THEN devices ELSE 0 END) AS BIGINT) AS devices \
          FROM invoices WHERE period >= $1 AND ($2 = '' OR agency_code = $2) \
          GROUP BY period, agency_code ORDER BY period, agency_code",
     )
