@@ -474,6 +474,23 @@ pub async fn periods(app: &App, actor: &Actor) -> Result<Vec<PeriodRow>, AppErro
     Ok(store::periods(&mut conn, 240).await?)
 }
 
+/// The month to close next: the one after the last closed month, or the last ended month when
+/// none is closed yet.
+pub async fn next_to_close(app: &App, actor: &Actor) -> Result<Period, AppError> {
+    actor.authorize(Action::BillingRead, Scope::Global)?;
+    let mut conn = app.store.conn().await?;
+    if let Some(last) = store::periods(&mut conn, 1).await?.into_iter().next() {
+        let last = Period::parse(&last.period).map_err(|m| AppError::Unexpected(anyhow::anyhow!(m)))?;
+        return Ok(last.next());
+    }
+    let zone = app.config.billing.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
+    let today = jiff::Timestamp::from_millisecond(now_ms())
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("clock: {e}")))?
+        .to_zoned(zone)
+        .date();
+    Ok(Period::new(today.year(), today.month()).expect("a calendar month").prev())
+}
+
 /// The plain count the close is measured against (benchmarks).
 pub async fn count_device_months(app: &App, period: &str) -> Result<i64, AppError> {
     let period = parse_period(period)?;
@@ -658,9 +675,15 @@ pub async fn statement(app: &App, actor: &Actor, agency: &str, quarter: &str) ->
     })
 }
 
-/// The billing dashboard's series: per closed month (of the last `months`) and agency.
-pub async fn series(app: &App, actor: &Actor, months: i64) -> Result<Vec<PeriodAgencyTotal>, AppError> {
-    let agency = actor.list_scope(Action::BillingRead, None)?;
+/// The billing dashboard's series: per closed month (of the last `months`) and agency (agency
+/// users: their own).
+pub async fn series(
+    app: &App,
+    actor: &Actor,
+    agency: Option<&str>,
+    months: i64,
+) -> Result<Vec<PeriodAgencyTotal>, AppError> {
+    let agency = actor.list_scope(Action::BillingRead, agency)?;
     let mut conn = app.store.conn().await?;
     let latest = store::periods(&mut conn, months.max(1)).await?;
     let Some(from) = latest.last() else { return Ok(Vec::new()) };

@@ -182,16 +182,30 @@ async fn setup() -> (TestApp, String) {
 
 /// What the navigation must show to each role: exactly what the role may use.
 fn expected_nav(role: Role) -> Vec<&'static str> {
-    let base = ["Dashboard", "Requests", "Devices", "Compliance", "Agencies", "People", "Plans", "Catalog"];
-    // Central IT's MDM staff see MDM right after Devices.
-    let mdm = ["Dashboard", "Requests", "Devices", "MDM", "Compliance", "Agencies", "People", "Plans", "Catalog"];
-    match role {
-        Role::Admin | Role::Auditor => [&mdm[..], &["Legal holds", "Users and roles", "Audit log"]].concat(),
-        Role::Infosec | Role::Euc | Role::ServiceDesk => [&mdm[..], &["Legal holds"]].concat(),
-        Role::AgencyLegal => [&base[..], &["Legal holds"]].concat(),
-        Role::DeviceHolder => vec!["Dashboard", "My reports", "My devices", "Agencies", "Catalog"],
-        _ => base.to_vec(),
+    if role == Role::DeviceHolder {
+        return vec!["Dashboard", "My reports", "My devices", "Agencies", "Catalog"];
     }
+    // Central IT's MDM staff see MDM right after Devices; billing readers see Billing.
+    let mdm = matches!(role, Role::Admin | Role::Auditor | Role::Infosec | Role::Euc | Role::ServiceDesk);
+    let billing = matches!(
+        role,
+        Role::Admin | Role::Auditor | Role::Billing | Role::AgencyApprover | Role::AgencyCertifier | Role::AgencyViewer
+    );
+    let mut nav = vec!["Dashboard", "Requests", "Devices"];
+    if mdm {
+        nav.push("MDM");
+    }
+    nav.push("Compliance");
+    if billing {
+        nav.push("Billing");
+    }
+    nav.extend(["Agencies", "People", "Plans", "Catalog"]);
+    match role {
+        Role::Admin | Role::Auditor => nav.extend(["Legal holds", "Users and roles", "Audit log"]),
+        Role::Infosec | Role::Euc | Role::ServiceDesk | Role::AgencyLegal => nav.push("Legal holds"),
+        _ => {}
+    }
+    nav
 }
 
 #[tokio::test]
@@ -390,7 +404,18 @@ async fn pages_fit_a_tablet_width_without_sideways_scrolling() {
     let mut browser = Browser::open(&app, "tablet").await;
     browser.web.set_window_rect(0, 0, 768, 1024).await.unwrap();
     browser.sign_in(&email_for(Role::Admin), PASSWORD).await;
-    for path in ["/", "/people", "/people/new", "/agencies", "/catalog", "/users", "/audit", "/account"] {
+    for path in [
+        "/",
+        "/people",
+        "/people/new",
+        "/agencies",
+        "/catalog",
+        "/users",
+        "/audit",
+        "/account",
+        "/billing",
+        "/billing/entries",
+    ] {
         browser.visit(path).await;
         let fits: Value = browser
             .web
@@ -644,5 +669,88 @@ async fn a_device_goes_through_the_deployment_center_queues_in_the_console() {
     browser.click("#device-list tbody a").await;
     assert_eq!(browser.text("#device-state").await, "Lost or stolen");
     assert!(browser.web.find_all(By::Id("holds-heading")).await.unwrap().is_empty(), "no legal holds for a holder");
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn a_month_is_previewed_closed_and_read_back_in_the_console() {
+    use common::billing::bill_from;
+    let (app, _) = setup().await;
+    let system = custody_app::Actor::system("test");
+    let input = custody_domain::catalog::ModelInput {
+        device_type: Some("smartphone".into()),
+        platform: Some("ios".into()),
+        maker: Some("Apple".into()),
+        model: Some("iPhone billing".into()),
+        ..Default::default()
+    };
+    let model = custody_app::catalog::create_model(app.app(), &system, input).await.unwrap().id;
+    let mut own = Vec::new();
+    for agency in [OWN, OWN, OWN, OTHER] {
+        let device = app.device_in_state(agency, &model, custody_domain::device::DeviceState::InService).await;
+        bill_from(&app, &device, "2023-01-03").await;
+        if agency == OWN {
+            own.push(device);
+        }
+    }
+    let mut browser = Browser::open(&app, "billing").await;
+    browser.sign_in(&email_for(Role::Billing), PASSWORD).await;
+    browser.visit("/billing").await;
+    let period = browser.text("#close-next").await.trim_start_matches("Close ").to_string();
+    browser.click("#close-next").await;
+    // The preview: four devices at $15, nothing the month before.
+    let totals = browser.text("#close-totals").await;
+    assert!(totals.contains("Total") && totals.contains("$60.00") && totals.contains("+4"), "{totals}");
+    browser.click("#close-submit").await;
+    assert_eq!(browser.path().await, "/billing");
+    assert!(browser.text("#billing-message").await.contains(&format!("{period} closed: 2 invoices")));
+    let months: Value = browser
+        .web
+        .execute(
+            "return Array.from(document.querySelectorAll('#billing-devices g')).map(g => Number(g.dataset.value));",
+            Vec::<Value>::new(),
+        )
+        .await
+        .unwrap()
+        .json()
+        .clone();
+    assert_eq!(months, serde_json::json!([4]));
+    // Closing it again from the page changes nothing.
+    browser.visit(&format!("/billing/close?period={period}")).await;
+    assert!(browser.text("#close-closed").await.contains("was closed"));
+    assert!(browser.web.find_all(By::Id("close-submit")).await.unwrap().is_empty());
+
+    // An adjustment, refused without a reason, then entered.
+    browser.visit("/billing/entries").await;
+    choose(&browser, "adj-agency", OWN).await;
+    browser.fill("adj-amount", "-15.00").await;
+    browser.click("#adjustment-submit").await;
+    assert!(browser.text("#entries-errors").await.contains("reason"));
+    choose(&browser, "adj-agency", OWN).await;
+    browser.fill("adj-amount", "-15.00").await;
+    browser.fill("adj-reason", "A returned device was billed").await;
+    browser.click("#adjustment-submit").await;
+    assert!(browser.text("#entries-message").await.contains(&format!("adjustment for {OWN} entered")));
+    assert!(browser.text("#adjustments").await.contains("pending"));
+    browser.sign_out().await;
+
+    // The agency's viewer reads its own invoice, traced to its devices, and no other.
+    browser.sign_in(&email_for(Role::AgencyViewer), PASSWORD).await;
+    browser.visit("/billing").await;
+    let invoices = browser.text("#billing-invoices").await;
+    assert!(invoices.contains(&format!("{period}-{OWN}-CB")) && !invoices.contains(OTHER), "{invoices}");
+    assert!(browser.web.find_all(By::Id("close-next")).await.unwrap().is_empty());
+    browser.click("a[href^='/billing/invoices/']").await;
+    assert_eq!(browser.text("#invoice-total").await, "$45.00");
+    let traced = browser.text("#invoice-devices").await;
+    for device in &own {
+        assert!(browser.web.find_all(By::Id(format!("devices-1-{device}"))).await.unwrap().len() == 1, "{traced}");
+    }
+    let filter = custody_store::billing::InvoiceFilter { agency: Some(OTHER.into()), ..Default::default() };
+    let foreign = custody_app::billing::invoices(app.app(), &system, filter, 1, 0).await.unwrap();
+    browser.visit(&format!("/billing/invoices/{}", foreign[0].id)).await;
+    assert_eq!(browser.web.find_all(By::Id("not-found")).await.unwrap().len(), 1);
+    browser.visit(&format!("/billing/invoices/{}/download/csv", foreign[0].id)).await;
+    assert_eq!(browser.web.find_all(By::Id("not-found")).await.unwrap().len(), 1);
     browser.quit().await;
 }

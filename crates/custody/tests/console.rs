@@ -457,3 +457,102 @@ async fn a_sanitization_by_remote_erase_is_asked_from_the_device_page() {
     let waiting = custody_app::erase::list(app.app(), &system, Some("pending")).await.unwrap();
     assert_eq!(waiting.len(), 1, "EUC's erase waits for security");
 }
+
+#[tokio::test]
+async fn billing_pages_follow_the_roles_and_download_what_the_api_exports() {
+    let app = TestApp::spawn().await;
+    app.agency("AAA", "Alpha Agency").await;
+    app.agency("BBB", "Beta Agency").await;
+    app.user_with_token("billing@x.example", Role::Billing, None).await;
+    app.user_with_token("auditor@x.example", Role::Auditor, None).await;
+    app.user_with_token("viewer@aaa.example", Role::AgencyViewer, Some("AAA")).await;
+    app.user_with_token("requester@aaa.example", Role::AgencyRequester, Some("AAA")).await;
+    let model = custody_domain::catalog::ModelInput {
+        device_type: Some("smartphone".into()),
+        platform: Some("ios".into()),
+        maker: Some("Apple".into()),
+        model: Some("iPhone roles".into()),
+        ..Default::default()
+    };
+    let model =
+        custody_app::catalog::create_model(app.app(), &custody_app::Actor::system("test"), model).await.unwrap().id;
+    let own = common::billing::closed_invoice(&app, "AAA", &model).await;
+    let foreign = common::billing::closed_invoice(&app, "BBB", &model).await;
+
+    // The billing officer's forms need the session's CSRF token.
+    let billing = Console::sign_in(&app, "billing@x.example").await;
+    let before = app.audit_count().await;
+    let url = format!("{}/billing/adjustments", app.base);
+    let forged = billing
+        .client
+        .post(url)
+        .header("cookie", format!("custody_session={}", billing.cookie))
+        .form(&[("agency", "AAA"), ("amount", "-1.00"), ("reason", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.audit_count().await, before);
+    let entered =
+        billing.post("/billing/adjustments", &[("agency", "AAA"), ("amount", "-1.00"), ("reason", "typo")]).await;
+    assert_eq!(entered.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.audit_count().await, before + 1);
+    let refused = billing.post("/billing/close", &[("period", "2999-01")]).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+
+    // The downloads are the API's exports, byte for byte.
+    let token = app.token_for_email("billing@x.example").await;
+    for (format, content_type) in [
+        ("csv", "text/csv; charset=utf-8"),
+        ("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        ("pdf", "application/pdf"),
+    ] {
+        let page = billing.get(&format!("/billing/invoices/{own}/download/{format}")).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()["content-type"], content_type);
+        let api = app.get(&format!("/api/v1/billing/invoices/{own}/export?format={format}"), &token).await;
+        let (page, api) = (page.bytes().await.unwrap(), api.bytes().await.unwrap());
+        if format == "csv" {
+            assert_eq!(page, api);
+        } else {
+            assert!(
+                page.len() > 500 && page.len().abs_diff(api.len()) < 64,
+                "{format}: {} vs {}",
+                page.len(),
+                api.len()
+            );
+        }
+    }
+
+    // An auditor reads everything and changes nothing.
+    let auditor = Console::sign_in(&app, "auditor@x.example").await;
+    let (status, html) = auditor.page("/billing").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("billing-periods") && !html.contains("close-next"), "{html}");
+    let (_, html) = auditor.page("/billing/entries").await;
+    assert!(!html.contains("adjustment-form"));
+    assert_eq!(auditor.post("/billing/close", &[("period", "2999-01")]).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(auditor.get("/billing/close").await.status(), StatusCode::FORBIDDEN);
+
+    // An agency viewer reads its own invoices and statements only.
+    let viewer = Console::sign_in(&app, "viewer@aaa.example").await;
+    let (status, html) = viewer.page("/billing").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("-AAA-CB") && !html.contains("BBB"), "{html}");
+    assert_eq!(viewer.get(&format!("/billing/invoices/{own}")).await.status(), StatusCode::OK);
+    assert_eq!(viewer.get(&format!("/billing/invoices/{foreign}")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(viewer.get(&format!("/billing/invoices/{foreign}/download/pdf")).await.status(), StatusCode::NOT_FOUND);
+    let (status, _) = viewer.page("/billing/statements?agency=BBB&quarter=2023-Q1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, html) = viewer.page("/billing/statements?agency=AAA&quarter=2023-Q1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("statement-total"), "{html}");
+    let forbidden =
+        viewer.post("/billing/adjustments", &[("agency", "AAA"), ("amount", "-1.00"), ("reason", "x")]).await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+
+    // A requester has no billing at all.
+    let requester = Console::sign_in(&app, "requester@aaa.example").await;
+    assert!(!requester.page("/").await.1.contains("href=\"/billing\""));
+    assert_eq!(requester.get("/billing").await.status(), StatusCode::FORBIDDEN);
+}

@@ -8,6 +8,11 @@ fn escape(text: &str) -> String {
 
 /// A horizontal bar chart of `(label, value)`; `id` names the `<svg>` element.
 pub fn bar_chart(title: &str, bars: &[(String, i64)], id: &str) -> String {
+    bar_chart_with(title, bars, id, |v| v.to_string())
+}
+
+/// A horizontal bar chart whose values are shown by `show` (e.g. as dollars).
+pub fn bar_chart_with(title: &str, bars: &[(String, i64)], id: &str, show: impl Fn(i64) -> String) -> String {
     if bars.is_empty() {
         return "<p class=\"hint\">Nothing to show yet.</p>".to_string();
     }
@@ -27,11 +32,48 @@ pub fn bar_chart(title: &str, bars: &[(String, i64)], id: &str) -> String {
         svg.push_str(&format!(
             "<g data-label=\"{label}\" data-value=\"{value}\"><text x=\"0\" y=\"{ty}\">{label}</text>\
              <rect class=\"bar\" x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"{bh}\"></rect>\
-             <text x=\"{tx:.1}\" y=\"{ty}\">{value}</text></g>",
+             <text x=\"{tx:.1}\" y=\"{ty}\">{shown}</text></g>",
             label = escape(label),
+            shown = escape(&show(*value)),
             ty = y + 15.0,
             bh = row_h - 8.0,
             tx = label_w + w + 6.0,
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A column chart of `(label, value)` over time (oldest first), values shown by `show` in each
+/// column's title and the largest one on the axis; `id` names the `<svg>` element.
+pub fn column_chart(title: &str, columns: &[(String, i64)], id: &str, show: impl Fn(i64) -> String) -> String {
+    if columns.is_empty() {
+        return "<p class=\"hint\">Nothing to show yet.</p>".to_string();
+    }
+    let max = columns.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
+    let (left, plot_h, col_w, gap) = (8.0, 160.0, 22.0, 6.0);
+    // Room for the axis label and the last column's slanted month, however few the columns.
+    let width = (left + (col_w + gap) * columns.len() as f64 + 40.0).max(240.0);
+    let height = plot_h + 58.0;
+    let mut svg = format!(
+        "<svg class=\"chart\" id=\"{id}\" role=\"img\" aria-labelledby=\"{id}-title\" viewBox=\"0 0 {width} {height}\" \
+         width=\"100%\" style=\"max-width:{width}px\" xmlns=\"http://www.w3.org/2000/svg\"><title id=\"{id}-title\">{}</title>\
+         <text x=\"{left}\" y=\"12\">max {}</text>",
+        escape(title),
+        escape(&show(max))
+    );
+    for (i, (label, value)) in columns.iter().enumerate() {
+        let x = left + (col_w + gap) * i as f64;
+        let h = (plot_h * (*value).max(0) as f64 / max as f64).max(if *value > 0 { 1.0 } else { 0.0 });
+        let y = 18.0 + plot_h - h;
+        svg.push_str(&format!(
+            "<g data-label=\"{label}\" data-value=\"{value}\"><title>{label}: {shown}</title>\
+             <rect class=\"bar\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{col_w}\" height=\"{h:.1}\"></rect>\
+             <text x=\"{tx:.1}\" y=\"{ty:.1}\" transform=\"rotate(60 {tx:.1} {ty:.1})\" font-size=\"10\">{label}</text></g>",
+            label = escape(label),
+            shown = escape(&show(*value)),
+            tx = x + 4.0,
+            ty = 18.0 + plot_h + 10.0,
         ));
     }
     svg.push_str("</svg>");
@@ -46,5 +88,15 @@ mod tests {
         assert!(svg.contains("data-value=\"10\"") && svg.contains("data-value=\"5\""));
         assert!(svg.contains("A&lt;B") && !svg.contains("A<B"));
         assert!(svg.contains("width=\"260.0\"") && svg.contains("width=\"130.0\""));
+    }
+
+    #[test]
+    fn columns_scale_to_the_largest_and_show_formatted_values() {
+        let svg =
+            super::column_chart("Amount", &[("2026-01".into(), 200), ("2026-02".into(), 50)], "m", |v| format!("${v}"));
+        assert!(svg.contains("height=\"160.0\"") && svg.contains("height=\"40.0\""));
+        assert!(svg.contains("2026-02: $50") && svg.contains("max $200"));
+        let bars = super::bar_chart_with("T", &[("a".into(), 7)], "b", |v| format!("<{v}>"));
+        assert!(bars.contains("&lt;7&gt;"));
     }
 }

@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod agencies;
+pub(crate) mod billing;
 mod catalog;
 mod compliance;
 mod dashboard;
@@ -62,6 +63,13 @@ pub fn router() -> Router<AppState> {
         .route("/devices/{id}/certificate.pdf", get(devices::certificate))
         .route("/devices/{id}/preservation.zip", get(devices::preservation_export))
         .route("/devices/{id}/{action}", post(devices::act))
+        .route("/billing", get(billing::dashboard))
+        .route("/billing/close", get(billing::close_form).post(billing::close))
+        .route("/billing/invoices/{id}", get(billing::invoice))
+        .route("/billing/invoices/{id}/download/{format}", get(billing::download))
+        .route("/billing/statements", get(billing::statement))
+        .route("/billing/entries", get(billing::entries))
+        .route("/billing/{what}", post(billing::add_entry))
         .route("/compliance", get(compliance::show))
         .route("/compliance/evaluate", post(compliance::evaluate))
         .route("/compliance/bulk", post(compliance::bulk))
@@ -143,12 +151,13 @@ pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
         (true, true) => (("My reports", Action::OwnDevices), ("My devices", Action::OwnDevices)),
         _ => (("Requests", Action::RequestRead), ("Devices", Action::DeviceRead)),
     };
-    let entries: [(&'static str, &'static str, Option<Action>); 12] = [
+    let entries: [(&'static str, &'static str, Option<Action>); 13] = [
         ("/", "Dashboard", None),
         ("/requests", requests.0, Some(requests.1)),
         ("/devices", devices.0, Some(devices.1)),
         ("/mdm", "MDM", Some(Action::MdmRead)),
         ("/compliance", "Compliance", Some(Action::DeviceRead)),
+        ("/billing", "Billing", Some(Action::BillingRead)),
         ("/agencies", "Agencies", Some(Action::AgencyRead)),
         ("/people", "People", Some(Action::PersonRead)),
         ("/plans", "Plans", Some(Action::PlanRead)),
