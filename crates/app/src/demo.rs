@@ -418,6 +418,11 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
     let codes: Vec<&str> = all.iter().map(|a| a.code.as_str()).collect();
     seed_devices(app, options, &codes).await?;
     seed_mdm(app).await?;
+    if app.store.backend() == custody_store::Backend::Postgres {
+        // Fresh statistics after the bulk load, before the billing history reads it (autovacuum
+        // would get there, later).
+        sqlx::query("ANALYZE").execute(app.store.pool()).await?;
+    }
     seed_billing(app, options, codes.len() as u64).await?;
 
     let mut tx = app.store.write().await?;

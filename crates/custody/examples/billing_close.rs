@@ -1,6 +1,7 @@
 //! Closing a billing month on a seeded database (`custody demo --devices 1000000 --agencies 120
 //! --no-serve`), timed beside the plain SQL count of the month's billable device-months on the
-//! same database. Each run times the count, then the close (the real `billing::close`, committed),
+//! same database. Each run times the count, the preview, then the close (the real
+//! `billing::close`, committed),
 //! checks that the close charged exactly the counted device-months, and reopens the month for the
 //! next run. Prints one line of JSON.
 //!
@@ -81,12 +82,16 @@ async fn main() {
             .unwrap()
     };
     let system = Actor::system("benchmark");
-    let (mut counts, mut closes) = (Vec::new(), Vec::new());
+    let (mut counts, mut closes, mut previews) = (Vec::new(), Vec::new(), Vec::new());
     let (mut device_months, mut invoices, mut agencies) = (0, 0, 0);
     for _ in 0..options.runs {
         let started = Instant::now();
         device_months = custody_app::billing::count_device_months(&app, &period).await.unwrap();
         counts.push(started.elapsed().as_secs_f64());
+
+        let started = Instant::now();
+        custody_app::billing::preview(&app, &system, &period).await.unwrap();
+        previews.push(started.elapsed().as_secs_f64());
 
         let started = Instant::now();
         let closed = custody_app::billing::close(&app, &system, &period).await.unwrap();
@@ -110,6 +115,7 @@ async fn main() {
         "agencies": agencies,
         "count_seconds": counts,
         "close_seconds": closes,
+        "preview_seconds": previews,
         "count_median": median(&counts),
         "close_median": median(&closes),
         "ratio": median(&closes) / median(&counts),

@@ -30,10 +30,10 @@ pub async fn append(conn: &mut Conn, event: NewEvent) -> Result<ChainedEvent, Sq
     Ok(chained.pop().expect("one event appended"))
 }
 
-/// Events a statement inserts: 15 parameters each, under SQLite's 32,766.
-const EVENTS_PER_INSERT: usize = 500;
+/// Parameters of an event row.
+const EVENT_COLUMNS: usize = 15;
 
-/// Appends `events`, in order, with one head update and one insert per 500 events. Same rule as
+/// Appends `events`, in order, with one head update and one insert per [`crate::rows_per_insert`] events. Same rule as
 /// [`append`]: inside the write transaction of the changes they record.
 pub async fn append_many(conn: &mut Conn, events: Vec<NewEvent>) -> Result<Vec<ChainedEvent>, SqlError> {
     if events.is_empty() {
@@ -67,7 +67,7 @@ pub async fn append_many(conn: &mut Conn, events: Vec<NewEvent>) -> Result<Vec<C
         let event = ChainedEvent { content, prev_hash: std::mem::replace(&mut prev_hash, hash.clone()), hash };
         chained.push(event);
     }
-    for chunk in chained.chunks(EVENTS_PER_INSERT) {
+    for chunk in chained.chunks(crate::rows_per_insert(conn, EVENT_COLUMNS)) {
         let mut sql = String::from(
             "INSERT INTO audit_events (seq, id, at, actor_kind, actor_id, actor_label, action, object_type, \
              object_id, agency_code, changes, request_id, source_addr, prev_hash, hash) VALUES ",

@@ -56,7 +56,7 @@ pub async fn stop_interval(conn: &mut Conn, device_id: &str, at: i64) -> Result<
 /// Inserts many intervals, 400 to a statement (bulk loads: the demo).
 pub async fn insert_intervals_many(conn: &mut Conn, rows: &[IntervalRow]) -> Result<(), SqlError> {
     let head = "billing_intervals (id, device_id, agency_code, device_type, started_at, stopped_at, prev_stopped_at)";
-    for chunk in rows.chunks(400) {
+    for chunk in rows.chunks(crate::rows_per_insert(conn, 7)) {
         let sql = crate::insert_values_sql(head, 7, chunk.len());
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
@@ -334,7 +334,7 @@ const CHARGE_COLUMNS: &str =
     "id, agency_code, period, kind, phone_number, description, amount_cents, created_by, created_at";
 
 pub async fn insert_charges(conn: &mut Conn, rows: &[ChargeRow]) -> Result<(), SqlError> {
-    for chunk in rows.chunks(400) {
+    for chunk in rows.chunks(crate::rows_per_insert(conn, 9)) {
         let sql = crate::insert_values_sql(&format!("billing_charges ({CHARGE_COLUMNS})"), 9, chunk.len());
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for c in chunk {
@@ -587,7 +587,7 @@ fn invoice_row(r: &sqlx::any::AnyRow) -> Result<InvoiceRow, SqlError> {
 
 /// Writes invoices and their lines, several to a statement.
 pub async fn insert_invoices(conn: &mut Conn, invoices: &[(InvoiceRow, Vec<InvoiceLineRow>)]) -> Result<(), SqlError> {
-    for chunk in invoices.chunks(300) {
+    for chunk in invoices.chunks(crate::rows_per_insert(conn, 11)) {
         let sql = crate::insert_values_sql(&format!("invoices ({INVOICE_COLUMNS})"), 11, chunk.len());
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (i, _) in chunk {
@@ -608,7 +608,7 @@ pub async fn insert_invoices(conn: &mut Conn, invoices: &[(InvoiceRow, Vec<Invoi
     }
     let lines: Vec<(&str, &InvoiceLineRow)> =
         invoices.iter().flat_map(|(i, lines)| lines.iter().map(move |l| (i.id.as_str(), l))).collect();
-    for chunk in lines.chunks(200) {
+    for chunk in lines.chunks(crate::rows_per_insert(conn, 14)) {
         let sql = crate::insert_values_sql(&format!("invoice_lines (invoice_id, {LINE_COLUMNS})"), 14, chunk.len());
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (invoice, l) in chunk {

@@ -625,7 +625,7 @@ pub async fn sanitizations_of(conn: &mut Conn, device_id: &str) -> Result<Vec<Sa
 /// Inserts many devices, 400 to a statement (bulk loads: the demo, imports).
 pub async fn insert_many(conn: &mut Conn, rows: &[DeviceRow]) -> Result<(), SqlError> {
     let head = format!("devices ({COLUMNS})");
-    for chunk in rows.chunks(400) {
+    for chunk in rows.chunks(crate::rows_per_insert(conn, 20)) {
         let sql = crate::insert_values_sql(&head, 20, chunk.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for d in chunk {
@@ -666,7 +666,7 @@ pub async fn insert_many(conn: &mut Conn, rows: &[DeviceRow]) -> Result<(), SqlE
 /// Inserts many custody events, 400 to a statement (bulk loads: the demo).
 pub async fn insert_custody_events_many(conn: &mut Conn, rows: &[CustodyEvent]) -> Result<(), SqlError> {
     let head = format!("custody_events ({CUSTODY_COLUMNS})");
-    for chunk in rows.chunks(400) {
+    for chunk in rows.chunks(crate::rows_per_insert(conn, 13)) {
         let sql = crate::insert_values_sql(&head, 13, chunk.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for e in chunk {
@@ -694,7 +694,7 @@ pub async fn insert_custody_events_many(conn: &mut Conn, rows: &[CustodyEvent]) 
 pub async fn insert_lines_many(conn: &mut Conn, rows: &[LineRow]) -> Result<(), SqlError> {
     let head = "lines (id, agency_code, phone_number, carrier, plan_kind, status, international_from, \
                 international_until, device_id, created_at, updated_at)";
-    for chunk in rows.chunks(500) {
+    for chunk in rows.chunks(crate::rows_per_insert(conn, 11)) {
         let sql = crate::insert_values_sql(head, 11, chunk.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for l in chunk {

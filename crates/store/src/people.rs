@@ -308,7 +308,7 @@ pub async fn count(conn: &mut Conn, agency: Option<&str>) -> Result<i64, SqlErro
 /// Inserts many people in one statement per chunk (bulk loading, demo data, imports).
 pub async fn insert_many(conn: &mut Conn, rows: &[(String, String, PersonDetails)], now: i64) -> Result<(), SqlError> {
     const COLUMNS_PER_ROW: usize = 13;
-    for chunk in rows.chunks(200) {
+    for chunk in rows.chunks(crate::rows_per_insert(conn, COLUMNS_PER_ROW)) {
         let mut sql = String::from(
             "INSERT INTO people (id, agency_code, given_name, family_name, email, employee_id, unit, title, phone, \
              status, search, created_at, updated_at) VALUES ",
