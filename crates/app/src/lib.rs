@@ -27,6 +27,7 @@ pub mod profiles;
 pub mod requests;
 pub mod sanitization;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod xlsx;
 
@@ -68,6 +69,8 @@ pub struct AppConfig {
     pub compliance: compliance::ComplianceConfig,
     /// Billing: the calendar's time zone and the service codes charged.
     pub billing: billing::BillingConfig,
+    /// Carrier usage: activity thresholds, import history, the biannual reports' months.
+    pub usage: usage::UsageConfig,
 }
 
 impl Default for AppConfig {
@@ -85,6 +88,7 @@ impl Default for AppConfig {
             mail: None,
             mdm: mdm::MdmConfig::default(),
             billing: billing::BillingConfig::default(),
+            usage: usage::UsageConfig::default(),
             compliance: compliance::ComplianceConfig::default(),
         }
     }

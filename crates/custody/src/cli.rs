@@ -46,6 +46,23 @@ pub enum Command {
     /// Billing: preview and close a month.
     #[command(subcommand)]
     Billing(BillingCommand),
+    /// Carrier usage: import files.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Import a carrier usage file (CSV, or XLSX by its name): every row is checked first and
+    /// any bad row rejects the file, naming each bad row; then all rows are written at once.
+    /// The same file again changes nothing.
+    Import {
+        /// The file: `phone_number,carrier,month,voice_minutes,messages,data_mb,
+        /// international_charges,line_plan`, one row per line and month.
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +263,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Admin(command) => admin(config_file, command).await,
         Command::Billing(command) => billing(config_file, command).await,
+        Command::Usage(command) => usage(config_file, command).await,
     }
 }
 
@@ -338,6 +356,53 @@ async fn billing(config_file: Option<&std::path::Path>, command: BillingCommand)
     }
     app.store.close().await;
     Ok(0)
+}
+
+async fn usage(config_file: Option<&std::path::Path>, command: UsageCommand) -> anyhow::Result<i32> {
+    let UsageCommand::Import { file, db } = command;
+    let config = Config::load(config_file, &overrides(&db, None))?;
+    init_logging(&Config {
+        log: crate::config::LogConfig { level: "warn".into(), ..config.log.clone() },
+        ..config.clone()
+    });
+    let app = build_app(&config).await?;
+    let actor = Actor::system("command line");
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} rows ({per_sec})").expect("valid template"),
+    );
+    let progress = |phase: custody_app::usage::Phase, rows: u64| {
+        let message = match phase {
+            custody_app::usage::Phase::Checking => "checking",
+            custody_app::usage::Phase::Writing => "writing",
+        };
+        if bar.message() != message {
+            bar.reset();
+            bar.set_message(message);
+        }
+        bar.set_position(rows);
+    };
+    let outcome = custody_app::usage::import(&app, &actor, &custody_app::usage::UsageFile::path(file), &progress).await;
+    bar.finish_and_clear();
+    app.store.close().await;
+    match outcome {
+        Ok(s) => {
+            let what = if s.import_id.is_some() { "imported" } else { "already imported: nothing changed" };
+            println!(
+                "{} {what}: {} rows for {} to {}, {} new, {} replaced, {} unchanged",
+                s.file_name, s.rows, s.first_month, s.last_month, s.inserted, s.replaced, s.unchanged
+            );
+            Ok(0)
+        }
+        Err(AppError::Validation(errors)) => {
+            eprintln!("The file was not imported: nothing was written.");
+            for e in &errors.0 {
+                eprintln!("  {}: {}", e.field, e.message);
+            }
+            Ok(1)
+        }
+        Err(other) => Err(explain(other)),
+    }
 }
 
 async fn admin(config_file: Option<&std::path::Path>, command: AdminCommand) -> anyhow::Result<i32> {

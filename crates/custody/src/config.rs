@@ -39,6 +39,9 @@ pub struct Config {
     /// Billing: the calendar's time zone (`time_zone`, IANA name), the MDM service code and the
     /// service code of devices beyond the baseline.
     pub billing: custody_app::billing::BillingConfig,
+    /// Carrier usage: the activity levels' thresholds (`[usage.thresholds]`), how far back an
+    /// import may reach, the biannual reports' months and the response window.
+    pub usage: custody_app::usage::UsageConfig,
 }
 
 /// When a device in use is non-compliant (and refused by the network-access feed).
@@ -237,6 +240,7 @@ impl Default for Config {
             mdm: MdmConfig::default(),
             compliance: ComplianceConfig::default(),
             billing: custody_app::billing::BillingConfig::default(),
+            usage: custody_app::usage::UsageConfig::default(),
         }
     }
 }
@@ -342,6 +346,7 @@ impl Config {
             },
             compliance: self.compliance.app(),
             billing: self.billing.clone(),
+            usage: self.usage.clone(),
         })
     }
 
@@ -372,6 +377,7 @@ impl Config {
         anyhow::ensure!(self.mdm.inventory_interval_hours >= 1, "mdm.inventory_interval_hours must be at least 1");
         self.compliance.app().check().map_err(|e| anyhow::anyhow!(e))?;
         self.billing.check().map_err(|e| anyhow::anyhow!(e))?;
+        self.usage.check().map_err(|e| anyhow::anyhow!(e))?;
         if let Some(mail) = &self.mail {
             mail.check().map_err(|e| anyhow::anyhow!("mail.{e}"))?;
         }

@@ -247,6 +247,17 @@ async fn successful_call(
             let hold = app.hold_on("AAA", &device).await;
             return (format!("/api/v1/legal-holds/{hold}/release"), None, false, Some(others.legal.clone()));
         }
+        "POST /api/v1/usage/import" => {
+            common::usage::line(app, "AAA", "+15187770001", None).await;
+            let m = common::usage::month(app, 0);
+            let file = common::usage::csv(&[format!("+15187770001,Verizon,{m},1,1,1,0,voice_data")]);
+            return (
+                "/api/v1/usage/import?file_name=audit.csv".into(),
+                Some(json!(file)),
+                false,
+                Some(others.billing.clone()),
+            );
+        }
         _ if key.contains("/api/v1/billing/") => {
             let (path, body) = billing_call(app, key, others).await;
             return (path, body, false, Some(others.billing.clone()));

@@ -230,6 +230,22 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
         | "GET /api/v1/billing/baselines"
         | "GET /api/v1/billing/charges"
         | "GET /api/v1/billing/adjustments" => allow(BILLING_READERS, 200),
+        // Carrier usage: central IT imports; readers of billing read a line's months.
+        "POST /api/v1/usage/import" => {
+            if [Role::Admin, Role::Billing].contains(&role) {
+                201
+            } else {
+                403
+            }
+        }
+        "GET /api/v1/usage/imports" => {
+            if [Role::Admin, Role::Billing, Role::Auditor].contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
+        "GET /api/v1/usage/lines/{phone}" => allow(BILLING_READERS, 200),
         "GET /api/v1/requests" | "GET /api/v1/requests/{id}" => allow(READERS_OF_PEOPLE, 200),
         "POST /api/v1/requests" => allow(REQUEST_WRITERS, 201),
         "POST /api/v1/requests/{id}/comments" => allow(REQUEST_WRITERS, 201),
@@ -457,6 +473,10 @@ async fn call_for(
         path.replace("{period}", &common::billing::next_open_period(app).await)
     } else if path.starts_with("/api/v1/billing/statements/") {
         path.replace("{agency}", agency).replace("{quarter}", "2026-Q3")
+    } else if path.starts_with("/api/v1/usage/lines/") {
+        let phone = format!("+1518777{:04}", n % 10_000);
+        common::usage::line(app, agency, &phone, None).await;
+        path.replace("{phone}", &phone)
     } else if path.starts_with("/api/v1/service-codes/") {
         path.replace("{code}", "A8154121")
     } else if path.starts_with("/api/v1/device-models/") {
@@ -593,6 +613,11 @@ async fn call_for(
         ))),
         "POST /api/v1/billing/adjustments" => {
             Some(json!({"agency": agency, "amount": "-15.00", "reason": format!("Billed twice ({n})")}))
+        }
+        "POST /api/v1/usage/import" => {
+            common::usage::line(app, OWN, "+15187779999", None).await;
+            let m = common::usage::month(app, 0);
+            Some(json!(common::usage::csv(&[format!("+15187779999,Verizon,{m},{n},1,1,0,voice_data")])))
         }
         _ if method != "GET" && method != "DELETE" => Some(json!({})),
         _ => None,

@@ -97,6 +97,10 @@ pub enum Action {
     BillingRead,
     /// Close billing periods; enter baselines, pass-through charges and adjustments.
     BillingWrite,
+    /// Import carrier usage files (central IT).
+    UsageImport,
+    /// Read carrier usage and usage reports (agency users: their own).
+    UsageRead,
 }
 
 /// The object's place: global (a list, a create without agency) or inside an agency.
@@ -149,6 +153,8 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::MdmSettings | Action::MdmEraseDecide | Action::MdmLibrary => &[Admin, Infosec],
         Action::BillingRead => &[Admin, Billing, Auditor, AgencyApprover, AgencyCertifier, AgencyViewer],
         Action::BillingWrite => &[Billing],
+        Action::UsageImport => &[Admin, Billing],
+        Action::UsageRead => &[Admin, Billing, Auditor, AgencyApprover, AgencyCertifier, AgencyViewer],
     }
 }
 

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod request;
 pub mod role;
 pub mod sanitization;
+pub mod usage;
 pub mod user;
 pub mod validate;
 

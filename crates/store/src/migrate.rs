@@ -87,6 +87,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_billing.sql"),
         postgres: include_str!("../migrations/postgres/0012_billing.sql"),
     },
+    Migration {
+        version: 13,
+        name: "usage",
+        sqlite: include_str!("../migrations/sqlite/0013_usage.sql"),
+        postgres: include_str!("../migrations/postgres/0013_usage.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

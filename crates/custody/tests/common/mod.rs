@@ -6,6 +6,7 @@ pub mod billing;
 pub mod mdm;
 pub mod profiles;
 pub mod smtp;
+pub mod usage;
 
 use custody::{Config, Server};
 use custody_app::{Actor, App};

@@ -18,6 +18,7 @@ pub mod profiles;
 pub mod requests;
 pub mod session;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
@@ -69,6 +70,7 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         (name = "profiles", description = "MDM library: configuration profiles, apps, device groups, assignments"),
         (name = "compliance", description = "Device inventory, compliance and the network-access feed"),
         (name = "billing", description = "Billing: closing months, invoices, statements, baselines, charges, adjustments"),
+        (name = "usage", description = "Carrier usage: imports and each line's months"),
         (name = "operations", description = "Health, readiness and metrics")
     )
 )]
@@ -175,6 +177,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(billing::charges, billing::add_charge))
         .routes(routes!(billing::import_charges))
         .routes(routes!(billing::adjustments, billing::add_adjustment))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(usage::import))
+                .layer(axum::extract::DefaultBodyLimit::max(usage::UPLOAD_LIMIT)),
+        )
+        .routes(routes!(usage::imports))
+        .routes(routes!(usage::line))
         .routes(routes!(profiles::list, profiles::create))
         .routes(routes!(profiles::upload))
         .routes(routes!(profiles::get, profiles::update, profiles::archive))

@@ -445,6 +445,9 @@ pub async fn download(
         .into_response()
 }
 
+/// A closed month of a statement: devices, chargeback and direct bill (`None`: not closed).
+type MonthFigures = (i64, String, String);
+
 #[derive(Template)]
 #[template(path = "billing_statement.html")]
 struct StatementPage<'a> {
@@ -452,8 +455,7 @@ struct StatementPage<'a> {
     agency: String,
     name: String,
     quarter: String,
-    /// (month, devices, chargeback, direct bill) or the month and "not closed".
-    months: Vec<(String, Option<(i64, String, String)>)>,
+    months: Vec<(String, Option<MonthFigures>)>,
     invoices: Vec<(InvoiceRow, &'static str, String)>,
     chargeback: String,
     direct_bill: String,

@@ -1,0 +1,83 @@
+"""Carrier usage benchmark (issue step 8): importing 1,000,000 lines x 6 months of usage (6,000,000
+rows) with the function `custody usage import` runs, in rows per second (target at least 200,000
+rows/s on SQLite), and importing the same file again (which changes nothing).
+
+Run through `bench/run --usage`. Writes its section of BENCHMARKS.md between the `<!-- usage -->`
+markers, leaving the rest of the file alone.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+
+IMPORT = os.path.abspath("target/release/examples/usage_import")
+
+
+def reset_postgres(url):
+    base, name = url.rsplit("/", 1)
+    subprocess.run(["psql", base + "/postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {name}", "-c",
+                    f"CREATE DATABASE {name}"], check=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--months", type=int, default=6)
+    parser.add_argument("--postgres", default=os.environ.get("CUSTODY_BENCH_POSTGRES"),
+                        help="also measure on this PostgreSQL database URL (dropped and created again)")
+    args = parser.parse_args()
+    targets = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+    rows, detail = [], []
+    for label, url in targets:
+        results = []
+        for _ in range(args.runs):
+            command = [IMPORT, "--lines", str(args.lines), "--months", str(args.months)]
+            if url:
+                reset_postgres(url)
+                command += ["--database-url", url]
+            out = subprocess.run(command, check=True, capture_output=True, text=True)
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"{label}: {results[-1]}", flush=True)
+        rate = statistics.median(r["rows_per_second"] for r in results)
+        seconds = statistics.median(r["import_seconds"] for r in results)
+        again = statistics.median(r["reimport_seconds"] for r in results)
+        dataset = f"{args.lines:,} lines x {args.months} months = {results[0]['rows']:,} rows " \
+                  f"({results[0]['file_bytes'] / 1e6:.0f} MB CSV)"
+        target = 200_000
+        rows.append((f"Usage import ({label})", dataset, f"{rate:,.0f} rows/s ({seconds:.1f} s)",
+                     f"target {target:,} rows/s" + ("" if label == "SQLite" else " (set for SQLite)"), target / rate))
+        rows.append((f"Usage import, same file again ({label})", dataset, f"{again:.1f} s, nothing written",
+                     f"the first import's {seconds:.1f} s", again / seconds))
+        detail.append(f"- {label} runs (import / again): "
+                      + ", ".join(f"{r['import_seconds']:.1f} / {r['reimport_seconds']:.1f} s" for r in results))
+
+    section = ["<!-- usage -->", "", "## Carrier usage", "",
+               f"Written by `bench/run --usage` on {time.strftime('%Y-%m-%d')} (release build; medians of "
+               f"{args.runs} runs). Ratios: target ÷ figure for the import (below 1 meets it); for the second "
+               "import, its time ÷ the first's.", "",
+               "| benchmark | dataset | figure | compared with | ratio |", "|---|---|---|---|---|"]
+    section += [f"| {n} | {d} | {f} | {c} | {r:.2f} |" for n, d, f, c, r in rows]
+    section += ["", "Details:", ""] + detail + [
+        "",
+        "`cargo run --release -p custody --example usage_import`: lines and their devices generated in SQL across "
+        "120 agencies, a CSV written with a twentieth of the lines silent and a tenth without data, then "
+        "`custody_app::usage::import` (what `custody usage import` runs): a first pass checks every row and keeps "
+        "eight bytes a row for the duplicate and unknown-number checks, a second writes in one transaction, "
+        "5,000 rows a statement handed over as one JSON array.",
+        "", "<!-- /usage -->"]
+    text = open("BENCHMARKS.md").read() if os.path.exists("BENCHMARKS.md") else "# Benchmarks\n"
+    start, end = text.find("<!-- usage -->"), text.find("<!-- /usage -->")
+    if start >= 0 and end > start:
+        text = text[:start] + "\n".join(section) + text[end + len("<!-- /usage -->"):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
+    with open("BENCHMARKS.md", "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
