@@ -443,7 +443,8 @@ async fn replacement_request(app: &App, tx: &mut Conn, actor: &Actor, device: &D
         device.holder_id.clone().or_else(|| device.ordered_for.clone()),
         details,
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// A device to order.

@@ -28,6 +28,7 @@ pub mod requests;
 pub mod sanitization;
 pub mod tokens;
 pub mod usage;
+pub mod usage_reports;
 pub mod users;
 pub mod xlsx;
 

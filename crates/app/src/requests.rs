@@ -414,7 +414,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewRequest) -> Result<Reque
 }
 
 /// Files a draft request inside the caller's transaction (a replacement after a loss); the
-/// agency reviews and submits it.
+/// agency reviews and submits it. Returns its id.
 pub async fn file_in(
     tx: &mut Conn,
     actor: &Actor,
@@ -423,7 +423,7 @@ pub async fn file_in(
     kind: RequestType,
     subject_person_id: Option<String>,
     details: serde_json::Value,
-) -> Result<(), AppError> {
+) -> Result<String, AppError> {
     let mut errors = FieldErrors::new();
     let details = parse_details(kind, &details, &mut errors).ok_or(AppError::Validation(errors))?;
     let (mut device_type, mut funding, mut model_name) = (None, None, None);
@@ -463,7 +463,7 @@ pub async fn file_in(
     record_transition(tx, actor, &request, None, "create", now).await?;
     let changes = serde_json::json!({ "after": snapshot(&request) });
     audit::append(tx, actor.event("request.create", "request", &request.id, Some(agency), changes)).await?;
-    Ok(())
+    Ok(request.id)
 }
 
 fn summarize(details: &Details, model: Option<&str>, person: Option<&str>) -> String {

@@ -64,7 +64,9 @@ async fn push_periodically(app: App) {
     }
 }
 
-/// Every minute: removes expired sessions and old sign-in failures, marks expired MDM commands and deletes old ones.
+/// Every minute: removes expired sessions and old sign-in failures, marks expired MDM commands and deletes old
+/// ones, converges profiles, issues the biannual usage reports in their months, and deems accepted the
+/// recommendations whose response window closed.
 async fn sweep_periodically(app: App) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
@@ -80,6 +82,17 @@ async fn sweep_periodically(app: App) {
         match custody_app::profiles::converge(&app).await {
             Ok(done) => tracing::debug!(batches = done.batches, enrollments = done.enrollments, "converged"),
             Err(error) => tracing::warn!(error = %error, "convergence failed"),
+        }
+        let now = custody_store::now_ms();
+        match custody_app::usage_reports::run_schedule(&app, now).await {
+            Ok(issued) if issued > 0 => tracing::info!(issued, "usage reports issued"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "usage report issuance failed"),
+        }
+        match custody_app::usage_reports::deem_due(&app, now).await {
+            Ok(deemed) if deemed > 0 => tracing::info!(deemed, "usage recommendations deemed accepted"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "deeming usage recommendations failed"),
         }
     }
 }

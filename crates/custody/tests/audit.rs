@@ -247,6 +247,22 @@ async fn successful_call(
             let hold = app.hold_on("AAA", &device).await;
             return (format!("/api/v1/legal-holds/{hold}/release"), None, false, Some(others.legal.clone()));
         }
+        "POST /api/v1/usage/reports" => {
+            app.agency("REP", "Report Agency").await;
+            return (
+                "/api/v1/usage/reports".into(),
+                Some(json!({"agency": "REP"})),
+                false,
+                Some(others.billing.clone()),
+            );
+        }
+        "POST /api/v1/usage/recommendations/{id}/respond" => {
+            app.agency("RSP", "Respond Agency").await;
+            let (_, pending) = common::usage::report(app, "RSP").await;
+            let (_, approver) = app.user_with_token("approver@rsp.example", Role::AgencyApprover, Some("RSP")).await;
+            let path = format!("/api/v1/usage/recommendations/{}/respond", pending[0]);
+            return (path, Some(json!({"accept": false, "explanation": "Still needed"})), false, Some(approver));
+        }
         "POST /api/v1/usage/import" => {
             common::usage::line(app, "AAA", "+15187770001", None).await;
             let m = common::usage::month(app, 0);

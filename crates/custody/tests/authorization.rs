@@ -246,6 +246,26 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
             }
         }
         "GET /api/v1/usage/lines/{phone}" => allow(BILLING_READERS, 200),
+        "POST /api/v1/usage/reports" => {
+            if [Role::Admin, Role::Billing].contains(&role) {
+                201
+            } else {
+                403
+            }
+        }
+        "GET /api/v1/usage/reports" | "GET /api/v1/usage/reports/{id}" | "GET /api/v1/usage/reports/{id}/rows" => {
+            allow(BILLING_READERS, 200)
+        }
+        // Only the agency's approver answers; others reading the report are refused.
+        "POST /api/v1/usage/recommendations/{id}/respond" => {
+            if hidden {
+                404
+            } else if role == Role::AgencyApprover {
+                200
+            } else {
+                403
+            }
+        }
         "GET /api/v1/requests" | "GET /api/v1/requests/{id}" => allow(READERS_OF_PEOPLE, 200),
         "POST /api/v1/requests" => allow(REQUEST_WRITERS, 201),
         "POST /api/v1/requests/{id}/comments" => allow(REQUEST_WRITERS, 201),
@@ -473,6 +493,12 @@ async fn call_for(
         path.replace("{period}", &common::billing::next_open_period(app).await)
     } else if path.starts_with("/api/v1/billing/statements/") {
         path.replace("{agency}", agency).replace("{quarter}", "2026-Q3")
+    } else if path.starts_with("/api/v1/usage/reports/{id}") {
+        path.replace("{id}", &common::usage::report(app, agency).await.0)
+    } else if path.starts_with("/api/v1/usage/recommendations/{id}") {
+        // Pending first: the approver's call answers it; the others are refused before looking.
+        let (_, recommendations) = common::usage::report(app, agency).await;
+        path.replace("{id}", recommendations.first().expect("a recommendation"))
     } else if path.starts_with("/api/v1/usage/lines/") {
         let phone = format!("+1518777{:04}", n % 10_000);
         common::usage::line(app, agency, &phone, None).await;
@@ -508,6 +534,7 @@ async fn call_for(
         || path == "/api/v1/billing/baselines"
         || path == "/api/v1/billing/charges"
         || path == "/api/v1/billing/adjustments"
+        || path == "/api/v1/usage/reports"
         || path == "/api/v1/mdm/enrollments")
         && method == "GET"
     {
@@ -613,6 +640,15 @@ async fn call_for(
         ))),
         "POST /api/v1/billing/adjustments" => {
             Some(json!({"agency": agency, "amount": "-15.00", "reason": format!("Billed twice ({n})")}))
+        }
+        "POST /api/v1/usage/reports" => {
+            // A fresh agency each time, so each allowed call issues a report.
+            let fresh = format!("R{n}");
+            app.agency(&fresh, &format!("Report agency {n}")).await;
+            Some(json!({ "agency": fresh }))
+        }
+        "POST /api/v1/usage/recommendations/{id}/respond" => {
+            Some(json!({"accept": false, "explanation": format!("Needed in the field ({n})")}))
         }
         "POST /api/v1/usage/import" => {
             common::usage::line(app, OWN, "+15187779999", None).await;

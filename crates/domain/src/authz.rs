@@ -101,6 +101,10 @@ pub enum Action {
     UsageImport,
     /// Read carrier usage and usage reports (agency users: their own).
     UsageRead,
+    /// Issue biannual usage reports on demand (central IT).
+    UsageIssue,
+    /// Accept or reject a usage report's recommendations (the agency's approver).
+    UsageRespond,
 }
 
 /// The object's place: global (a list, a create without agency) or inside an agency.
@@ -155,6 +159,8 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::BillingWrite => &[Billing],
         Action::UsageImport => &[Admin, Billing],
         Action::UsageRead => &[Admin, Billing, Auditor, AgencyApprover, AgencyCertifier, AgencyViewer],
+        Action::UsageIssue => &[Admin, Billing],
+        Action::UsageRespond => &[AgencyApprover],
     }
 }
 

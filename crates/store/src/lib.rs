@@ -27,6 +27,7 @@ pub mod requests;
 pub mod sessions;
 pub mod tokens;
 pub mod usage;
+pub mod usage_reports;
 pub mod users;
 
 use std::str::FromStr;

@@ -93,6 +93,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_usage.sql"),
         postgres: include_str!("../migrations/postgres/0013_usage.sql"),
     },
+    Migration {
+        version: 14,
+        name: "usage_reports",
+        sqlite: include_str!("../migrations/sqlite/0014_usage_reports.sql"),
+        postgres: include_str!("../migrations/postgres/0014_usage_reports.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -115,24 +115,24 @@ fn month_row(r: &sqlx::any::AnyRow) -> Result<MonthRow, SqlError> {
 }
 
 /// An agency's months from `first` to `last`, by line then month: a page of at most `limit`
-/// after the line id `after`.
+/// after the line and month `after` (empty strings: from the start).
 pub async fn agency_months(
     conn: &mut Conn,
     agency: &str,
-    first: &str,
-    last: &str,
-    after_line: &str,
+    (first, last): (&str, &str),
+    (after_line, after_month): (&str, &str),
     limit: i64,
 ) -> Result<Vec<MonthRow>, SqlError> {
     let sql = format!(
         "SELECT {MONTH_COLUMNS} FROM usage_records WHERE agency_code = $1 AND month >= $2 AND month <= $3 \
-         AND line_id > $4 ORDER BY line_id, month LIMIT $5"
+         AND (line_id > $4 OR (line_id = $4 AND month > $5)) ORDER BY line_id, month LIMIT $6"
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(agency)
         .bind(first)
         .bind(last)
         .bind(after_line)
+        .bind(after_month)
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;

@@ -48,3 +48,27 @@ pub fn csv(rows: &[String]) -> String {
     }
     text
 }
+
+/// `agency`'s usage report of the current window, issued (once) over a silent line of its own,
+/// so it recommends eliminating it; returns the report id and its recommendations, the pending
+/// ones first.
+pub async fn report(app: &TestApp, agency: &str) -> (String, Vec<String>) {
+    let system = custody_app::Actor::system("test");
+    let digits: u64 = agency.bytes().fold(0, |n, b| (n * 31 + u64::from(b)) % 10_000);
+    let phone = format!("+1518666{digits:04}");
+    line(app, agency, &phone, None).await;
+    let rows: Vec<String> =
+        (0..6).map(|back| format!("{phone},Verizon,{},0,0,0,0,voice_data", month(app, back))).collect();
+    let file = custody_app::usage::UsageFile {
+        name: "fixture.csv".into(),
+        xlsx: false,
+        data: custody_app::usage::FileData::Bytes(csv(&rows).into_bytes()),
+    };
+    custody_app::usage::import(app.app(), &system, &file, &|_, _| {}).await.unwrap();
+    let issued =
+        custody_app::usage_reports::issue_at(app.app(), &system, agency, custody_store::now_ms()).await.unwrap();
+    let (_, recommendations) = custody_app::usage_reports::get(app.app(), &system, &issued.report.id).await.unwrap();
+    let mut ids: Vec<(bool, String)> = recommendations.into_iter().map(|r| (r.status != "pending", r.id)).collect();
+    ids.sort();
+    (issued.report.id, ids.into_iter().map(|(_, id)| id).collect())
+}

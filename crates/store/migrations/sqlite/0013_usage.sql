@@ -23,7 +23,7 @@ CREATE TABLE usage_records (
     PRIMARY KEY (phone_number, month)
 );
 -- The report reads an agency's months in line order.
-CREATE INDEX usage_records_by_agency ON usage_records (agency_code, month, line_id);
+CREATE INDEX usage_records_by_agency ON usage_records (agency_code, line_id, month);
 
 -- Every import that changed something: the file, its digest, and what it did.
 CREATE TABLE usage_imports (

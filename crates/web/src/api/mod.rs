@@ -70,7 +70,7 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         (name = "profiles", description = "MDM library: configuration profiles, apps, device groups, assignments"),
         (name = "compliance", description = "Device inventory, compliance and the network-access feed"),
         (name = "billing", description = "Billing: closing months, invoices, statements, baselines, charges, adjustments"),
-        (name = "usage", description = "Carrier usage: imports and each line's months"),
+        (name = "usage", description = "Carrier usage: imports, each line's months, biannual reports and their recommendations"),
         (name = "operations", description = "Health, readiness and metrics")
     )
 )]
@@ -184,6 +184,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         )
         .routes(routes!(usage::imports))
         .routes(routes!(usage::line))
+        .routes(routes!(usage::reports, usage::issue))
+        .routes(routes!(usage::report))
+        .routes(routes!(usage::report_rows))
+        .routes(routes!(usage::respond))
         .routes(routes!(profiles::list, profiles::create))
         .routes(routes!(profiles::upload))
         .routes(routes!(profiles::get, profiles::update, profiles::archive))

@@ -179,3 +179,244 @@ pub async fn line(
 ) -> ApiResult<Json<Vec<LineMonthDto>>> {
     Ok(Json(usage::line_months(&state.app, &actor, &phone).await?.into_iter().map(Into::into).collect()))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportDto {
+    pub id: String,
+    pub agency: String,
+    /// The months covered, `YYYY-MM`.
+    pub first_month: String,
+    pub last_month: String,
+    pub issued_at: String,
+    pub issued_by: String,
+    /// From this instant, unanswered recommendations are deemed accepted.
+    pub deadline_at: String,
+    pub lines: i64,
+    pub recommendations: i64,
+}
+
+impl From<custody_store::usage_reports::ReportRow> for ReportDto {
+    fn from(r: custody_store::usage_reports::ReportRow) -> Self {
+        Self {
+            id: r.id,
+            agency: r.agency_code,
+            first_month: r.first_month,
+            last_month: r.last_month,
+            issued_at: super::timestamp(r.issued_at),
+            issued_by: r.issued_by,
+            deadline_at: super::timestamp(r.deadline_at),
+            lines: r.line_count,
+            recommendations: r.recommendation_count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecommendationDto {
+    pub id: String,
+    pub report_id: String,
+    pub agency: String,
+    /// `convert_to_voice_only`, `eliminate_line`, `tether_instead` or `review_multiple_data_plans`.
+    pub kind: String,
+    pub phone_number: Option<String>,
+    pub device_id: Option<String>,
+    pub person_id: Option<String>,
+    pub detail: String,
+    /// `pending`, `accepted`, `rejected` or `deemed_accepted`.
+    pub status: String,
+    pub explanation: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub deadline_at: String,
+    /// The service request that carries out an accepted recommendation.
+    pub request_id: Option<String>,
+}
+
+impl From<custody_store::usage_reports::RecommendationRow> for RecommendationDto {
+    fn from(r: custody_store::usage_reports::RecommendationRow) -> Self {
+        Self {
+            id: r.id,
+            report_id: r.report_id,
+            agency: r.agency_code,
+            kind: r.kind,
+            phone_number: r.phone_number,
+            device_id: r.device_id,
+            person_id: r.person_id,
+            detail: r.detail,
+            status: r.status,
+            explanation: r.explanation,
+            decided_by: r.decided_by,
+            decided_at: r.decided_at.map(super::timestamp),
+            deadline_at: super::timestamp(r.deadline_at),
+            request_id: r.request_id,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportDetailDto {
+    #[serde(flatten)]
+    pub report: ReportDto,
+    pub recommendation_items: Vec<RecommendationDto>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IssueBody {
+    /// The agency whose report to issue over the six months before this one.
+    pub agency: Option<String>,
+}
+
+/// Issue an agency's biannual usage report now (roles `billing`, `admin`): every line with its
+/// device, holder, usage and activity level over the six months before this one, and the
+/// recommendations, frozen. 201 when issued; 200 with the report already issued for the window.
+#[utoipa::path(operation_id = "issue_usage_report", post, path = "/api/v1/usage/reports", tag = "usage",
+    request_body = IssueBody,
+    responses((status = 201, body = ReportDto), (status = 200, body = ReportDto), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn issue(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<IssueBody>,
+) -> ApiResult<(StatusCode, Json<ReportDto>)> {
+    let agency = body.agency.unwrap_or_default();
+    if agency.trim().is_empty() {
+        return Err(custody_app::AppError::invalid("agency", "is required").into());
+    }
+    let issued = custody_app::usage_reports::issue(&state.app, &actor, &agency).await?;
+    let status = if issued.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(issued.report.into())))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// One agency's reports (agency users: their own).
+    pub agency: Option<String>,
+}
+
+/// Usage reports, newest first (agency users: their own).
+#[utoipa::path(operation_id = "list_usage_reports", get, path = "/api/v1/usage/reports", tag = "usage",
+    params(ReportQuery),
+    responses((status = 200, body = Vec<ReportDto>), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn reports(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> ApiResult<Json<Vec<ReportDto>>> {
+    let list = custody_app::usage_reports::list(&state.app, &actor, q.agency.as_deref()).await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+/// A usage report with its recommendations and their answers.
+#[utoipa::path(operation_id = "get_usage_report", get, path = "/api/v1/usage/reports/{id}", tag = "usage",
+    params(("id" = String, Path, description = "The report's id")),
+    responses((status = 200, body = ReportDetailDto), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn report(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReportDetailDto>> {
+    let (report, recommendations) = custody_app::usage_reports::get(&state.app, &actor, &id).await?;
+    Ok(Json(ReportDetailDto {
+        report: report.into(),
+        recommendation_items: recommendations.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportLineDto {
+    pub row: i64,
+    pub phone_number: String,
+    pub line_plan: String,
+    pub device_id: Option<String>,
+    pub serial: Option<String>,
+    pub device_type: Option<String>,
+    pub holder_id: Option<String>,
+    pub holder_name: Option<String>,
+    pub months: i64,
+    pub voice_minutes: i64,
+    pub messages: i64,
+    pub data_mb: String,
+    pub international_charges: String,
+    /// `inactive`, `voice_only`, `low` or `active`.
+    pub activity: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RowsQuery {
+    /// Rows after this row number.
+    pub after: Option<i64>,
+    /// At most this many (default 500, at most 5000).
+    pub limit: Option<i64>,
+}
+
+/// A usage report's rows: every line with its device, holder, usage and activity level.
+#[utoipa::path(operation_id = "list_usage_report_rows", get, path = "/api/v1/usage/reports/{id}/rows", tag = "usage",
+    params(("id" = String, Path, description = "The report's id"), RowsQuery),
+    responses((status = 200, body = Vec<ReportLineDto>), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn report_rows(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<RowsQuery>,
+) -> ApiResult<Json<Vec<ReportLineDto>>> {
+    let rows =
+        custody_app::usage_reports::rows(&state.app, &actor, &id, q.after.unwrap_or(0), q.limit.unwrap_or(500)).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| ReportLineDto {
+                row: r.row_no,
+                phone_number: r.phone_number,
+                line_plan: r.line_plan,
+                device_id: r.device_id,
+                serial: r.serial,
+                device_type: r.device_type,
+                holder_id: r.holder_id,
+                holder_name: r.holder_name,
+                months: r.months,
+                voice_minutes: r.voice_minutes,
+                messages: r.messages,
+                data_mb: format!("{}.{:03}", r.data_kb / 1_000, r.data_kb % 1_000),
+                international_charges: Cents(r.international_cents).dollars(),
+                activity: r.activity,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RespondBody {
+    /// True to accept, false to reject.
+    pub accept: Option<bool>,
+    /// Required to reject.
+    pub explanation: Option<String>,
+}
+
+/// Accept or reject a recommendation (the agency's approver), within the response window; a
+/// rejection needs an explanation. An acceptance files the service request that carries it out.
+#[utoipa::path(operation_id = "respond_usage_recommendation", post,
+    path = "/api/v1/usage/recommendations/{id}/respond", tag = "usage",
+    params(("id" = String, Path, description = "The recommendation's id")),
+    request_body = RespondBody,
+    responses((status = 200, body = RecommendationDto), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn respond(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<RespondBody>,
+) -> ApiResult<Json<RecommendationDto>> {
+    let Some(accept) = body.accept else {
+        return Err(custody_app::AppError::invalid("accept", "is required: true to accept, false to reject").into());
+    };
+    let rec = custody_app::usage_reports::respond(&state.app, &actor, &id, accept, body.explanation.as_deref()).await?;
+    Ok(Json(rec.into()))
+}

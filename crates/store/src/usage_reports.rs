@@ -1,0 +1,306 @@
+//! Biannual usage reports: the frozen report, its rows and its recommendations with the
+//! agency's answers.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::{Conn, SqlError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub id: String,
+    pub agency_code: String,
+    pub first_month: String,
+    pub last_month: String,
+    pub issued_at: i64,
+    pub issued_by: String,
+    pub deadline_at: i64,
+    pub line_count: i64,
+    pub recommendation_count: i64,
+}
+
+const REPORT_COLUMNS: &str = "id, agency_code, first_month, last_month, issued_at, issued_by, deadline_at, line_count, \
+     recommendation_count";
+
+fn report_row(r: &sqlx::any::AnyRow) -> Result<ReportRow, SqlError> {
+    Ok(ReportRow {
+        id: r.try_get("id")?,
+        agency_code: r.try_get("agency_code")?,
+        first_month: r.try_get("first_month")?,
+        last_month: r.try_get("last_month")?,
+        issued_at: r.try_get("issued_at")?,
+        issued_by: r.try_get("issued_by")?,
+        deadline_at: r.try_get("deadline_at")?,
+        line_count: r.try_get("line_count")?,
+        recommendation_count: r.try_get("recommendation_count")?,
+    })
+}
+
+/// One frozen row: a line with its device, holder, totals and activity level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportLine {
+    pub row_no: i64,
+    pub phone_number: String,
+    pub line_plan: String,
+    pub device_id: Option<String>,
+    pub serial: Option<String>,
+    pub device_type: Option<String>,
+    pub holder_id: Option<String>,
+    pub holder_name: Option<String>,
+    pub months: i64,
+    pub voice_minutes: i64,
+    pub messages: i64,
+    pub data_kb: i64,
+    pub international_cents: i64,
+    pub activity: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecommendationRow {
+    pub id: String,
+    pub report_id: String,
+    pub agency_code: String,
+    pub kind: String,
+    pub line_id: Option<String>,
+    pub phone_number: Option<String>,
+    pub device_id: Option<String>,
+    pub person_id: Option<String>,
+    pub detail: String,
+    pub status: String,
+    pub explanation: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub deadline_at: i64,
+    pub request_id: Option<String>,
+}
+
+const RECOMMENDATION_COLUMNS: &str = "id, report_id, agency_code, kind, line_id, phone_number, device_id, person_id, \
+     detail, status, explanation, decided_by, decided_at, deadline_at, request_id";
+
+fn recommendation_row(r: &sqlx::any::AnyRow) -> Result<RecommendationRow, SqlError> {
+    Ok(RecommendationRow {
+        id: r.try_get("id")?,
+        report_id: r.try_get("report_id")?,
+        agency_code: r.try_get("agency_code")?,
+        kind: r.try_get("kind")?,
+        line_id: r.try_get("line_id")?,
+        phone_number: r.try_get("phone_number")?,
+        device_id: r.try_get("device_id")?,
+        person_id: r.try_get("person_id")?,
+        detail: r.try_get("detail")?,
+        status: r.try_get("status")?,
+        explanation: r.try_get("explanation")?,
+        decided_by: r.try_get("decided_by")?,
+        decided_at: r.try_get("decided_at")?,
+        deadline_at: r.try_get("deadline_at")?,
+        request_id: r.try_get("request_id")?,
+    })
+}
+
+/// The report of `agency` for the months `first` to `last`, if issued.
+pub async fn find(conn: &mut Conn, agency: &str, first: &str, last: &str) -> Result<Option<ReportRow>, SqlError> {
+    let sql = format!(
+        "SELECT {REPORT_COLUMNS} FROM usage_reports WHERE agency_code = $1 AND first_month = $2 AND last_month = $3"
+    );
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(agency).bind(first).bind(last).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(report_row).transpose()
+}
+
+pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<ReportRow>, SqlError> {
+    let sql = format!("SELECT {REPORT_COLUMNS} FROM usage_reports WHERE id = $1");
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(report_row).transpose()
+}
+
+/// Reports, newest first (of one agency when given).
+pub async fn list(conn: &mut Conn, agency: Option<&str>, limit: i64) -> Result<Vec<ReportRow>, SqlError> {
+    let sql = format!(
+        "SELECT {REPORT_COLUMNS} FROM usage_reports WHERE ($1 = '' OR agency_code = $1) \
+         ORDER BY issued_at DESC, agency_code LIMIT $2"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).bind(agency.unwrap_or("")).bind(limit).fetch_all(&mut *conn).await?;
+    rows.iter().map(report_row).collect()
+}
+
+/// Writes an issued report with its rows and recommendations.
+pub async fn insert(
+    conn: &mut Conn,
+    report: &ReportRow,
+    lines: &[ReportLine],
+    recommendations: &[RecommendationRow],
+) -> Result<(), SqlError> {
+    let sql = format!("INSERT INTO usage_reports ({REPORT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(&report.id)
+        .bind(&report.agency_code)
+        .bind(&report.first_month)
+        .bind(&report.last_month)
+        .bind(report.issued_at)
+        .bind(&report.issued_by)
+        .bind(report.deadline_at)
+        .bind(report.line_count)
+        .bind(report.recommendation_count)
+        .execute(&mut *conn)
+        .await?;
+    let head = "usage_report_rows (report_id, row_no, phone_number, line_plan, device_id, serial, device_type, \
+                holder_id, holder_name, months, voice_minutes, messages, data_kb, international_cents, activity)";
+    for chunk in lines.chunks(crate::rows_per_insert(conn, 15)) {
+        let mut query = sqlx::query(AssertSqlSafe(crate::insert_values_sql(head, 15, chunk.len())));
+        for l in chunk {
+            query = query
+                .bind(report.id.clone())
+                .bind(l.row_no)
+                .bind(l.phone_number.clone())
+                .bind(l.line_plan.clone())
+                .bind(l.device_id.clone())
+                .bind(l.serial.clone())
+                .bind(l.device_type.clone())
+                .bind(l.holder_id.clone())
+                .bind(l.holder_name.clone())
+                .bind(l.months)
+                .bind(l.voice_minutes)
+                .bind(l.messages)
+                .bind(l.data_kb)
+                .bind(l.international_cents)
+                .bind(l.activity.clone());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    let head = format!("usage_recommendations ({RECOMMENDATION_COLUMNS})");
+    for chunk in recommendations.chunks(crate::rows_per_insert(conn, 15)) {
+        let mut query = sqlx::query(AssertSqlSafe(crate::insert_values_sql(&head, 15, chunk.len())));
+        for r in chunk {
+            query = query
+                .bind(r.id.clone())
+                .bind(r.report_id.clone())
+                .bind(r.agency_code.clone())
+                .bind(r.kind.clone())
+                .bind(r.line_id.clone())
+                .bind(r.phone_number.clone())
+                .bind(r.device_id.clone())
+                .bind(r.person_id.clone())
+                .bind(r.detail.clone())
+                .bind(r.status.clone())
+                .bind(r.explanation.clone())
+                .bind(r.decided_by.clone())
+                .bind(r.decided_at)
+                .bind(r.deadline_at)
+                .bind(r.request_id.clone());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// A report's rows in order, a page after `after_row`.
+pub async fn rows(conn: &mut Conn, report: &str, after_row: i64, limit: i64) -> Result<Vec<ReportLine>, SqlError> {
+    let rows = sqlx::query(
+        "SELECT row_no, phone_number, line_plan, device_id, serial, device_type, holder_id, holder_name, months, \
+         voice_minutes, messages, data_kb, international_cents, activity FROM usage_report_rows \
+         WHERE report_id = $1 AND row_no > $2 ORDER BY row_no LIMIT $3",
+    )
+    .bind(report)
+    .bind(after_row)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ReportLine {
+                row_no: r.try_get("row_no")?,
+                phone_number: r.try_get("phone_number")?,
+                line_plan: r.try_get("line_plan")?,
+                device_id: r.try_get("device_id")?,
+                serial: r.try_get("serial")?,
+                device_type: r.try_get("device_type")?,
+                holder_id: r.try_get("holder_id")?,
+                holder_name: r.try_get("holder_name")?,
+                months: r.try_get("months")?,
+                voice_minutes: r.try_get("voice_minutes")?,
+                messages: r.try_get("messages")?,
+                data_kb: r.try_get("data_kb")?,
+                international_cents: r.try_get("international_cents")?,
+                activity: r.try_get("activity")?,
+            })
+        })
+        .collect()
+}
+
+/// A report's recommendations, by kind.
+pub async fn recommendations(conn: &mut Conn, report: &str) -> Result<Vec<RecommendationRow>, SqlError> {
+    let sql =
+        format!("SELECT {RECOMMENDATION_COLUMNS} FROM usage_recommendations WHERE report_id = $1 ORDER BY kind, id");
+    let rows = sqlx::query(AssertSqlSafe(sql)).bind(report).fetch_all(&mut *conn).await?;
+    rows.iter().map(recommendation_row).collect()
+}
+
+pub async fn recommendation(conn: &mut Conn, id: &str) -> Result<Option<RecommendationRow>, SqlError> {
+    let sql = format!("SELECT {RECOMMENDATION_COLUMNS} FROM usage_recommendations WHERE id = $1");
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(recommendation_row).transpose()
+}
+
+/// Pending recommendations whose window closed at or before `now`: a batch of at most `limit`.
+pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<RecommendationRow>, SqlError> {
+    let sql = format!(
+        "SELECT {RECOMMENDATION_COLUMNS} FROM usage_recommendations WHERE status = 'pending' AND deadline_at <= $1 \
+         ORDER BY deadline_at, id LIMIT $2"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(limit).fetch_all(&mut *conn).await?;
+    rows.iter().map(recommendation_row).collect()
+}
+
+/// Records the answer to a pending recommendation; false when it was answered already.
+pub async fn decide(conn: &mut Conn, r: &RecommendationRow) -> Result<bool, SqlError> {
+    let done = sqlx::query(
+        "UPDATE usage_recommendations SET status = $2, explanation = $3, decided_by = $4, decided_at = $5 \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(&r.id)
+    .bind(&r.status)
+    .bind(r.explanation.clone())
+    .bind(r.decided_by.clone())
+    .bind(r.decided_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Links an answered recommendation to the request that carries it out.
+pub async fn set_request(conn: &mut Conn, id: &str, request_id: Option<&str>) -> Result<(), SqlError> {
+    sqlx::query("UPDATE usage_recommendations SET request_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(request_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The recommendation a service request carries out, if any.
+pub async fn by_request(conn: &mut Conn, request_id: &str) -> Result<Option<RecommendationRow>, SqlError> {
+    let sql = format!("SELECT {RECOMMENDATION_COLUMNS} FROM usage_recommendations WHERE request_id = $1");
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(request_id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(recommendation_row).transpose()
+}
+
+/// Serials of `agency`'s devices and names and employment status of its people, for a report.
+pub async fn agency_directory(
+    conn: &mut Conn,
+    agency: &str,
+) -> Result<(Vec<(String, Option<String>)>, Vec<(String, String, String)>), SqlError> {
+    let devices = sqlx::query("SELECT id, serial FROM devices WHERE agency_code = $1")
+        .bind(agency)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("serial")?)))
+        .collect::<Result<Vec<_>, SqlError>>()?;
+    let people =
+        sqlx::query("SELECT id, given_name || ' ' || family_name AS name, status FROM people WHERE agency_code = $1")
+            .bind(agency)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?, r.try_get("status")?)))
+            .collect::<Result<Vec<_>, SqlError>>()?;
+    Ok((devices, people))
+}
