@@ -141,7 +141,6 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
     }
     // Every month of every line, as imported.
     let mut histories: Vec<LineHistory> = Vec::new();
-    let mut plans: BTreeMap<String, LinePlan> = BTreeMap::new();
     let (mut after_line, mut after_month) = (String::new(), String::new());
     loop {
         let page = custody_store::usage::agency_months(
@@ -168,7 +167,6 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
                 holder_id: m.holder_id,
                 partial: m.partial,
             };
-            plans.insert(m.line_id.clone(), month.line_plan);
             match histories.last_mut() {
                 Some(h) if h.line_id == m.line_id => h.months.push(month),
                 _ => histories.push(LineHistory {

@@ -1,8 +1,8 @@
 //! Importing carrier usage at scale: `--lines` lines (default 1,000,000) across 120 agencies,
 //! each in a device, then a CSV of `--months` months (default 6) of usage for every line —
 //! realistic shapes: a tenth without data, a twentieth silent — imported by the same function
-//! `custody usage import` runs, timed, then imported again (which changes nothing). Prints one
-//! line of JSON.
+//! `custody usage import` runs, timed, then imported again (which changes nothing); then every
+//! agency's biannual report issued on that data, timed. Prints one line of JSON.
 //!
 //! `cargo run --release -p custody --example usage_import -- --lines 1000000`
 //! Options: `--lines N`, `--months N`, `--database-url URL` (a fresh SQLite file by default; a
@@ -35,7 +35,7 @@ async fn exec(store: &Store, sql: String) {
 const AGENCIES: i64 = 120;
 
 async fn seed(store: &Store, app: &App, lines: i64) {
-    for table in ["usage_records", "usage_imports", "lines", "devices"] {
+    for table in ["usage_records", "lines", "devices"] {
         exec(store, format!("DELETE FROM {table} WHERE agency_code LIKE 'UB%'")).await;
     }
     let system = Actor::system("bench");
@@ -61,19 +61,19 @@ async fn seed(store: &Store, app: &App, lines: i64) {
     exec(
         store,
         format!(
-            "INSERT INTO devices (id, agency_code, state, device_type, model_id, funding, location, accessories, \
-             line_id, created_at, updated_at) {numbers} \
-             SELECT 'ubdev' || i, {agency}, 'in_service', CASE WHEN i % 7 = 0 THEN 'tablet' ELSE 'smartphone' END, \
-             '{model}', 'standard', 'with_holder', '', 'ubline' || i, {old}, {old} FROM n"
+            "INSERT INTO lines (id, agency_code, phone_number, carrier, plan_kind, status, device_id, created_at, \
+             updated_at) {numbers} SELECT 'ubline' || i, {agency}, '+1' || (2000000000 + i), 'Verizon', \
+             'voice_data', 'active', 'ubdev' || i, {old}, {old} FROM n"
         ),
     )
     .await;
     exec(
         store,
         format!(
-            "INSERT INTO lines (id, agency_code, phone_number, carrier, plan_kind, status, device_id, created_at, \
-             updated_at) {numbers} SELECT 'ubline' || i, {agency}, '+1' || (2000000000 + i), 'Verizon', \
-             'voice_data', 'active', 'ubdev' || i, {old}, {old} FROM n"
+            "INSERT INTO devices (id, agency_code, state, device_type, model_id, funding, location, accessories, \
+             line_id, created_at, updated_at) {numbers} \
+             SELECT 'ubdev' || i, {agency}, 'in_service', CASE WHEN i % 7 = 0 THEN 'tablet' ELSE 'smartphone' END, \
+             '{model}', 'standard', 'with_holder', '', 'ubline' || i, {old}, {old} FROM n"
         ),
     )
     .await;
@@ -147,12 +147,20 @@ async fn main() {
     let again = custody_app::usage::import(&app, &system, &usage_file, &|_, _| {}).await.expect("a re-import");
     let again_seconds = started.elapsed().as_secs_f64();
     assert_eq!((again.unchanged as u64, again.import_id.is_none()), (rows, true), "the same file changes nothing");
+    let started = Instant::now();
+    let reports = custody_app::usage_reports::issue_all(&app, &system).await.expect("the reports");
+    let reports_seconds = started.elapsed().as_secs_f64();
+    assert_eq!(reports.len() as i64, AGENCIES, "a report per agency");
+    let recommendations: i64 = reports.iter().map(|r| r.recommendation_count).sum();
+    let report_lines: i64 = reports.iter().map(|r| r.line_count).sum();
+    assert_eq!(report_lines, lines, "every line in its agency's report");
     let report = serde_json::json!({
         "backend": if url.starts_with("postgres") { "postgres" } else { "sqlite" },
         "lines": lines, "months": months, "rows": rows, "file_bytes": bytes,
         "seed_seconds": seed_seconds,
         "import_seconds": import_seconds, "rows_per_second": rows as f64 / import_seconds,
         "reimport_seconds": again_seconds,
+        "reports": reports.len(), "reports_seconds": reports_seconds, "recommendations": recommendations,
     });
     println!("{report}");
 }

@@ -141,29 +141,43 @@ pub async fn insert(
         .bind(report.recommendation_count)
         .execute(&mut *conn)
         .await?;
-    let head = "usage_report_rows (report_id, row_no, phone_number, line_plan, device_id, serial, device_type, \
-                holder_id, holder_name, months, voice_minutes, messages, data_kb, international_cents, activity)";
-    for chunk in lines.chunks(crate::rows_per_insert(conn, 15)) {
-        let mut query = sqlx::query(AssertSqlSafe(crate::insert_values_sql(head, 15, chunk.len())));
-        for l in chunk {
-            query = query
-                .bind(report.id.clone())
-                .bind(l.row_no)
-                .bind(l.phone_number.clone())
-                .bind(l.line_plan.clone())
-                .bind(l.device_id.clone())
-                .bind(l.serial.clone())
-                .bind(l.device_type.clone())
-                .bind(l.holder_id.clone())
-                .bind(l.holder_name.clone())
-                .bind(l.months)
-                .bind(l.voice_minutes)
-                .bind(l.messages)
-                .bind(l.data_kb)
-                .bind(l.international_cents)
-                .bind(l.activity.clone());
-        }
-        query.execute(&mut *conn).await?;
+    // The rows as JSON arrays, 5,000 a statement: one parameter however many rows.
+    let (source, int) = if crate::is_postgres(conn) {
+        ("json_array_elements($2::json) AS j(value)", "::bigint")
+    } else {
+        ("json_each($2) AS j", "")
+    };
+    let sql = format!(
+        "INSERT INTO usage_report_rows (report_id, row_no, phone_number, line_plan, device_id, serial, device_type, \
+           holder_id, holder_name, months, voice_minutes, messages, data_kb, international_cents, activity) \
+         SELECT $1, (j.value ->> 0){int}, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, \
+           j.value ->> 6, j.value ->> 7, (j.value ->> 8){int}, (j.value ->> 9){int}, (j.value ->> 10){int}, \
+           (j.value ->> 11){int}, (j.value ->> 12){int}, j.value ->> 13 FROM {source}"
+    );
+    for chunk in lines.chunks(5_000) {
+        let json: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|l| {
+                serde_json::json!([
+                    l.row_no,
+                    l.phone_number,
+                    l.line_plan,
+                    l.device_id,
+                    l.serial,
+                    l.device_type,
+                    l.holder_id,
+                    l.holder_name,
+                    l.months,
+                    l.voice_minutes,
+                    l.messages,
+                    l.data_kb,
+                    l.international_cents,
+                    l.activity
+                ])
+            })
+            .collect();
+        let json = serde_json::to_string(&json).map_err(|e| SqlError::Encode(Box::new(e)))?;
+        sqlx::query(AssertSqlSafe(sql.clone())).bind(&report.id).bind(json).execute(&mut *conn).await?;
     }
     let head = format!("usage_recommendations ({RECOMMENDATION_COLUMNS})");
     for chunk in recommendations.chunks(crate::rows_per_insert(conn, 15)) {
