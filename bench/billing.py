@@ -15,6 +15,8 @@ import statistics
 import subprocess
 import time
 
+from sections import replace_section
+
 CUSTODY = os.path.abspath("target/release/custody")
 CLOSE = os.path.abspath("target/release/examples/billing_close")
 WORK = os.path.abspath("target/bench-billing")
@@ -94,14 +96,7 @@ def main():
         "committed transaction), checks the close charged exactly the counted device-months, and reopens the "
         "month for the next run.",
         "", "<!-- /billing -->"]
-    text = open("BENCHMARKS.md").read() if os.path.exists("BENCHMARKS.md") else "# Benchmarks\n"
-    start, end = text.find("<!-- billing -->"), text.find("<!-- /billing -->")
-    if start >= 0 and end > start:
-        text = text[:start] + "\n".join(section) + text[end + len("<!-- /billing -->"):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
-    with open("BENCHMARKS.md", "w") as f:
-        f.write(text)
+    replace_section("billing", section)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import subprocess
 import time
 
 from mdm import SIM, Server, ceiling, check
+from sections import replace_section
 
 COMPLIANCE = os.path.abspath("target/release/examples/compliance_eval")
 
@@ -122,14 +123,7 @@ def main():
         "generated in SQL across 20 agencies; the evaluation is one statement that writes only the devices whose "
         "reasons changed, then the agencies are notified, in one transaction.",
         "", "<!-- /inventory -->"]
-    text = open("BENCHMARKS.md").read() if os.path.exists("BENCHMARKS.md") else "# Benchmarks\n"
-    start, end = text.find("<!-- inventory -->"), text.find("<!-- /inventory -->")
-    if start >= 0 and end > start:
-        text = text[:start] + "\n".join(section) + text[end + len("<!-- /inventory -->"):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
-    with open("BENCHMARKS.md", "w") as f:
-        f.write(text)
+    replace_section("inventory", section)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import time
 import urllib.error
 import urllib.request
 
+from sections import replace_section
+
 BIN = os.path.abspath("target/release/custody")
 SIM = os.path.abspath("target/release/custody-sim")
 FANOUT = os.path.abspath("target/release/examples/mdm_fanout")
@@ -211,14 +213,7 @@ def main():
         "`DeviceInformation` queued for all of them by UDID through the application layer, then Custody's push "
         "sender delivers to the local APNs stand-in over TLS/HTTP/2.",
         "", "<!-- /mdm -->"]
-    text = open("BENCHMARKS.md").read() if os.path.exists("BENCHMARKS.md") else "# Benchmarks\n"
-    start, end = text.find("<!-- mdm -->"), text.find("<!-- /mdm -->")
-    if start >= 0 and end > start:
-        text = text[:start] + "\n".join(section) + text[end + len("<!-- /mdm -->"):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
-    with open("BENCHMARKS.md", "w") as f:
-        f.write(text)
+    replace_section("mdm", section)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import statistics
 import subprocess
 import time
 
+from sections import replace_section
+
 IMPORT = os.path.abspath("target/release/examples/usage_import")
 
 
@@ -75,14 +77,7 @@ def main():
         "eight bytes a row for the duplicate and unknown-number checks, a second writes in one transaction, "
         "5,000 rows a statement handed over as one JSON array.",
         "", "<!-- /usage -->"]
-    text = open("BENCHMARKS.md").read() if os.path.exists("BENCHMARKS.md") else "# Benchmarks\n"
-    start, end = text.find("<!-- usage -->"), text.find("<!-- /usage -->")
-    if start >= 0 and end > start:
-        text = text[:start] + "\n".join(section) + text[end + len("<!-- /usage -->"):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
-    with open("BENCHMARKS.md", "w") as f:
-        f.write(text)
+    replace_section("usage", section)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,15 @@ impl BillingConfig {
         self.zone().map(|_| ())
     }
 
+    /// The calendar month holding the instant `at` (unix ms) on the billing calendar.
+    pub fn period_at(&self, at: i64) -> Result<Period, AppError> {
+        let zone = self.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
+        let ts =
+            jiff::Timestamp::from_millisecond(at).map_err(|e| AppError::Unexpected(anyhow::anyhow!("clock: {e}")))?;
+        let today = ts.to_zoned(zone).date();
+        Ok(Period::new(today.year(), today.month()).expect("a calendar month"))
+    }
+
     pub fn month(&self, period: Period) -> Result<Month, AppError> {
         let zone = self.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
         Ok(Month::new(period, &zone))
@@ -483,12 +492,7 @@ pub async fn next_to_close(app: &App, actor: &Actor) -> Result<Period, AppError>
         let last = Period::parse(&last.period).map_err(|m| AppError::Unexpected(anyhow::anyhow!(m)))?;
         return Ok(last.next());
     }
-    let zone = app.config.billing.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
-    let today = jiff::Timestamp::from_millisecond(now_ms())
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("clock: {e}")))?
-        .to_zoned(zone)
-        .date();
-    Ok(Period::new(today.year(), today.month()).expect("a calendar month").prev())
+    Ok(app.config.billing.period_at(now_ms())?.prev())
 }
 
 /// The plain count the close is measured against (benchmarks).

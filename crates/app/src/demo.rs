@@ -2248,13 +2248,7 @@ async fn seed_billing(app: &App, options: &DemoOptions, spread: u64) -> Result<(
     if options.billing_months == 0 || options.devices == 0 {
         return Ok(());
     }
-    let zone = app.config.billing.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
-    let today = jiff::Timestamp::from_millisecond(now_ms())
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("clock: {e}")))?
-        .to_zoned(zone)
-        .date();
-    let current = Period::new(today.year(), today.month()).expect("a calendar month");
-    let last = current.prev().prev();
+    let last = app.config.billing.period_at(now_ms())?.prev().prev();
     let mut first = last;
     for _ in 1..options.billing_months {
         first = first.prev();

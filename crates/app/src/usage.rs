@@ -69,7 +69,8 @@ impl UsageConfig {
 #[derive(Debug, Clone)]
 pub enum FileData {
     Path(PathBuf),
-    Bytes(Vec<u8>),
+    /// Shared, so each pass reads the same bytes without copying them.
+    Bytes(std::sync::Arc<[u8]>),
 }
 
 /// A carrier file to import.
@@ -151,9 +152,9 @@ impl Rows {
     fn open(file: &UsageFile, digest: bool) -> Result<Self, AppError> {
         let header: Vec<String>;
         let source = if file.xlsx {
-            let bytes = match &file.data {
+            let bytes: std::sync::Arc<[u8]> = match &file.data {
                 FileData::Bytes(b) => b.clone(),
-                FileData::Path(p) => std::fs::read(p).map_err(unreadable)?,
+                FileData::Path(p) => std::fs::read(p).map_err(unreadable)?.into(),
             };
             let mut rows = crate::xlsx::read_first_sheet(&bytes).map_err(unreadable)?.into_iter();
             header = rows.next().unwrap_or_default();
@@ -258,12 +259,7 @@ fn key(row: &UsageRow) -> u64 {
 
 /// The months an import accepts: from `history_months` back to the last ended month.
 fn bounds(app: &App) -> Result<(Period, Period), AppError> {
-    let zone = app.config.billing.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
-    let today = jiff::Timestamp::from_millisecond(now_ms())
-        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("clock: {e}")))?
-        .to_zoned(zone)
-        .date();
-    let last = Period::new(today.year(), today.month()).expect("a calendar month").prev();
+    let last = app.config.billing.period_at(now_ms())?.prev();
     let mut first = last;
     for _ in 1..app.config.usage.history_months {
         first = first.prev();

@@ -38,8 +38,7 @@ fn local_date(app: &App, at: i64) -> Result<jiff::civil::Date, AppError> {
 
 /// The months a report issued at `at` covers: the six ending with the last ended month.
 pub fn window(app: &App, at: i64) -> Result<(Period, Period), AppError> {
-    let today = local_date(app, at)?;
-    let last = Period::new(today.year(), today.month()).expect("a calendar month").prev();
+    let last = app.config.billing.period_at(at)?.prev();
     let mut first = last;
     for _ in 1..REPORT_MONTHS {
         first = first.prev();

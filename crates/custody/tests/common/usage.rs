@@ -62,7 +62,7 @@ pub async fn report(app: &TestApp, agency: &str) -> (String, Vec<String>) {
     let file = custody_app::usage::UsageFile {
         name: "fixture.csv".into(),
         xlsx: false,
-        data: custody_app::usage::FileData::Bytes(csv(&rows).into_bytes()),
+        data: custody_app::usage::FileData::Bytes(csv(&rows).into_bytes().into()),
     };
     custody_app::usage::import(app.app(), &system, &file, &|_, _| {}).await.unwrap();
     let issued =

@@ -78,7 +78,7 @@ pub async fn import(
 ) -> ApiResult<(StatusCode, Json<ImportSummaryDto>)> {
     let xlsx = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with(XLSX));
     let name = q.file_name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "upload".into());
-    let file = UsageFile { name, xlsx, data: FileData::Bytes(body.to_vec()) };
+    let file = UsageFile { name, xlsx, data: FileData::Bytes(body.to_vec().into()) };
     let summary = usage::import(&state.app, &actor, &file, &|_, _| {}).await?;
     let status = if summary.import_id.is_some() { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(summary.into())))
