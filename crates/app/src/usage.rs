@@ -22,7 +22,9 @@ use std::path::PathBuf;
 
 use custody_domain::authz::{Action, Scope};
 use custody_domain::billing::Period;
-use custody_domain::usage::{COLUMNS, RawUsage, Thresholds, UsageRow, parse_row};
+use custody_domain::usage::{
+    COLUMNS, RawUsage, Thresholds, UsageRow, month_index, month_keys, parse_row, phone_digits, usage_key,
+};
 use custody_store::usage as store;
 use custody_store::{audit, now_ms};
 use serde::{Deserialize, Serialize};
@@ -334,7 +336,6 @@ pub async fn import(
             }
         }
     }
-    drop(numbers);
     if !duplicates.is_empty() || !unknown.is_empty() {
         // Name the rows: read the file again.
         let mut rows = Rows::open(file, false)?;
@@ -390,52 +391,38 @@ pub async fn import(
     }
     let (first, last) = (first.expect("rows were read"), last.expect("rows were read"));
 
-    // Second pass: write, in one transaction.
+    // Second pass: write, in one transaction. The lines' states first, then the months: the
+    // file is parsed on a blocking thread while the database writes the batch before.
     let zone = app.config.billing.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
     let import_id = custody_store::new_id();
-    let mut starts: HashMap<Period, i64> = HashMap::new();
     let mut tx = app.store.write().await?;
-    let before = store::count_months(&mut tx, &first.to_string(), &last.to_string()).await?;
-    let mut rows = Rows::open(file, false)?;
-    let (mut batch, mut in_batch, mut written, mut changed) = (String::from("["), 0usize, 0u64, 0u64);
-    loop {
-        let row = rows.next_with(|_, raw| parse_row(&raw, months).ok())?;
-        let done = row.is_none();
-        if let Some(Some(row)) = row {
-            let start = *starts
-                .entry(row.month)
-                .or_insert_with(|| custody_domain::billing::Month::new(row.month, &zone).start());
-            if in_batch > 0 {
-                batch.push(',');
-            }
-            batch.push_str(&format!(
-                "[\"{}\",\"{}\",{},{},{},{},{},\"{}\",{}]",
-                row.phone_number,
-                row.month,
-                serde_json::to_string(&row.carrier).expect("a string serializes"),
-                row.voice_minutes,
-                row.messages,
-                row.data_kb,
-                row.international_cents,
-                row.line_plan.as_str(),
-                start
-            ));
-            in_batch += 1;
-        }
-        if in_batch == BATCH || (done && in_batch > 0) {
-            batch.push(']');
-            changed += store::upsert_months(&mut tx, &batch, &import_id).await?;
-            written += in_batch as u64;
-            progress(Phase::Writing, written);
-            batch.clear();
-            batch.push('[');
-            in_batch = 0;
-        }
-        if done {
-            break;
+    let seq = store::next_import_seq(&mut tx).await?;
+    let mut states: Vec<(u64, i64, i64)> = Vec::with_capacity(numbers.len());
+    for chunk in numbers.chunks(5_000) {
+        let json = serde_json::to_string(&chunk.iter().map(|n| format!("+{n}")).collect::<Vec<_>>())
+            .expect("strings serialize");
+        for line in store::line_states(&mut tx, &json).await? {
+            let digits = phone_digits(&line.phone_number).unwrap_or_default();
+            states.push((digits, line.state_id, line.created_at));
         }
     }
-    let after = store::count_months(&mut tx, &first.to_string(), &last.to_string()).await?;
+    drop(numbers);
+    states.sort_unstable();
+    let keys = (month_keys(first).0, month_keys(last).1);
+    let before = store::count_months(&mut tx, keys.0, keys.1).await?;
+    let (sender, mut batches) = tokio::sync::mpsc::channel(4);
+    let parser = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || write_batches(&file, months, &states, &zone, &sender))
+    };
+    let (mut written, mut changed) = (0u64, 0u64);
+    while let Some((batch, rows)) = batches.recv().await {
+        changed += store::upsert_months(&mut tx, &batch, seq).await?;
+        written += rows;
+        progress(Phase::Writing, written);
+    }
+    parser.await.map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))??;
+    let after = store::count_months(&mut tx, keys.0, keys.1).await?;
     let inserted = after - before;
     let summary = ImportSummary {
         import_id: (changed > 0).then(|| import_id.clone()),
@@ -457,6 +444,7 @@ pub async fn import(
         &mut tx,
         &store::ImportRow {
             id: import_id.clone(),
+            seq,
             file_name: summary.file_name.clone(),
             sha256: summary.sha256.clone(),
             row_count: summary.rows,
@@ -480,6 +468,65 @@ pub async fn import(
     Ok(summary)
 }
 
+/// The second pass's parser: the file's rows as JSON batches of [`BATCH`] for
+/// [`store::upsert_months`], each row keyed and given its line's state from `states` (sorted by
+/// phone digits). Stops early when the writer has stopped listening.
+fn write_batches(
+    file: &UsageFile,
+    months: (Period, Period),
+    states: &[(u64, i64, i64)],
+    zone: &jiff::tz::TimeZone,
+    sender: &tokio::sync::mpsc::Sender<(String, u64)>,
+) -> Result<(), AppError> {
+    use std::fmt::Write;
+    let mut starts: HashMap<Period, i64> = HashMap::new();
+    let mut carriers: HashMap<String, String> = HashMap::new();
+    let mut rows = Rows::open(file, false)?;
+    let (mut batch, mut in_batch) = (String::with_capacity(BATCH * 64), 0u64);
+    loop {
+        let row = rows.next_with(|_, raw| parse_row(&raw, months).ok())?;
+        let done = row.is_none();
+        if let Some(Some(row)) = row {
+            let digits = phone_digits(&row.phone_number).unwrap_or_default();
+            let Ok(at) = states.binary_search_by_key(&digits, |s| s.0) else {
+                return Err(AppError::Unexpected(anyhow::anyhow!("{} lost its line mid-import", row.phone_number)));
+            };
+            let (_, state_id, created_at) = states[at];
+            let start = *starts
+                .entry(row.month)
+                .or_insert_with(|| custody_domain::billing::Month::new(row.month, zone).start());
+            let carrier = carriers
+                .entry(row.carrier)
+                .or_insert_with_key(|c| serde_json::to_string(c).expect("a string serializes"));
+            batch.push(if in_batch == 0 { '[' } else { ',' });
+            write!(
+                batch,
+                "[{},{state_id},{carrier},{},{},{},{},\"{}\",{}]",
+                usage_key(digits, row.month),
+                row.voice_minutes,
+                row.messages,
+                row.data_kb,
+                row.international_cents,
+                row.line_plan.as_str(),
+                u8::from(created_at > start)
+            )
+            .expect("writing to a string");
+            in_batch += 1;
+        }
+        if in_batch as usize == BATCH || (done && in_batch > 0) {
+            batch.push(']');
+            let full = std::mem::replace(&mut batch, String::with_capacity(BATCH * 64));
+            if sender.blocking_send((full, in_batch)).is_err() {
+                return Ok(());
+            }
+            in_batch = 0;
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
 /// The latest imports (central usage readers).
 pub async fn imports(app: &App, actor: &Actor) -> Result<Vec<store::ImportRow>, AppError> {
     actor.authorize(Action::UsageRead, Scope::Global)?;
@@ -499,5 +546,9 @@ pub async fn line_months(app: &App, actor: &Actor, phone: &str) -> Result<Vec<st
     let code =
         custody_domain::agency::AgencyCode::parse(&agency).map_err(|m| AppError::Unexpected(anyhow::anyhow!(m)))?;
     actor.authorize(Action::UsageRead, Scope::Agency(&code))?;
-    Ok(store::line_months(&mut conn, &phone).await?)
+    // Every month since 2000 up to the last ended one: a key each, looked up directly.
+    let (_, last) = bounds(app)?;
+    let indexes: Vec<i64> = (0..=month_index(last)).collect();
+    let json = serde_json::to_string(&indexes).expect("numbers serialize");
+    Ok(store::line_months(&mut conn, &phone, &json).await?)
 }

@@ -14,7 +14,8 @@ use custody_domain::catalog::DeviceType;
 use custody_domain::request::RequestType;
 use custody_domain::role::Role;
 use custody_domain::usage::{
-    LineHistory, LineMonth, LinePlan, PersonFacts, RecommendationKind, Totals, activity, recommend,
+    LineHistory, LineMonth, LinePlan, PersonFacts, RecommendationKind, Totals, activity, month_index, month_of_index,
+    recommend,
 };
 use custody_store::usage_reports::{self as store, RecommendationRow, ReportLine, ReportRow};
 use custody_store::{Conn, audit, jobs, now_ms};
@@ -23,6 +24,9 @@ use crate::{Actor, App, AppError, notifications};
 
 /// Months a report covers.
 pub const REPORT_MONTHS: u32 = 6;
+
+/// Lines whose months a report reads at a time.
+const LINES_PER_READ: i64 = 3_000;
 
 /// Where returned devices go.
 const DEPOT: &str = "Central IT Device Depot";
@@ -138,24 +142,25 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
     if let Some(report) = store::find(&mut conn, agency, &first_s, &last_s).await? {
         return Ok(Issued { report, created: false });
     }
-    // Every month of every line, as imported.
+    // Every month of every line, as imported, a page of lines at a time.
+    let mut indexes = Vec::new();
+    let mut month = first;
+    while month <= last {
+        indexes.push(month_index(month));
+        month = month.next();
+    }
+    let indexes = serde_json::to_string(&indexes).expect("numbers serialize");
     let mut histories: Vec<LineHistory> = Vec::new();
-    let (mut after_line, mut after_month) = (String::new(), String::new());
+    let mut after_line = String::new();
     loop {
-        let page = custody_store::usage::agency_months(
-            &mut conn,
-            agency,
-            (&first_s, &last_s),
-            (&after_line, &after_month),
-            20_000,
-        )
-        .await?;
-        let Some(tail) = page.last() else { break };
-        (after_line, after_month) = (tail.line_id.clone(), tail.month.clone());
-        let full = page.len() == 20_000;
+        let (page, last_line) =
+            custody_store::usage::agency_months(&mut conn, agency, &indexes, &after_line, LINES_PER_READ).await?;
+        let Some(last_line) = last_line else { break };
+        after_line = last_line;
         for m in page {
             let month = LineMonth {
-                month: Period::parse(&m.month).map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?,
+                month: month_of_index(m.month_index)
+                    .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("month {} is out of range", m.month_index)))?,
                 voice_minutes: m.voice_minutes,
                 messages: m.messages,
                 data_kb: m.data_kb,
@@ -174,9 +179,6 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
                     months: vec![month],
                 }),
             }
-        }
-        if !full {
-            break;
         }
     }
     let (devices, people) = store::agency_directory(&mut conn, agency).await?;

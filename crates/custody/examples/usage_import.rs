@@ -35,7 +35,13 @@ async fn exec(store: &Store, sql: String) {
 const AGENCIES: i64 = 120;
 
 async fn seed(store: &Store, app: &App, lines: i64) {
-    for table in ["usage_records", "lines", "devices"] {
+    exec(
+        store,
+        "DELETE FROM usage_months WHERE state_id IN (SELECT id FROM usage_line_states WHERE agency_code LIKE 'UB%')"
+            .into(),
+    )
+    .await;
+    for table in ["usage_line_states", "lines", "devices"] {
         exec(store, format!("DELETE FROM {table} WHERE agency_code LIKE 'UB%'")).await;
     }
     let system = Actor::system("bench");

@@ -61,6 +61,46 @@ pub struct UsageRow {
     pub line_plan: LinePlan,
 }
 
+/// Bits of a usage key that hold the phone number's digits (an E.164 number has at most 15).
+const PHONE_BITS: u32 = 50;
+
+/// A month as its count of months since January 2000 (the months usage keys can hold).
+pub fn month_index(month: Period) -> i64 {
+    (i64::from(month.year()) - 2000) * 12 + i64::from(month.month()) - 1
+}
+
+/// The month of [`month_index`].
+pub fn month_of_index(index: i64) -> Option<Period> {
+    let year = i16::try_from(2000 + index.div_euclid(12)).ok()?;
+    Period::new(year, (index.rem_euclid(12) + 1) as i8)
+}
+
+/// The digits of an E.164 number (`+15185550100` → `15185550100`), if it is one.
+pub fn phone_digits(phone: &str) -> Option<u64> {
+    let digits = phone.strip_prefix('+')?;
+    (!digits.is_empty() && digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// A line's month as one integer: the month in the high bits, the phone number's digits below.
+/// A month's keys are contiguous, so a month's file appends to what came before, and a line's
+/// months are found by computing their keys.
+pub fn usage_key(phone_digits: u64, month: Period) -> i64 {
+    (month_index(month).clamp(0, (1 << 12) - 1) << PHONE_BITS) | phone_digits as i64
+}
+
+/// The keys of `month`: from the first (inclusive) to the last (exclusive).
+pub fn month_keys(month: Period) -> (i64, i64) {
+    let first = month_index(month).clamp(0, (1 << 12) - 1) << PHONE_BITS;
+    (first, first + (1 << PHONE_BITS))
+}
+
+/// The month and phone digits of a [`usage_key`].
+pub fn split_key(key: i64) -> (Option<Period>, u64) {
+    (month_of_index(key >> PHONE_BITS), (key & ((1 << PHONE_BITS) - 1)) as u64)
+}
+
 /// A row's fields as read from the file, before parsing.
 #[derive(Debug, Clone, Default)]
 pub struct RawUsage<'a> {
@@ -663,5 +703,20 @@ mod tests {
         let mut handed = tablet;
         handed.months[5].holder_id = Some("p7".into());
         assert!(recommend(&[phone, handed], &nobody()).is_empty());
+    }
+    #[test]
+    fn usage_keys_put_a_month_together_and_split_back() {
+        let june = Period::new(2026, 6).unwrap();
+        let july = june.next();
+        let key = usage_key(phone_digits("+15185550100").unwrap(), june);
+        assert_eq!(split_key(key), (Some(june), 15_185_550_100));
+        assert_eq!(month_of_index(month_index(june)), Some(june));
+        let (first, end) = month_keys(june);
+        assert!(first <= key && key < end);
+        // The largest E.164 number of June still sorts before the smallest of July.
+        assert!(usage_key(999_999_999_999_999, june) < usage_key(1, july));
+        assert_eq!(end, month_keys(july).0);
+        assert_eq!(phone_digits("15185550100"), None);
+        assert_eq!(phone_digits("+1234567890123456"), None, "sixteen digits are not E.164");
     }
 }

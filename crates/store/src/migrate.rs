@@ -99,6 +99,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_usage_reports.sql"),
         postgres: include_str!("../migrations/postgres/0014_usage_reports.sql"),
     },
+    Migration {
+        version: 15,
+        name: "usage_months",
+        sqlite: include_str!("../migrations/sqlite/0015_usage_months.sql"),
+        postgres: include_str!("../migrations/postgres/0015_usage_months.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -1,8 +1,10 @@
 //! Carrier usage: months of lines as imported, and the record of each import.
 //!
-//! Imports write in batches handed over as one JSON array each (`json_each` on SQLite,
-//! `json_array_elements` on PostgreSQL): one bound parameter per batch however many rows, and the
-//! line, its device and holder joined in the same statement.
+//! A month is a row of `usage_months` keyed by one integer (see
+//! [`custody_domain::usage::usage_key`]); what the line was that month (agency, device, type,
+//! holder) is a shared row of `usage_line_states`. Imports hand their rows over as one JSON array
+//! a statement (`jsonb_each` on SQLite, `jsonb_array_elements` on PostgreSQL): one bound
+//! parameter however many rows, each element read without parsing it again.
 
 use sqlx::{AssertSqlSafe, Row};
 
@@ -21,61 +23,124 @@ pub async fn unknown_numbers(conn: &mut Conn, numbers_json: &str) -> Result<Vec<
     rows.iter().map(|r| r.try_get("phone")).collect()
 }
 
-/// Writes a batch of months — a JSON array of `[phone, month, carrier, voice_minutes, messages,
-/// data_kb, international_cents, line_plan, month_start_ms]` — for lines that exist: new months
-/// are inserted with the line's device, type and holder now; months already there take the new
-/// figures only when they differ. Returns how many rows were inserted or changed.
-pub async fn upsert_months(conn: &mut Conn, rows_json: &str, import_id: &str) -> Result<u64, SqlError> {
-    let (source, text, int) = if is_postgres(conn) {
-        ("json_array_elements($1::json) AS j(value)", "", "::bigint")
+/// The JSON array source and the null-safe equality of this backend.
+fn dialect(conn: &Conn) -> (&'static str, &'static str) {
+    if is_postgres(conn) {
+        ("json_array_elements_text($1::json) AS j(value)", "IS NOT DISTINCT FROM")
     } else {
-        ("json_each($1) AS j", "", "")
+        ("json_each($1) AS j", "IS")
+    }
+}
+
+/// A line as an import writes its months.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineState {
+    pub phone_number: String,
+    /// Its `usage_line_states` row: what the line is now.
+    pub state_id: i64,
+    /// When the line was created (a month that began before is partial).
+    pub created_at: i64,
+}
+
+/// The state (line, agency, device, type, holder) each of `numbers` (E.164, a JSON array of
+/// lines that exist) has now, written first where no month recorded it yet.
+pub async fn line_states(conn: &mut Conn, numbers_json: &str) -> Result<Vec<LineState>, SqlError> {
+    let (source, same) = dialect(conn);
+    let current =
+        format!("FROM {source} JOIN lines l ON l.phone_number = j.value LEFT JOIN devices d ON d.id = l.device_id");
+    let matching = format!(
+        "(SELECT MAX(s.id) FROM usage_line_states s WHERE s.line_id = l.id AND s.agency_code = l.agency_code \
+           AND s.device_id {same} d.id AND s.device_type {same} d.device_type AND s.holder_id {same} d.holder_id)"
+    );
+    let sql = format!("SELECT l.phone_number AS phone, l.created_at, {matching} AS state_id {current}");
+    let rows = sqlx::query(AssertSqlSafe(sql)).bind(numbers_json).fetch_all(&mut *conn).await?;
+    let mut found = Vec::with_capacity(rows.len());
+    let mut missing = std::collections::HashMap::new();
+    for r in &rows {
+        let phone_number: String = r.try_get("phone")?;
+        let created_at: i64 = r.try_get("created_at")?;
+        match r.try_get::<Option<i64>, _>("state_id")? {
+            Some(state_id) => found.push(LineState { phone_number, state_id, created_at }),
+            None => {
+                missing.insert(phone_number, created_at);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let json = serde_json::to_string(&missing.keys().collect::<Vec<_>>()).expect("strings serialize");
+        let sql = format!(
+            "INSERT INTO usage_line_states (line_id, phone_number, agency_code, device_id, device_type, holder_id) \
+             SELECT l.id, l.phone_number, l.agency_code, d.id, d.device_type, d.holder_id {current} \
+             RETURNING phone_number, id"
+        );
+        for r in sqlx::query(AssertSqlSafe(sql)).bind(json).fetch_all(&mut *conn).await? {
+            let phone_number: String = r.try_get("phone_number")?;
+            let created_at = missing.get(&phone_number).copied().unwrap_or_default();
+            found.push(LineState { phone_number, state_id: r.try_get("id")?, created_at });
+        }
+    }
+    Ok(found)
+}
+
+/// Writes a batch of months — a JSON array of `[key, state id, carrier, voice_minutes, messages,
+/// data_kb, international_cents, line_plan, partial]` — as import `import_seq`: new months are
+/// inserted; months already there take the new figures only when they differ (and keep the state
+/// they were first recorded with). Returns how many rows were inserted or changed.
+pub async fn upsert_months(conn: &mut Conn, rows_json: &str, import_seq: i64) -> Result<u64, SqlError> {
+    let (source, int) = if is_postgres(conn) {
+        ("jsonb_array_elements($1::jsonb) AS j(value)", "::bigint")
+    } else {
+        ("jsonb_each($1) AS j", "")
     };
     let f = |i: usize, cast: &str| format!("(j.value ->> {i}){cast}");
     let sql = format!(
-        "INSERT INTO usage_records (phone_number, month, agency_code, line_id, carrier, voice_minutes, messages, \
-           data_kb, international_cents, line_plan, device_id, device_type, holder_id, partial, import_id) \
-         SELECT {phone}, {month}, l.agency_code, l.id, {carrier}, {voice}, {messages}, {data}, {intl}, {plan}, \
-           d.id, d.device_type, d.holder_id, CASE WHEN l.created_at > {start} THEN 1 ELSE 0 END, $2 \
-         FROM {source} JOIN lines l ON l.phone_number = {phone} LEFT JOIN devices d ON d.id = l.device_id \
-         WHERE 1 = 1 \
-         ON CONFLICT (phone_number, month) DO UPDATE SET carrier = excluded.carrier, \
-           voice_minutes = excluded.voice_minutes, messages = excluded.messages, data_kb = excluded.data_kb, \
+        "INSERT INTO usage_months (k, state_id, carrier, voice_minutes, messages, data_kb, international_cents, \
+           line_plan, partial, import_seq) \
+         SELECT {k}, {state}, {carrier}, {voice}, {messages}, {data}, {intl}, {plan}, {partial}, $2 \
+         FROM {source} WHERE 1 = 1 \
+         ON CONFLICT (k) DO UPDATE SET carrier = excluded.carrier, voice_minutes = excluded.voice_minutes, \
+           messages = excluded.messages, data_kb = excluded.data_kb, \
            international_cents = excluded.international_cents, line_plan = excluded.line_plan, \
-           import_id = excluded.import_id \
-         WHERE usage_records.carrier <> excluded.carrier OR usage_records.voice_minutes <> excluded.voice_minutes \
-           OR usage_records.messages <> excluded.messages OR usage_records.data_kb <> excluded.data_kb \
-           OR usage_records.international_cents <> excluded.international_cents \
-           OR usage_records.line_plan <> excluded.line_plan",
-        phone = f(0, text),
-        month = f(1, text),
-        carrier = f(2, text),
+           import_seq = excluded.import_seq \
+         WHERE usage_months.carrier <> excluded.carrier OR usage_months.voice_minutes <> excluded.voice_minutes \
+           OR usage_months.messages <> excluded.messages OR usage_months.data_kb <> excluded.data_kb \
+           OR usage_months.international_cents <> excluded.international_cents \
+           OR usage_months.line_plan <> excluded.line_plan",
+        k = f(0, int),
+        state = f(1, int),
+        carrier = f(2, ""),
         voice = f(3, int),
         messages = f(4, int),
         data = f(5, int),
         intl = f(6, int),
-        plan = f(7, text),
-        start = f(8, int),
+        plan = f(7, ""),
+        partial = f(8, int),
     );
-    let done = sqlx::query(AssertSqlSafe(sql)).bind(rows_json).bind(import_id).execute(&mut *conn).await?;
+    let done = sqlx::query(AssertSqlSafe(sql)).bind(rows_json).bind(import_seq).execute(&mut *conn).await?;
     Ok(done.rows_affected())
 }
 
-/// How many months are recorded from `first` to `last` (inclusive).
-pub async fn count_months(conn: &mut Conn, first: &str, last: &str) -> Result<i64, SqlError> {
-    sqlx::query("SELECT COUNT(*) AS n FROM usage_records WHERE month >= $1 AND month <= $2")
+/// How many months are recorded with keys from `first` (inclusive) to `end` (exclusive).
+pub async fn count_months(conn: &mut Conn, first: i64, end: i64) -> Result<i64, SqlError> {
+    sqlx::query("SELECT COUNT(*) AS n FROM usage_months WHERE k >= $1 AND k < $2")
         .bind(first)
-        .bind(last)
+        .bind(end)
         .fetch_one(&mut *conn)
         .await?
         .try_get("n")
 }
 
+/// The number the next import takes.
+pub async fn next_import_seq(conn: &mut Conn) -> Result<i64, SqlError> {
+    sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM usage_imports").fetch_one(&mut *conn).await?.try_get("n")
+}
+
 /// One month of a line as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct MonthRow {
     pub phone_number: String,
-    pub month: String,
+    /// Months since January 2000 ([`custody_domain::usage::month_index`]).
+    pub month_index: i64,
     pub agency_code: String,
     pub line_id: String,
     pub carrier: String,
@@ -87,101 +152,98 @@ pub struct MonthRow {
     pub device_id: Option<String>,
     pub device_type: Option<String>,
     pub holder_id: Option<String>,
+    #[serde(deserialize_with = "flag")]
     pub partial: bool,
-    pub import_id: String,
+    pub import_seq: i64,
 }
 
-const MONTH_COLUMNS: &str = "phone_number, month, agency_code, line_id, carrier, voice_minutes, messages, data_kb, \
-     international_cents, line_plan, device_id, device_type, holder_id, partial, import_id";
-
-fn month_row(r: &sqlx::any::AnyRow) -> Result<MonthRow, SqlError> {
-    Ok(MonthRow {
-        phone_number: r.try_get("phone_number")?,
-        month: r.try_get("month")?,
-        agency_code: r.try_get("agency_code")?,
-        line_id: r.try_get("line_id")?,
-        carrier: r.try_get("carrier")?,
-        voice_minutes: r.try_get("voice_minutes")?,
-        messages: r.try_get("messages")?,
-        data_kb: r.try_get("data_kb")?,
-        international_cents: r.try_get("international_cents")?,
-        line_plan: r.try_get("line_plan")?,
-        device_id: r.try_get("device_id")?,
-        device_type: r.try_get("device_type")?,
-        holder_id: r.try_get("holder_id")?,
-        partial: r.try_get::<i64, _>("partial")? != 0,
-        import_id: r.try_get("import_id")?,
-    })
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    <i64 as serde::Deserialize>::deserialize(d).map(|n| n != 0)
 }
 
-/// A month as [`crate::page_as_json`] hands it over.
-#[derive(serde::Deserialize)]
-struct MonthJson {
-    phone_number: String,
-    month: String,
-    agency_code: String,
-    line_id: String,
-    carrier: String,
-    voice_minutes: i64,
-    messages: i64,
-    data_kb: i64,
-    international_cents: i64,
-    line_plan: String,
-    device_id: Option<String>,
-    device_type: Option<String>,
-    holder_id: Option<String>,
-    partial: i64,
-    import_id: String,
+const MONTH_COLUMNS: [&str; 15] = [
+    "phone_number",
+    "month_index",
+    "agency_code",
+    "line_id",
+    "carrier",
+    "voice_minutes",
+    "messages",
+    "data_kb",
+    "international_cents",
+    "line_plan",
+    "device_id",
+    "device_type",
+    "holder_id",
+    "partial",
+    "import_seq",
+];
+
+/// The months of the lines `phones` (a JSON array of E.164 numbers) in the months `month_indexes`
+/// (a JSON array of [`custody_domain::usage::month_index`]), with what each line was then; only
+/// those recorded for `agency` when given. One JSON page, in no particular order.
+async fn months_of(
+    conn: &mut Conn,
+    phones_json: &str,
+    month_indexes_json: &str,
+    agency: Option<&str>,
+) -> Result<Vec<MonthRow>, SqlError> {
+    let postgres = is_postgres(conn);
+    let (phones, months, int) = if postgres {
+        ("json_array_elements_text($1::json) AS p(value)", "json_array_elements_text($2::json) AS m(value)", "BIGINT")
+    } else {
+        ("json_each($1) AS p", "json_each($2) AS m", "INTEGER")
+    };
+    let inner = format!(
+        "SELECT p.value AS phone_number, CAST(m.value AS {int}) AS month_index, s.agency_code, s.line_id, u.carrier, \
+           u.voice_minutes, u.messages, u.data_kb, u.international_cents, u.line_plan, s.device_id, s.device_type, \
+           s.holder_id, u.partial, u.import_seq \
+         FROM {phones} CROSS JOIN {months} \
+         JOIN usage_months u ON u.k = ((CAST(m.value AS {int}) << 50) | CAST(substr(p.value, 2) AS {int})) \
+         JOIN usage_line_states s ON s.id = u.state_id{}",
+        if agency.is_some() { " WHERE s.agency_code = $3" } else { "" }
+    );
+    let sql = crate::page_as_json(conn, &inner, &MONTH_COLUMNS, "line_id, month_index");
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(phones_json).bind(month_indexes_json);
+    if let Some(agency) = agency {
+        query = query.bind(agency);
+    }
+    let page: String = query.fetch_one(&mut *conn).await?.try_get("page")?;
+    serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))
 }
 
-/// An agency's months from `first` to `last`, by line then month: a page of at most `limit`
-/// after the line and month `after` (empty strings: from the start). The page comes back as one
-/// JSON value (rows one by one cost several times more on SQLite).
+/// An agency's months in `month_indexes` (a JSON array), by line then month: a page of the
+/// lines (at most `limit`) recorded for the agency after the line `after_line` (empty: from the
+/// start), with the last line of the page — `None` when no line is left.
 pub async fn agency_months(
     conn: &mut Conn,
     agency: &str,
-    (first, last): (&str, &str),
-    (after_line, after_month): (&str, &str),
+    month_indexes_json: &str,
+    after_line: &str,
     limit: i64,
-) -> Result<Vec<MonthRow>, SqlError> {
-    let inner = format!(
-        "SELECT {MONTH_COLUMNS} FROM usage_records WHERE agency_code = $1 AND month >= $2 AND month <= $3 \
-         AND (line_id > $4 OR (line_id = $4 AND month > $5)) ORDER BY line_id, month LIMIT $6"
-    );
-    let columns: Vec<&str> = MONTH_COLUMNS.split(',').map(str::trim).collect();
-    let sql = crate::page_as_json(conn, &inner, &columns, "line_id, month");
-    let row = sqlx::query(AssertSqlSafe(sql))
+) -> Result<(Vec<MonthRow>, Option<String>), SqlError> {
+    let inner = "SELECT DISTINCT line_id, phone_number FROM usage_line_states \
+                 WHERE agency_code = $1 AND line_id > $2 ORDER BY line_id LIMIT $3";
+    let sql = crate::page_as_json(conn, inner, &["line_id", "phone_number"], "line_id");
+    let page: String = sqlx::query(AssertSqlSafe(sql))
         .bind(agency)
-        .bind(first)
-        .bind(last)
         .bind(after_line)
-        .bind(after_month)
         .bind(limit)
         .fetch_one(&mut *conn)
-        .await?;
-    let page: String = row.try_get("page")?;
-    let rows: Vec<MonthJson> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
-    let rows = crate::sort_page(conn, rows, |a, b| (&a.line_id, &a.month).cmp(&(&b.line_id, &b.month)));
-    Ok(rows
-        .into_iter()
-        .map(|m| MonthRow {
-            phone_number: m.phone_number,
-            month: m.month,
-            agency_code: m.agency_code,
-            line_id: m.line_id,
-            carrier: m.carrier,
-            voice_minutes: m.voice_minutes,
-            messages: m.messages,
-            data_kb: m.data_kb,
-            international_cents: m.international_cents,
-            line_plan: m.line_plan,
-            device_id: m.device_id,
-            device_type: m.device_type,
-            holder_id: m.holder_id,
-            partial: m.partial != 0,
-            import_id: m.import_id,
-        })
-        .collect())
+        .await?
+        .try_get("page")?;
+    #[derive(serde::Deserialize)]
+    struct LineJson {
+        line_id: String,
+        phone_number: String,
+    }
+    let lines: Vec<LineJson> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    let Some(last) = lines.iter().map(|l| &l.line_id).max().cloned() else { return Ok((Vec::new(), None)) };
+    let phones: Vec<&str> = lines.iter().map(|l| l.phone_number.as_str()).collect();
+    let phones = serde_json::to_string(&phones).expect("strings serialize");
+    let mut rows = months_of(conn, &phones, month_indexes_json, Some(agency)).await?;
+    rows.sort_by(|a, b| (a.line_id.as_bytes(), a.month_index).cmp(&(b.line_id.as_bytes(), b.month_index)));
+    Ok((rows, Some(last)))
 }
 
 /// The agency of the line with `phone_number`, if there is one.
@@ -193,17 +255,24 @@ pub async fn line_agency(conn: &mut Conn, phone_number: &str) -> Result<Option<S
     row.map(|r| r.try_get("agency_code")).transpose()
 }
 
-/// The months recorded for `phone_number`, oldest first.
-pub async fn line_months(conn: &mut Conn, phone_number: &str) -> Result<Vec<MonthRow>, SqlError> {
-    let sql = format!("SELECT {MONTH_COLUMNS} FROM usage_records WHERE phone_number = $1 ORDER BY month");
-    let rows = sqlx::query(AssertSqlSafe(sql)).bind(phone_number).fetch_all(&mut *conn).await?;
-    rows.iter().map(month_row).collect()
+/// The months recorded for `phone_number` among `month_indexes` (a JSON array), oldest first.
+pub async fn line_months(
+    conn: &mut Conn,
+    phone_number: &str,
+    month_indexes_json: &str,
+) -> Result<Vec<MonthRow>, SqlError> {
+    let phones = serde_json::to_string(&[phone_number]).expect("strings serialize");
+    let mut rows = months_of(conn, &phones, month_indexes_json, None).await?;
+    rows.sort_by_key(|m| m.month_index);
+    Ok(rows)
 }
 
 /// An import that changed something.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRow {
     pub id: String,
+    /// The import's number, which its months carry.
+    pub seq: i64,
     pub file_name: String,
     pub sha256: String,
     pub row_count: i64,
@@ -219,7 +288,7 @@ pub struct ImportRow {
 pub async fn insert_import(conn: &mut Conn, i: &ImportRow) -> Result<(), SqlError> {
     sqlx::query(
         "INSERT INTO usage_imports (id, file_name, sha256, row_count, inserted, replaced, unchanged, first_month, \
-         last_month, imported_by, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         last_month, imported_by, imported_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&i.id)
     .bind(&i.file_name)
@@ -232,6 +301,7 @@ pub async fn insert_import(conn: &mut Conn, i: &ImportRow) -> Result<(), SqlErro
     .bind(&i.last_month)
     .bind(&i.imported_by)
     .bind(i.imported_at)
+    .bind(i.seq)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -240,7 +310,7 @@ pub async fn insert_import(conn: &mut Conn, i: &ImportRow) -> Result<(), SqlErro
 /// The latest imports, newest first.
 pub async fn imports(conn: &mut Conn, limit: i64) -> Result<Vec<ImportRow>, SqlError> {
     let rows = sqlx::query(
-        "SELECT id, file_name, sha256, row_count, inserted, replaced, unchanged, first_month, last_month, \
+        "SELECT id, seq, file_name, sha256, row_count, inserted, replaced, unchanged, first_month, last_month, \
          imported_by, imported_at FROM usage_imports ORDER BY imported_at DESC, id DESC LIMIT $1",
     )
     .bind(limit)
@@ -250,6 +320,7 @@ pub async fn imports(conn: &mut Conn, limit: i64) -> Result<Vec<ImportRow>, SqlE
         .map(|r| {
             Ok(ImportRow {
                 id: r.try_get("id")?,
+                seq: r.try_get("seq")?,
                 file_name: r.try_get("file_name")?,
                 sha256: r.try_get("sha256")?,
                 row_count: r.try_get("row_count")?,

@@ -149,7 +149,7 @@ pub struct LineMonthDto {
 impl From<MonthRow> for LineMonthDto {
     fn from(m: MonthRow) -> Self {
         Self {
-            month: m.month,
+            month: custody_domain::usage::month_of_index(m.month_index).map(|p| p.to_string()).unwrap_or_default(),
             phone_number: m.phone_number,
             agency: m.agency_code,
             carrier: m.carrier,
