@@ -11,12 +11,12 @@ pub enum Line {
 }
 
 /// Text in the font's encoding (WinAnsi): Latin-1 characters as they are, others as `?`.
-fn encode(text: &str) -> Vec<u8> {
+pub(crate) fn encode(text: &str) -> Vec<u8> {
     text.chars().map(|c| if (c as u32) < 256 && !c.is_control() { c as u32 as u8 } else { b'?' }).collect()
 }
 
 /// Splits `text` into lines of at most `width` characters at spaces.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
     for word in text.split_whitespace() {
         let last = lines.last_mut().expect("one line at least");

@@ -424,6 +424,7 @@ pub async fn seed(app: &App, options: &DemoOptions) -> Result<DemoSummary, AppEr
         sqlx::query("ANALYZE").execute(app.store.pool()).await?;
     }
     seed_billing(app, options, codes.len() as u64).await?;
+    seed_usage(app, options).await?;
 
     let mut tx = app.store.write().await?;
     let changes = serde_json::json!({
@@ -2321,4 +2322,143 @@ async fn seed_billing(app: &App, options: &DemoOptions, spread: u64) -> Result<(
         period = period.next();
     }
     Ok(())
+}
+
+/// Carrier usage and biannual reports: twelve months of usage for every active line, shaped as
+/// carriers see fleets (a twentieth of the lines silent, a tenth of the smartphones without data,
+/// some light users), imported as a carrier file through [`crate::usage::import`]; the report of
+/// six months ago issued then, partly answered, the rest deemed accepted; this half-year's report
+/// issued now, each named agency's approver having answered some.
+async fn seed_usage(app: &App, options: &DemoOptions) -> Result<(), AppError> {
+    use crate::usage::{self, UsageFile};
+    use crate::usage_reports;
+    use std::io::Write;
+    if options.devices == 0 {
+        return Ok(());
+    }
+    let now = now_ms();
+    let last = app.config.billing.period_at(now)?.prev();
+    let mut months = vec![last];
+    for _ in 1..12 {
+        months.push(months.last().expect("a month").prev());
+    }
+    months.reverse();
+    let path = std::env::temp_dir().join(format!("custody-demo-usage-{}.csv", custody_store::new_id()));
+    let written: Result<u64, std::io::Error> = async {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        writeln!(out, "{}", custody_domain::usage::COLUMNS.join(","))?;
+        let mut rows = 0;
+        let mut after = String::new();
+        loop {
+            let page = {
+                let mut conn = app.store.conn().await.map_err(std::io::Error::other)?;
+                custody_store::usage::active_lines(&mut conn, &after, 5_000).await.map_err(std::io::Error::other)?
+            };
+            let Some(tail) = page.last() else { break };
+            after = tail.phone_number.clone();
+            for line in &page {
+                let mut rng = Rng(options.seed ^ custody_domain::usage::phone_digits(&line.phone_number).unwrap_or(0));
+                let smartphone = line.device_type.as_deref() == Some("smartphone");
+                let shape = match rng.below(100) {
+                    0..=4 => Shape::Silent,
+                    5..=14 if smartphone => Shape::VoiceOnly,
+                    15..=29 => Shape::Light,
+                    _ => Shape::Busy,
+                };
+                let data_plan = line.plan_kind != "voice_only";
+                for month in &months {
+                    let (voice, messages, data_kb) = match shape {
+                        Shape::Silent => (0, 0, 0),
+                        Shape::VoiceOnly => (20 + rng.below(300), rng.below(80), 0),
+                        Shape::Light => (rng.below(40), rng.below(30), if data_plan { rng.below(200_000) } else { 0 }),
+                        Shape::Busy => (
+                            150 + rng.below(900),
+                            50 + rng.below(600),
+                            if data_plan { 500_000 + rng.below(6_000_000) } else { 0 },
+                        ),
+                    };
+                    let international =
+                        if rng.chance(2) { format!("{}.{:02}", 5 + rng.below(60), rng.below(100)) } else { "0".into() };
+                    writeln!(
+                        out,
+                        "{},{},{month},{voice},{messages},{}.{:03},{international},{}",
+                        line.phone_number,
+                        line.carrier,
+                        data_kb / 1_000,
+                        data_kb % 1_000,
+                        line.plan_kind
+                    )?;
+                    rows += 1;
+                }
+            }
+        }
+        out.flush()?;
+        Ok(rows)
+    }
+    .await;
+    let imported = match written {
+        Ok(0) => Ok(None),
+        Ok(_) => {
+            let actor = {
+                let mut conn = app.store.conn().await?;
+                demo_actor(&mut conn, Role::Billing, None).await?
+            };
+            usage::import(app, &actor, &UsageFile::path(path.clone()), &|_, _| {}).await.map(Some)
+        }
+        Err(e) => Err(AppError::Unexpected(anyhow::anyhow!("writing the demo's carrier file: {e}"))),
+    };
+    let _ = std::fs::remove_file(&path);
+    if imported?.is_none() {
+        return Ok(());
+    }
+
+    // The report of six months ago, answered in part, the rest deemed; then this half-year's.
+    let central = Actor::system("demo generator");
+    let earlier = app.config.billing.month(months[6])?.start() + 86_400_000;
+    let mut rng = Rng(options.seed ^ 0x05A6_E2E9_0127);
+    for (at, answer_until) in [(earlier, None), (now, Some(now))] {
+        let codes = {
+            let mut conn = app.store.conn().await?;
+            custody_store::agencies::codes(&mut conn).await?
+        };
+        for code in &codes {
+            usage_reports::issue_at(app, &central, code, at).await?;
+        }
+        for (code, _, _) in AGENCIES {
+            let approver = {
+                let mut conn = app.store.conn().await?;
+                demo_actor(&mut conn, Role::AgencyApprover, Some(code)).await?
+            };
+            let reports = usage_reports::list(app, &approver, Some(code)).await?;
+            let Some(report) = reports.iter().find(|r| r.issued_at == at) else { continue };
+            let (_, recommendations) = usage_reports::get(app, &approver, &report.id).await?;
+            for rec in recommendations {
+                let answer_at = answer_until.unwrap_or(at + (1 + rng.below(20) as i64) * 86_400_000);
+                match rng.below(10) {
+                    0..=2 => {
+                        usage_reports::respond_at(app, &approver, &rec.id, true, None, answer_at).await?;
+                    }
+                    3 => {
+                        let why = rng.pick(&[
+                            "Kept for the on-call rotation: used in storms and outages only.",
+                            "The holder was on extended leave; the line is needed on return.",
+                            "Emergency equipment kept charged in the operations van.",
+                        ]);
+                        usage_reports::respond_at(app, &approver, &rec.id, false, Some(why), answer_at).await?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    usage_reports::deem_due(app, now).await?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Shape {
+    Silent,
+    VoiceOnly,
+    Light,
+    Busy,
 }

@@ -35,7 +35,14 @@ fn today() -> String {
     jiff::Zoned::now().date().to_string()
 }
 
-async fn agency_scope(app: &App, actor: &Actor, agency: &str, action: Action) -> Result<AgencyCode, AppError> {
+/// Parses the agency code, authorizes `action` in it (another agency's is hidden: 404) and
+/// checks the agency exists.
+pub(crate) async fn agency_scope(
+    app: &App,
+    actor: &Actor,
+    agency: &str,
+    action: Action,
+) -> Result<AgencyCode, AppError> {
     let code = AgencyCode::parse(agency).map_err(|_| AppError::NotFound)?;
     actor.authorize(action, Scope::Agency(&code))?;
     let mut conn = app.store.conn().await?;

@@ -145,9 +145,9 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
                 403
             }
         }
-        "GET /api/v1/agencies/{code}/plan" | "GET /api/v1/agencies/{code}/plan/versions/{version}" => {
-            allow(READERS_OF_PEOPLE, 200)
-        }
+        "GET /api/v1/agencies/{code}/plan"
+        | "GET /api/v1/agencies/{code}/plan/versions/{version}"
+        | "GET /api/v1/agencies/{code}/plan-compliance" => allow(READERS_OF_PEOPLE, 200),
         "PUT /api/v1/agencies/{code}/plan/draft"
         | "POST /api/v1/agencies/{code}/plan/versions/{version}/submit"
         | "POST /api/v1/agencies/{code}/plan/versions/{version}/return" => {
@@ -253,9 +253,10 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
                 403
             }
         }
-        "GET /api/v1/usage/reports" | "GET /api/v1/usage/reports/{id}" | "GET /api/v1/usage/reports/{id}/rows" => {
-            allow(BILLING_READERS, 200)
-        }
+        "GET /api/v1/usage/reports"
+        | "GET /api/v1/usage/reports/{id}"
+        | "GET /api/v1/usage/reports/{id}/rows"
+        | "GET /api/v1/usage/reports/{id}/export" => allow(BILLING_READERS, 200),
         // Only the agency's approver answers; others reading the report are refused.
         "POST /api/v1/usage/recommendations/{id}/respond" => {
             if hidden {
@@ -424,7 +425,9 @@ async fn call_for(
     let (method, path) = key.split_once(' ').unwrap();
     let agency = agency_of(target);
     let n = unique();
-    let concrete = if path.contains("/plan") && path.contains("/agencies/") {
+    let concrete = if path.ends_with("/plan-compliance") {
+        path.replace("{code}", agency)
+    } else if path.contains("/plan") && path.contains("/agencies/") {
         let state = match path.rsplit('/').next().unwrap() {
             "submit" | "draft" => "draft",
             _ => "submitted",
@@ -494,7 +497,8 @@ async fn call_for(
     } else if path.starts_with("/api/v1/billing/statements/") {
         path.replace("{agency}", agency).replace("{quarter}", "2026-Q3")
     } else if path.starts_with("/api/v1/usage/reports/{id}") {
-        path.replace("{id}", &common::usage::report(app, agency).await.0)
+        let concrete = path.replace("{id}", &common::usage::report(app, agency).await.0);
+        if concrete.ends_with("/export") { format!("{concrete}?format=pdf") } else { concrete }
     } else if path.starts_with("/api/v1/usage/recommendations/{id}") {
         // Pending first: the approver's call answers it; the others are refused before looking.
         let (_, recommendations) = common::usage::report(app, agency).await;

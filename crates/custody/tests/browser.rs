@@ -197,7 +197,8 @@ fn expected_nav(role: Role) -> Vec<&'static str> {
     }
     nav.push("Compliance");
     if billing {
-        nav.push("Billing");
+        // Usage reports are read by the same roles as billing.
+        nav.extend(["Billing", "Usage"]);
     }
     nav.extend(["Agencies", "People", "Plans", "Catalog"]);
     match role {
@@ -415,6 +416,7 @@ async fn pages_fit_a_tablet_width_without_sideways_scrolling() {
         "/account",
         "/billing",
         "/billing/entries",
+        "/usage/reports",
     ] {
         browser.visit(path).await;
         let fits: Value = browser
@@ -752,5 +754,29 @@ async fn a_month_is_previewed_closed_and_read_back_in_the_console() {
     assert_eq!(browser.web.find_all(By::Id("not-found")).await.unwrap().len(), 1);
     browser.visit(&format!("/billing/invoices/{}/download/csv", foreign[0].id)).await;
     assert_eq!(browser.web.find_all(By::Id("not-found")).await.unwrap().len(), 1);
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn an_agency_approver_answers_a_usage_report_in_the_console() {
+    let (app, _) = setup().await;
+    let (report, recommendations) = common::usage::report(&app, OWN).await;
+    let rec = recommendations.first().expect("a recommendation").clone();
+    let mut browser = Browser::open(&app, "usage-report").await;
+    browser.sign_in(&email_for(Role::AgencyApprover), PASSWORD).await;
+    browser.visit("/usage/reports").await;
+    browser.click(&format!("a[href='/usage/reports/{report}']")).await;
+    assert!(browser.text("#report-facts").await.contains("Alpha Agency (AAA)"));
+    assert_eq!(browser.web.find_all(By::Css("#usage-by-type")).await.unwrap().len(), 1, "the chart is drawn");
+    // Rejecting without an explanation names the field; accepting files the request.
+    browser.click(&format!("#reject-{rec} button")).await;
+    assert!(browser.text(&format!("#explanation-error-{rec}")).await.contains("is required to reject"));
+    browser.click(&format!("#accept-{rec} button")).await;
+    assert!(browser.text("#usage-message").await.contains("Accepted"));
+    let row = browser.text(&format!("#rec-{rec}")).await;
+    assert!(row.contains("accepted") && row.contains("Request"), "{row}");
+    assert!(browser.web.find_all(By::Id(format!("accept-{rec}"))).await.unwrap().is_empty());
+    browser.click(&format!("#rec-{rec} a[href^='/requests/']")).await;
+    assert!(browser.path().await.starts_with("/requests/"));
     browser.quit().await;
 }

@@ -3,11 +3,14 @@
 //! A plan is kept in versions. A version moves `draft → submitted → certified → superseded`; only
 //! the agency's certifier certifies; changing a certified plan starts a new draft while the
 //! certified version stays in force until the new one is certified. [`check_request`] answers
-//! whether a device request fits the plan in force, with every finding named.
+//! whether a device request fits the plan in force, with every finding named;
+//! [`PlanContent::covers`] and [`PlanContent::data_plan_exception`] are the same rules for the
+//! devices already held (the plan compliance report).
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::DeviceType;
+use crate::device::DeviceState;
 use crate::role::Role;
 
 /// Where a plan version is in its life.
@@ -137,6 +140,30 @@ pub struct PlanContent {
     pub data_plan_exceptions: Vec<DataPlanException>,
 }
 
+impl PlanContent {
+    /// Whether the plan makes `subject` eligible for `device_type`: named for it, or their unit
+    /// or working title (case-insensitively, ignoring surrounding spaces) approved for it.
+    pub fn covers(&self, subject: &Subject<'_>, device_type: DeviceType) -> bool {
+        let matches_unit = |entry: &UnitEntry| {
+            let wanted = entry.unit.trim().to_lowercase();
+            [subject.unit, subject.title].into_iter().flatten().any(|v| v.trim().to_lowercase() == wanted)
+        };
+        self.named.iter().any(|n| n.person_id == subject.person_id && n.device_type == device_type)
+            || self.units.iter().any(|u| u.device_type == device_type && matches_unit(u))
+    }
+
+    /// The plan's exception to the one-data-plan rule for `person_id`, if it lists one.
+    pub fn data_plan_exception(&self, person_id: &str) -> Option<&DataPlanException> {
+        self.data_plan_exceptions.iter().find(|e| e.person_id == person_id)
+    }
+}
+
+/// The states in which a held device counts against the plan (its holder's eligibility for its
+/// type, and their data plans): in service, or in repair on its way back to them. A device in
+/// transit has no holder yet (its request was checked against the plan when it was approved); a
+/// lost or stolen one is being replaced, its line suspended until it is written off.
+pub const IN_USE: [DeviceState; 2] = [DeviceState::InService, DeviceState::InRepair];
+
 /// Who a request is for, as the plan check needs them.
 #[derive(Debug, Clone)]
 pub struct Subject<'a> {
@@ -217,20 +244,11 @@ pub fn check_request(plan: Option<&PlanContent>, subject: &Subject<'_>, wanted: 
         findings.insert(0, Finding::NoCertifiedPlan);
         return findings;
     };
-    let matches_unit = |entry: &UnitEntry| {
-        let wanted = entry.unit.trim().to_lowercase();
-        [subject.unit, subject.title].into_iter().flatten().any(|v| v.trim().to_lowercase() == wanted)
-    };
-    let eligible = plan.named.iter().any(|n| n.person_id == subject.person_id && n.device_type == device_type)
-        || plan.units.iter().any(|u| u.device_type == device_type && matches_unit(u));
-    if !eligible {
+    if !plan.covers(subject, device_type) {
         findings.push(Finding::NotEligible { device_type });
     }
     let existing_data_plans = subject.holdings.iter().filter(|(_, data)| *data).count();
-    if data_plan
-        && existing_data_plans >= 1
-        && !plan.data_plan_exceptions.iter().any(|p| p.person_id == subject.person_id)
-    {
+    if data_plan && existing_data_plans >= 1 && plan.data_plan_exception(subject.person_id).is_none() {
         findings.push(Finding::SecondDataPlan);
     }
     if device_type == DeviceType::Tablet
@@ -341,6 +359,20 @@ mod tests {
             check_request(None, &subject("p1", None, &[]), want(DeviceType::Smartphone, true)),
             [Finding::NoCertifiedPlan]
         );
+    }
+
+    #[test]
+    fn coverage_by_name_unit_or_title_for_one_device_type() {
+        let plan = plan();
+        let by_title =
+            Subject { person_id: "p9", unit: Some("Finance"), title: Some(" FIELD operations "), holdings: &[] };
+        assert!(plan.covers(&by_title, DeviceType::Smartphone), "a working title matches like a unit");
+        assert!(!plan.covers(&by_title, DeviceType::Tablet), "the unit is approved for smartphones only");
+        assert!(plan.covers(&subject("p-tablet", None, &[]), DeviceType::Tablet));
+        assert!(!plan.covers(&subject("p-tablet", None, &[]), DeviceType::Smartphone));
+        assert!(!plan.covers(&subject("p1", None, &[]), DeviceType::Smartphone), "no unit, no title, not named");
+        assert_eq!(plan.data_plan_exception("p-two").map(|e| e.justification.as_str()), Some("on call"));
+        assert_eq!(plan.data_plan_exception("p-tablet"), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod mdm;
 pub mod migrate;
 pub mod notifications;
 pub mod people;
+pub mod plan_compliance;
 pub mod plans;
 pub mod profiles;
 pub mod requests;

@@ -335,3 +335,35 @@ pub async fn imports(conn: &mut Conn, limit: i64) -> Result<Vec<ImportRow>, SqlE
         })
         .collect()
 }
+
+/// A line as the demo's carrier files describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarrierLine {
+    pub phone_number: String,
+    pub carrier: String,
+    pub plan_kind: String,
+    pub device_type: Option<String>,
+}
+
+/// Active lines after `after_phone` (empty: from the first), by number: a page of `limit`.
+pub async fn active_lines(conn: &mut Conn, after_phone: &str, limit: i64) -> Result<Vec<CarrierLine>, SqlError> {
+    let rows = sqlx::query(
+        "SELECT l.phone_number, l.carrier, l.plan_kind, d.device_type FROM lines l \
+         LEFT JOIN devices d ON d.id = l.device_id \
+         WHERE l.phone_number > $1 AND l.status = 'active' ORDER BY l.phone_number LIMIT $2",
+    )
+    .bind(after_phone)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CarrierLine {
+                phone_number: r.try_get("phone_number")?,
+                carrier: r.try_get("carrier")?,
+                plan_kind: r.try_get("plan_kind")?,
+                device_type: r.try_get("device_type")?,
+            })
+        })
+        .collect()
+}

@@ -318,3 +318,32 @@ pub async fn agency_directory(
             .collect::<Result<Vec<_>, SqlError>>()?;
     Ok((devices, people))
 }
+
+/// How many of a report's lines have each device type and activity level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityCount {
+    /// `None`: the line was in no known device.
+    pub device_type: Option<String>,
+    pub activity: String,
+    pub lines: i64,
+}
+
+/// A report's lines counted by device type and activity level, in SQL (however many the rows).
+pub async fn activity_counts(conn: &mut Conn, report: &str) -> Result<Vec<ActivityCount>, SqlError> {
+    let rows = sqlx::query(
+        "SELECT device_type, activity, COUNT(*) AS lines FROM usage_report_rows WHERE report_id = $1 \
+         GROUP BY device_type, activity ORDER BY device_type, activity",
+    )
+    .bind(report)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ActivityCount {
+                device_type: r.try_get("device_type")?,
+                activity: r.try_get("activity")?,
+                lines: r.try_get("lines")?,
+            })
+        })
+        .collect()
+}

@@ -80,6 +80,58 @@ pub fn column_chart(title: &str, columns: &[(String, i64)], id: &str, show: impl
     svg
 }
 
+/// Columns of stacked segments: one column per `(label, values)`, its values (one per entry of
+/// `series`, drawn bottom up in the classes `series-0`, `series-1`…) stacked to its total, which
+/// is written above it; a legend names the series. `id` names the `<svg>` element.
+pub fn stacked_columns(title: &str, series: &[&str], columns: &[(String, Vec<i64>)], id: &str) -> String {
+    if columns.iter().all(|(_, values)| values.iter().all(|v| *v <= 0)) {
+        return "<p class=\"hint\">Nothing to show yet.</p>".to_string();
+    }
+    let total = |values: &[i64]| values.iter().map(|v| (*v).max(0)).sum::<i64>();
+    let max = columns.iter().map(|(_, v)| total(v)).max().unwrap_or(0).max(1);
+    let (left, top, plot_h, col_w, gap) = (8.0, 34.0, 160.0, 56.0, 24.0);
+    let width = (left + (col_w + gap) * columns.len() as f64).max(82.0 * series.len() as f64).max(240.0);
+    let height = top + plot_h + 24.0;
+    let mut svg = format!(
+        "<svg class=\"chart\" id=\"{id}\" role=\"img\" aria-labelledby=\"{id}-title\" viewBox=\"0 0 {width} {height}\" \
+         width=\"100%\" style=\"max-width:{width}px\" xmlns=\"http://www.w3.org/2000/svg\"><title id=\"{id}-title\">{}</title>",
+        escape(title)
+    );
+    for (i, name) in series.iter().enumerate() {
+        let x = left + 82.0 * i as f64;
+        svg.push_str(&format!(
+            "<g class=\"legend\"><rect class=\"series-{i}\" x=\"{x}\" y=\"2\" width=\"10\" height=\"10\"></rect>\
+             <text x=\"{tx}\" y=\"11\">{}</text></g>",
+            escape(name),
+            tx = x + 14.0,
+        ));
+    }
+    for (c, (label, values)) in columns.iter().enumerate() {
+        let x = left + (col_w + gap) * c as f64;
+        let mut y = top + plot_h;
+        for (i, value) in values.iter().enumerate() {
+            let h = plot_h * (*value).max(0) as f64 / max as f64;
+            y -= h;
+            svg.push_str(&format!(
+                "<g data-label=\"{label}\" data-series=\"{name}\" data-value=\"{value}\"><title>{label}, {name}: {value}</title>\
+                 <rect class=\"bar series-{i}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{col_w}\" height=\"{h:.1}\"></rect></g>",
+                label = escape(label),
+                name = escape(series.get(i).copied().unwrap_or("")),
+            ));
+        }
+        svg.push_str(&format!(
+            "<text x=\"{x:.1}\" y=\"{ty:.1}\" font-size=\"11\">{}</text>\
+             <text x=\"{x:.1}\" y=\"{ly:.1}\" font-size=\"11\">{}</text>",
+            total(values),
+            escape(label),
+            ty = y - 4.0,
+            ly = top + plot_h + 16.0,
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -98,5 +150,21 @@ mod tests {
         assert!(svg.contains("2026-02: $50") && svg.contains("max $200"));
         let bars = super::bar_chart_with("T", &[("a".into(), 7)], "b", |v| format!("<{v}>"));
         assert!(bars.contains("&lt;7&gt;"));
+    }
+
+    #[test]
+    fn stacked_columns_stack_each_series_and_total_the_column() {
+        let svg = super::stacked_columns(
+            "Lines",
+            &["inactive", "active"],
+            &[("smart<phone".into(), vec![1, 3]), ("tablet".into(), vec![2, 0])],
+            "s",
+        );
+        // The tallest column (4) fills the plot: 40 a line.
+        assert!(svg.contains("data-series=\"inactive\" data-value=\"1\"") && svg.contains("height=\"40.0\""));
+        assert!(svg.contains("class=\"bar series-1\"") && svg.contains("height=\"120.0\""));
+        assert!(svg.contains(">4</text>") && svg.contains(">2</text>"), "the totals above the columns");
+        assert!(svg.contains("smart&lt;phone, inactive: 1") && !svg.contains("smart<phone"));
+        assert!(super::stacked_columns("Lines", &["a"], &[("t".into(), vec![0])], "e").contains("Nothing to show"));
     }
 }

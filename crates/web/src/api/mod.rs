@@ -13,6 +13,7 @@ pub mod erase;
 pub mod mdm;
 pub mod notifications;
 pub mod people;
+pub mod plan_compliance;
 pub mod plans;
 pub mod profiles;
 pub mod requests;
@@ -119,6 +120,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(plans::return_to_draft))
         .routes(routes!(plans::certify))
         .routes(routes!(plans::compliance))
+        .routes(routes!(plan_compliance::report))
         .routes(routes!(requests::list, requests::create))
         .routes(routes!(requests::get))
         .routes(routes!(requests::submit))
@@ -187,6 +189,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::reports, usage::issue))
         .routes(routes!(usage::report))
         .routes(routes!(usage::report_rows))
+        .routes(routes!(usage::export))
         .routes(routes!(usage::respond))
         .routes(routes!(profiles::list, profiles::create))
         .routes(routes!(profiles::upload))

@@ -420,3 +420,75 @@ pub async fn respond(
     let rec = custody_app::usage_reports::respond(&state.app, &actor, &id, accept, body.explanation.as_deref()).await?;
     Ok(Json(rec.into()))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReportExportQuery {
+    /// `xlsx` or `pdf`.
+    pub format: String,
+}
+
+/// The report as XLSX (sheets `Lines` with every row, `Recommendations` with their answers,
+/// `Summary`) or as PDF (the summary and the recommendations, then every row), both sent as they
+/// are written. Reading it writes nothing.
+#[utoipa::path(operation_id = "export_usage_report", get, path = "/api/v1/usage/reports/{id}/export", tag = "usage",
+    params(("id" = String, Path, description = "The report's id"), ReportExportQuery),
+    responses((status = 200, description = "The report file",
+            content(("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), ("application/pdf"))),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn export(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ReportExportQuery>,
+) -> ApiResult<axum::response::Response> {
+    let overview = custody_app::usage_export::overview(&state.app, &actor, &id).await?;
+    export_response(&state.app, overview, &q.format).await
+}
+
+/// The file of a report in `format`, for the API and the console alike.
+pub async fn export_response(
+    app: &custody_app::App,
+    overview: custody_app::usage_export::Overview,
+    format: &str,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let r = &overview.report;
+    let name = format!("usage-report-{}-{}-{}.{format}", r.agency_code, r.first_month, r.last_month);
+    let (body, content_type) = match format {
+        "xlsx" => (axum::body::Body::from(custody_app::usage_export::xlsx(app, &overview).await?), XLSX),
+        "pdf" => (pdf_body(app.clone(), overview), "application/pdf"),
+        _ => return Err(custody_app::AppError::invalid("format", "must be xlsx or pdf").into()),
+    };
+    let disposition = format!("attachment; filename=\"{name}\"");
+    Ok(([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response())
+}
+
+/// A report's PDF as a body sent while a task writes it page by page. A failure midway ends the
+/// body with an error, so the client sees a broken transfer rather than a short file that looks
+/// whole; it is logged here, once.
+fn pdf_body(app: custody_app::App, overview: custody_app::usage_export::Overview) -> axum::body::Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let report = overview.report.id.clone();
+    let task = tokio::spawn(async move { custody_app::usage_export::pdf(&app, &overview, tx).await });
+    let stream = futures_util::stream::unfold((rx, Some(task)), move |(mut rx, task)| {
+        let report = report.clone();
+        async move {
+            if let Some(bytes) = rx.recv().await {
+                return Some((Ok(axum::body::Bytes::from(bytes)), (rx, task)));
+            }
+            let error = match task?.await {
+                Ok(Ok(())) => return None,
+                Ok(Err(error)) => error.to_string(),
+                Err(panic) => panic.to_string(),
+            };
+            tracing::error!(report = %report, error = %error, "writing a usage report's PDF failed midway");
+            Some((Err(std::io::Error::other("the report could not be written")), (rx, None)))
+        }
+    });
+    axum::body::Body::from_stream(stream)
+}

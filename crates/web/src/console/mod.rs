@@ -13,10 +13,12 @@ mod devices;
 mod erase;
 mod mdm;
 pub(crate) mod people;
+mod plan_compliance;
 mod plans;
 mod profiles;
 mod requests;
 mod session;
+mod usage;
 
 use std::collections::HashMap;
 
@@ -70,6 +72,11 @@ pub fn router() -> Router<AppState> {
         .route("/billing/statements", get(billing::statement))
         .route("/billing/entries", get(billing::entries))
         .route("/billing/{what}", post(billing::add_entry))
+        .route("/usage", get(usage::home))
+        .route("/usage/reports", get(usage::list).post(usage::issue))
+        .route("/usage/reports/{id}", get(usage::show))
+        .route("/usage/reports/{id}/download/{format}", get(usage::download))
+        .route("/usage/recommendations/{id}/{verb}", post(usage::respond))
         .route("/compliance", get(compliance::show))
         .route("/compliance/evaluate", post(compliance::evaluate))
         .route("/compliance/bulk", post(compliance::bulk))
@@ -98,6 +105,8 @@ pub fn router() -> Router<AppState> {
         .route("/plans", get(plans::compliance))
         .route("/agencies/{code}/plan", get(plans::show).post(plans::save))
         .route("/agencies/{code}/plan/versions/{version}/{verb}", post(plans::act))
+        .route("/agencies/{code}/plan-compliance", get(plan_compliance::show))
+        .route("/agencies/{code}/plan-compliance.csv", get(plan_compliance::export))
         .route("/catalog", get(catalog::show))
         .route("/catalog/models", post(catalog::add_model))
         .route("/catalog/codes/{code}/rates", post(catalog::add_rate))
@@ -151,13 +160,14 @@ pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
         (true, true) => (("My reports", Action::OwnDevices), ("My devices", Action::OwnDevices)),
         _ => (("Requests", Action::RequestRead), ("Devices", Action::DeviceRead)),
     };
-    let entries: [(&'static str, &'static str, Option<Action>); 13] = [
+    let entries: [(&'static str, &'static str, Option<Action>); 14] = [
         ("/", "Dashboard", None),
         ("/requests", requests.0, Some(requests.1)),
         ("/devices", devices.0, Some(devices.1)),
         ("/mdm", "MDM", Some(Action::MdmRead)),
         ("/compliance", "Compliance", Some(Action::DeviceRead)),
         ("/billing", "Billing", Some(Action::BillingRead)),
+        ("/usage", "Usage", Some(Action::UsageRead)),
         ("/agencies", "Agencies", Some(Action::AgencyRead)),
         ("/people", "People", Some(Action::PersonRead)),
         ("/plans", "Plans", Some(Action::PlanRead)),
