@@ -8,13 +8,16 @@
 //! (`month` is `YYYY-MM`; `data_mb` has up to three decimals; `international_charges` is in
 //! dollars and may be empty; `line_plan` is `voice_only`, `voice_data` or `data_only`).
 //!
-//! An import reads the file twice. The first pass checks every row — its fields, a month within
-//! the configured history and not in the future, a number Custody has a line for, no line and
-//! month twice — and keeps only a sorted list of keys (eight bytes a row). Any bad row rejects
-//! the whole file, every bad row named with its row number and reason. The second pass writes
-//! in one transaction: a crash leaves the months as they were. A month already recorded takes
-//! the new figures only when they differ, so the same file again changes nothing, and a
-//! corrected file replaces that month's figures for its lines.
+//! An import reads the file once, on a blocking thread, checking every row — its fields, a month
+//! within the configured history and not in the future, a number Custody has a line for, no line
+//! and month twice (a sorted list of keys, eight bytes a row, checked at the end) — and, while
+//! every row so far was good, handing the rows over in batches to the writer, which writes them
+//! in one transaction as the parser reads on. Any bad row rejects the whole file: the
+//! transaction is rolled back, and every bad row is named with its row number and reason (the
+//! file is read a second time only to name duplicate rows and unknown numbers). A crash leaves
+//! the months as they were. A month already recorded takes the new figures only when they
+//! differ, so the same file again changes nothing, and a corrected file replaces that month's
+//! figures for its lines.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -108,10 +111,12 @@ pub struct ImportSummary {
     pub last_month: String,
 }
 
-/// The two passes, for a progress display.
+/// What an import is doing, for a progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Only checking the rest of the file: a bad row was found, nothing will be kept.
     Checking,
+    /// Writing rows as they are checked.
     Writing,
 }
 
@@ -170,7 +175,7 @@ impl Rows {
                 }
             };
             let hashing = Hashing { inner, digest: digest.then(Sha256::new) };
-            let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(hashing);
+            let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(hashing);
             header = reader.headers().map_err(unreadable)?.iter().map(str::to_string).collect();
             Source::Csv(Box::new(reader), csv::StringRecord::new())
         };
@@ -209,10 +214,10 @@ impl Rows {
                     {
                         return Ok(None);
                     }
-                    if record.iter().all(str::is_empty) {
+                    if record.iter().all(|v| v.trim().is_empty()) {
                         continue;
                     }
-                    let get = |i: usize| record.get(i).unwrap_or("");
+                    let get = |i: usize| record.get(i).map(str::trim).unwrap_or("");
                     return Ok(Some(f(row_no, raw_of(&c, get))));
                 }
                 Source::Sheet(rows) => {
@@ -274,6 +279,32 @@ const LISTED_ERRORS: usize = 200;
 /// Rows written per statement.
 const BATCH: usize = 5_000;
 
+/// What the parser asks of the writer, in file order.
+enum Work {
+    /// The states of numbers not seen before: the parser waits for the answer.
+    Resolve(Vec<u64>, tokio::sync::oneshot::Sender<Result<Vec<store::LineState>, AppError>>),
+    /// A month seen for the first time: counted before any of its rows is written.
+    Month(Period),
+    /// A batch for [`store::upsert_months`], and its row count.
+    Rows(String, u64),
+    /// Rows checked so far, once nothing is handed over any more.
+    Checked(u64),
+}
+
+/// What the parser found in the whole file.
+struct Parsed {
+    total_rows: u64,
+    bad_rows: u64,
+    /// Field errors, the first [`LISTED_ERRORS`], as (row, field, message).
+    errors: Vec<(u64, String, String)>,
+    /// Every good row's key (see [`key`]), sorted.
+    keys: Vec<u64>,
+    /// Numbers no line has (digits).
+    unknown: HashSet<u64>,
+    months: Option<(Period, Period)>,
+    sha256: String,
+}
+
 /// Imports a carrier usage file (roles `billing`, `admin`); see the module documentation.
 /// `progress` hears each pass's rows as they go.
 pub async fn import(
@@ -284,154 +315,79 @@ pub async fn import(
 ) -> Result<ImportSummary, AppError> {
     actor.authorize(Action::UsageImport, Scope::Global)?;
     let months = bounds(app)?;
+    let zone = app.config.billing.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
+    let import_id = custody_store::new_id();
 
-    // First pass: every field of every row, and the keys.
-    let mut rows = Rows::open(file, true)?;
-    let mut errors = custody_domain::FieldErrors::default();
-    let mut bad_rows = 0u64;
-    let mut keys: Vec<u64> = Vec::new();
-    let (mut first, mut last): (Option<Period>, Option<Period>) = (None, None);
-    while let Some(parsed) = rows.next_with(|row_no, raw| (row_no, parse_row(&raw, months)))? {
-        match parsed {
-            (_, Ok(row)) => {
-                keys.push(key(&row));
-                first = Some(first.map_or(row.month, |f| f.min(row.month)));
-                last = Some(last.map_or(row.month, |l| l.max(row.month)));
-            }
-            (row_no, Err(problems)) => {
-                bad_rows += 1;
-                for (field, message) in problems {
-                    if errors.0.len() < LISTED_ERRORS {
-                        errors.push(format!("row {row_no}: {field}"), message);
+    // One pass: a blocking thread parses and checks every row while this task writes what it
+    // hands over, in one transaction that commits only if the whole file was good.
+    let mut tx = app.store.write().await?;
+    let seq = store::next_import_seq(&mut tx).await?;
+    let (sender, mut work) = tokio::sync::mpsc::channel(4);
+    let parser = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || parse_and_hand_over(&file, months, &zone, &sender))
+    };
+    let (mut before, mut seen_months, mut written, mut changed) = (0i64, Vec::new(), 0u64, 0u64);
+    let wrote: Result<(), AppError> = async {
+        while let Some(item) = work.recv().await {
+            match item {
+                Work::Resolve(numbers, reply) => {
+                    let json = serde_json::to_string(&numbers.iter().map(|n| format!("+{n}")).collect::<Vec<_>>())
+                        .expect("strings serialize");
+                    let states = store::line_states(&mut tx, &json).await.map_err(AppError::from);
+                    let failed = states.is_err();
+                    let _ = reply.send(states);
+                    if failed {
+                        return Err(AppError::Unexpected(anyhow::anyhow!("reading the lines failed")));
                     }
                 }
+                Work::Month(month) => {
+                    let (first, end) = month_keys(month);
+                    before += store::count_months(&mut tx, first, end).await?;
+                    seen_months.push(month);
+                }
+                Work::Rows(batch, rows) => {
+                    changed += store::upsert_months(&mut tx, &batch, seq).await?;
+                    written += rows;
+                    progress(Phase::Writing, written);
+                }
+                Work::Checked(rows) => progress(Phase::Checking, rows),
             }
         }
-        let seen = keys.len() as u64 + bad_rows;
-        if seen.is_multiple_of(100_000) {
-            progress(Phase::Checking, seen);
-        }
+        Ok(())
     }
-    let total_rows = keys.len() as u64 + bad_rows;
-    progress(Phase::Checking, total_rows);
-    let sha256 = rows.sha256();
-    if total_rows == 0 {
+    .await;
+    drop(work);
+    let parsed = parser.await.map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
+    wrote?;
+    let mut parsed = parsed?;
+    if parsed.total_rows == 0 {
         return Err(AppError::invalid("file", "has no rows"));
     }
 
-    // The keys: a line and month twice, and numbers no line has.
-    keys.sort_unstable();
+    // A line and month twice, numbers no line has, bad fields: nothing is kept.
+    let keys = std::mem::take(&mut parsed.keys);
     let duplicates: HashSet<u64> = keys.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
-    let mut numbers: Vec<u64> = keys.iter().map(|k| k >> 12).collect();
-    numbers.dedup();
     drop(keys);
-    let mut unknown: HashSet<u64> = HashSet::new();
-    {
-        let mut conn = app.store.conn().await?;
-        for chunk in numbers.chunks(10_000) {
-            let json = serde_json::to_string(&chunk.iter().map(|n| format!("+{n}")).collect::<Vec<_>>())
-                .expect("strings serialize");
-            for phone in store::unknown_numbers(&mut conn, &json).await? {
-                unknown.insert(phone[1..].parse().unwrap_or(0));
-            }
-        }
+    if !duplicates.is_empty() || !parsed.unknown.is_empty() || !parsed.errors.is_empty() {
+        drop(tx);
+        return Err(name_bad_rows(file, months, parsed, &duplicates)?.into());
     }
-    if !duplicates.is_empty() || !unknown.is_empty() {
-        // Name the rows: read the file again.
-        let mut rows = Rows::open(file, false)?;
-        let mut first_seen: HashMap<u64, u64> = HashMap::new();
-        let mut listed: Vec<(u64, String, String)> = Vec::new();
-        while let Some((row_no, parsed)) = rows.next_with(|row_no, raw| (row_no, parse_row(&raw, months).ok()))? {
-            let Some(row) = parsed else { continue };
-            let k = key(&row);
-            if unknown.contains(&(k >> 12)) {
-                bad_rows += 1;
-                listed.push((
-                    row_no,
-                    "phone_number".into(),
-                    format!("{} is not a line Custody knows", row.phone_number),
-                ));
-            } else if duplicates.contains(&k) {
-                match first_seen.get(&k) {
-                    None => {
-                        first_seen.insert(k, row_no);
-                    }
-                    Some(first) => {
-                        bad_rows += 1;
-                        listed.push((
-                            row_no,
-                            "month".into(),
-                            format!("{} {} is also on row {first}", row.phone_number, row.month),
-                        ));
-                    }
-                }
-            }
-        }
-        // Rows in file order, field errors first on a row.
-        let mut all: Vec<(u64, String, String)> = errors
-            .0
-            .into_iter()
-            .map(|e| {
-                let row_no = e.field.trim_start_matches("row ").split(':').next().and_then(|n| n.parse().ok());
-                (row_no.unwrap_or(0), e.field, e.message)
-            })
-            .chain(listed.into_iter().map(|(row, field, message)| (row, format!("row {row}: {field}"), message)))
-            .collect();
-        all.sort_by_key(|(row, _, _)| *row);
-        errors = custody_domain::FieldErrors::default();
-        for (_, field, message) in all.into_iter().take(LISTED_ERRORS) {
-            errors.push(field, message);
-        }
+    let (first, last) = parsed.months.expect("rows were read");
+    let mut after = 0;
+    for month in &seen_months {
+        let (first, end) = month_keys(*month);
+        after += store::count_months(&mut tx, first, end).await?;
     }
-    if !errors.is_empty() {
-        if bad_rows as usize > errors.0.len() {
-            errors.push("file", format!("{bad_rows} rows are bad in all; the first {LISTED_ERRORS} are listed"));
-        }
-        return Err(errors.into());
-    }
-    let (first, last) = (first.expect("rows were read"), last.expect("rows were read"));
-
-    // Second pass: write, in one transaction. The lines' states first, then the months: the
-    // file is parsed on a blocking thread while the database writes the batch before.
-    let zone = app.config.billing.zone().map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
-    let import_id = custody_store::new_id();
-    let mut tx = app.store.write().await?;
-    let seq = store::next_import_seq(&mut tx).await?;
-    let mut states: Vec<(u64, i64, i64)> = Vec::with_capacity(numbers.len());
-    for chunk in numbers.chunks(5_000) {
-        let json = serde_json::to_string(&chunk.iter().map(|n| format!("+{n}")).collect::<Vec<_>>())
-            .expect("strings serialize");
-        for line in store::line_states(&mut tx, &json).await? {
-            let digits = phone_digits(&line.phone_number).unwrap_or_default();
-            states.push((digits, line.state_id, line.created_at));
-        }
-    }
-    drop(numbers);
-    states.sort_unstable();
-    let keys = (month_keys(first).0, month_keys(last).1);
-    let before = store::count_months(&mut tx, keys.0, keys.1).await?;
-    let (sender, mut batches) = tokio::sync::mpsc::channel(4);
-    let parser = {
-        let file = file.clone();
-        tokio::task::spawn_blocking(move || write_batches(&file, months, &states, &zone, &sender))
-    };
-    let (mut written, mut changed) = (0u64, 0u64);
-    while let Some((batch, rows)) = batches.recv().await {
-        changed += store::upsert_months(&mut tx, &batch, seq).await?;
-        written += rows;
-        progress(Phase::Writing, written);
-    }
-    parser.await.map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))??;
-    let after = store::count_months(&mut tx, keys.0, keys.1).await?;
     let inserted = after - before;
     let summary = ImportSummary {
         import_id: (changed > 0).then(|| import_id.clone()),
         file_name: file.name.clone(),
-        sha256,
-        rows: total_rows as i64,
+        sha256: parsed.sha256,
+        rows: parsed.total_rows as i64,
         inserted,
         replaced: changed as i64 - inserted,
-        unchanged: total_rows as i64 - changed as i64,
+        unchanged: parsed.total_rows as i64 - changed as i64,
         first_month: first.to_string(),
         last_month: last.to_string(),
     };
@@ -468,63 +424,199 @@ pub async fn import(
     Ok(summary)
 }
 
-/// The second pass's parser: the file's rows as JSON batches of [`BATCH`] for
-/// [`store::upsert_months`], each row keyed and given its line's state from `states` (sorted by
-/// phone digits). Stops early when the writer has stopped listening.
-fn write_batches(
+/// The parser: checks every row of `file`, and while the file is good so far hands the writer
+/// the months, the numbers to resolve and the rows as JSON batches of [`BATCH`], each row keyed
+/// and given its line's state. Stops handing over at the first bad row (nothing will be kept)
+/// but reads on to name every bad row; stops early when the writer has stopped listening.
+fn parse_and_hand_over(
     file: &UsageFile,
     months: (Period, Period),
-    states: &[(u64, i64, i64)],
     zone: &jiff::tz::TimeZone,
-    sender: &tokio::sync::mpsc::Sender<(String, u64)>,
-) -> Result<(), AppError> {
+    sender: &tokio::sync::mpsc::Sender<Work>,
+) -> Result<Parsed, AppError> {
     use std::fmt::Write;
+    let mut parsed = Parsed {
+        total_rows: 0,
+        bad_rows: 0,
+        errors: Vec::new(),
+        keys: Vec::new(),
+        unknown: HashSet::new(),
+        months: None,
+        sha256: String::new(),
+    };
+    // Each number's state id and line creation, once resolved; `None`: no line has it.
+    let mut lines: HashMap<u64, Option<(i64, i64)>> = HashMap::new();
     let mut starts: HashMap<Period, i64> = HashMap::new();
     let mut carriers: HashMap<String, String> = HashMap::new();
-    let mut rows = Rows::open(file, false)?;
-    let (mut batch, mut in_batch) = (String::with_capacity(BATCH * 64), 0u64);
+    // Rows waiting for their numbers to be resolved, then for their batch.
+    let mut waiting: Vec<UsageRow> = Vec::with_capacity(BATCH);
+    let mut new_numbers: Vec<u64> = Vec::new();
+    let mut batch = String::with_capacity(BATCH * 64);
+    let mut handing_over = true;
+    let mut rows = Rows::open(file, true)?;
     loop {
-        let row = rows.next_with(|_, raw| parse_row(&raw, months).ok())?;
+        let row = rows.next_with(|row_no, raw| (row_no, parse_row(&raw, months)))?;
         let done = row.is_none();
-        if let Some(Some(row)) = row {
-            let digits = phone_digits(&row.phone_number).unwrap_or_default();
-            let Ok(at) = states.binary_search_by_key(&digits, |s| s.0) else {
-                return Err(AppError::Unexpected(anyhow::anyhow!("{} lost its line mid-import", row.phone_number)));
-            };
-            let (_, state_id, created_at) = states[at];
-            let start = *starts
-                .entry(row.month)
-                .or_insert_with(|| custody_domain::billing::Month::new(row.month, zone).start());
-            let carrier = carriers
-                .entry(row.carrier)
-                .or_insert_with_key(|c| serde_json::to_string(c).expect("a string serializes"));
-            batch.push(if in_batch == 0 { '[' } else { ',' });
-            write!(
-                batch,
-                "[{},{state_id},{carrier},{},{},{},{},\"{}\",{}]",
-                usage_key(digits, row.month),
-                row.voice_minutes,
-                row.messages,
-                row.data_kb,
-                row.international_cents,
-                row.line_plan.as_str(),
-                u8::from(created_at > start)
-            )
-            .expect("writing to a string");
-            in_batch += 1;
-        }
-        if in_batch as usize == BATCH || (done && in_batch > 0) {
-            batch.push(']');
-            let full = std::mem::replace(&mut batch, String::with_capacity(BATCH * 64));
-            if sender.blocking_send((full, in_batch)).is_err() {
-                return Ok(());
+        match row {
+            None => {}
+            Some((_, Ok(row))) => {
+                parsed.total_rows += 1;
+                parsed.keys.push(key(&row));
+                parsed.months = Some(match parsed.months {
+                    None => (row.month, row.month),
+                    Some((f, l)) => (f.min(row.month), l.max(row.month)),
+                });
+                let digits = phone_digits(&row.phone_number).unwrap_or_default();
+                if !lines.contains_key(&digits) {
+                    lines.insert(digits, None);
+                    new_numbers.push(digits);
+                }
+                if handing_over {
+                    waiting.push(row);
+                }
             }
-            in_batch = 0;
+            Some((row_no, Err(problems))) => {
+                parsed.total_rows += 1;
+                parsed.bad_rows += 1;
+                handing_over = false;
+                for (field, message) in problems {
+                    if parsed.errors.len() < LISTED_ERRORS {
+                        parsed.errors.push((row_no, field.to_string(), message));
+                    }
+                }
+            }
+        }
+        if !handing_over && parsed.total_rows.is_multiple_of(100_000) {
+            let _ = sender.try_send(Work::Checked(parsed.total_rows));
+        }
+        if handing_over && (waiting.len() == BATCH || (done && !waiting.is_empty())) {
+            if !new_numbers.is_empty() {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                if sender.blocking_send(Work::Resolve(std::mem::take(&mut new_numbers), reply)).is_err() {
+                    return Ok(parsed);
+                }
+                let Ok(states) = answer.blocking_recv() else { return Ok(parsed) };
+                for state in states? {
+                    let digits = phone_digits(&state.phone_number).unwrap_or_default();
+                    lines.insert(digits, Some((state.state_id, state.created_at)));
+                }
+            }
+            batch.clear();
+            let mut in_batch = 0u64;
+            for row in waiting.drain(..) {
+                let digits = phone_digits(&row.phone_number).unwrap_or_default();
+                let Some(Some((state_id, created_at))) = lines.get(&digits).copied() else {
+                    parsed.unknown.insert(digits);
+                    handing_over = false;
+                    continue;
+                };
+                let start = match starts.get(&row.month) {
+                    Some(start) => *start,
+                    None => {
+                        if sender.blocking_send(Work::Month(row.month)).is_err() {
+                            return Ok(parsed);
+                        }
+                        let start = custody_domain::billing::Month::new(row.month, zone).start();
+                        starts.insert(row.month, start);
+                        start
+                    }
+                };
+                let carrier = carriers
+                    .entry(row.carrier)
+                    .or_insert_with_key(|c| serde_json::to_string(c).expect("a string serializes"));
+                batch.push(if in_batch == 0 { '[' } else { ',' });
+                write!(
+                    batch,
+                    "[{},{state_id},{carrier},{},{},{},{},\"{}\",{}]",
+                    usage_key(digits, row.month),
+                    row.voice_minutes,
+                    row.messages,
+                    row.data_kb,
+                    row.international_cents,
+                    row.line_plan.as_str(),
+                    u8::from(created_at > start)
+                )
+                .expect("writing to a string");
+                in_batch += 1;
+            }
+            if handing_over && in_batch > 0 {
+                batch.push(']');
+                let full = std::mem::replace(&mut batch, String::with_capacity(BATCH * 64));
+                if sender.blocking_send(Work::Rows(full, in_batch)).is_err() {
+                    return Ok(parsed);
+                }
+            }
+        }
+        if !handing_over {
+            waiting.clear();
         }
         if done {
-            return Ok(());
+            break;
         }
     }
+    // Numbers never resolved because handing over stopped: resolve them now, for the listing.
+    let pending: Vec<u64> = lines.iter().filter(|(_, s)| s.is_none()).map(|(d, _)| *d).collect();
+    for chunk in pending.chunks(5_000) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if sender.blocking_send(Work::Resolve(chunk.to_vec(), reply)).is_err() {
+            break;
+        }
+        let Ok(states) = answer.blocking_recv() else { break };
+        let known: HashSet<u64> = states?.iter().map(|s| phone_digits(&s.phone_number).unwrap_or_default()).collect();
+        parsed.unknown.extend(chunk.iter().filter(|d| !known.contains(d)));
+    }
+    parsed.keys.sort_unstable();
+    parsed.sha256 = rows.sha256();
+    Ok(parsed)
+}
+
+/// The error listing of a bad file: field errors as found, and the rows with numbers no line has
+/// or a line and month already on an earlier row (read again from the file to name them), in
+/// file order, the first [`LISTED_ERRORS`].
+fn name_bad_rows(
+    file: &UsageFile,
+    months: (Period, Period),
+    parsed: Parsed,
+    duplicates: &HashSet<u64>,
+) -> Result<custody_domain::FieldErrors, AppError> {
+    let mut bad_rows = parsed.bad_rows;
+    let mut all: Vec<(u64, String, String)> = parsed.errors;
+    if !duplicates.is_empty() || !parsed.unknown.is_empty() {
+        let mut rows = Rows::open(file, false)?;
+        let mut first_seen: HashMap<u64, u64> = HashMap::new();
+        while let Some((row_no, row)) = rows.next_with(|row_no, raw| (row_no, parse_row(&raw, months).ok()))? {
+            let Some(row) = row else { continue };
+            let k = key(&row);
+            if parsed.unknown.contains(&(k >> 12)) {
+                bad_rows += 1;
+                all.push((row_no, "phone_number".into(), format!("{} is not a line Custody knows", row.phone_number)));
+            } else if duplicates.contains(&k) {
+                match first_seen.get(&k) {
+                    None => {
+                        first_seen.insert(k, row_no);
+                    }
+                    Some(first) => {
+                        bad_rows += 1;
+                        all.push((
+                            row_no,
+                            "month".into(),
+                            format!("{} {} is also on row {first}", row.phone_number, row.month),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    all.sort_by_key(|(row, _, _)| *row);
+    let mut errors = custody_domain::FieldErrors::default();
+    let listed = all.len().min(LISTED_ERRORS);
+    for (row, field, message) in all.into_iter().take(LISTED_ERRORS) {
+        errors.push(format!("row {row}: {field}"), message);
+    }
+    if bad_rows as usize > listed {
+        errors.push("file", format!("{bad_rows} rows are bad in all; the first {LISTED_ERRORS} are listed"));
+    }
+    Ok(errors)
 }
 
 /// The latest imports (central usage readers).

@@ -136,7 +136,7 @@ pub async fn next_import_seq(conn: &mut Conn) -> Result<i64, SqlError> {
 }
 
 /// One month of a line as stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonthRow {
     pub phone_number: String,
     /// Months since January 2000 ([`custody_domain::usage::month_index`]).
@@ -152,64 +152,92 @@ pub struct MonthRow {
     pub device_id: Option<String>,
     pub device_type: Option<String>,
     pub holder_id: Option<String>,
-    #[serde(deserialize_with = "flag")]
     pub partial: bool,
     pub import_seq: i64,
 }
 
-fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    <i64 as serde::Deserialize>::deserialize(d).map(|n| n != 0)
-}
+/// A month as [`months_of`] reads it: the phone's place in the list asked, the month, the state,
+/// then the figures.
+type MonthJson = (usize, i64, i64, String, i64, i64, i64, i64, String, i64, i64);
+/// A state as [`months_of`] reads it: id, line, agency, device, type, holder.
+type StateJson = (i64, String, String, Option<String>, Option<String>, Option<String>);
 
-const MONTH_COLUMNS: [&str; 15] = [
-    "phone_number",
-    "month_index",
-    "agency_code",
-    "line_id",
-    "carrier",
-    "voice_minutes",
-    "messages",
-    "data_kb",
-    "international_cents",
-    "line_plan",
-    "device_id",
-    "device_type",
-    "holder_id",
-    "partial",
-    "import_seq",
-];
-
-/// The months of the lines `phones` (a JSON array of E.164 numbers) in the months `month_indexes`
-/// (a JSON array of [`custody_domain::usage::month_index`]), with what each line was then; only
-/// those recorded for `agency` when given. One JSON page, in no particular order.
+/// The months of the lines `phones` (E.164 numbers) in the months `month_indexes` (a JSON array
+/// of [`custody_domain::usage::month_index`]), with what each line was then; only those recorded
+/// for `agency` when given. Two JSON pages (the months as arrays, then the states they name), in
+/// no particular order.
 async fn months_of(
     conn: &mut Conn,
-    phones_json: &str,
+    phones: &[&str],
     month_indexes_json: &str,
     agency: Option<&str>,
 ) -> Result<Vec<MonthRow>, SqlError> {
     let postgres = is_postgres(conn);
-    let (phones, months, int) = if postgres {
-        ("json_array_elements_text($1::json) AS p(value)", "json_array_elements_text($2::json) AS m(value)", "BIGINT")
+    let (phones_source, position, months_source, int, (open, close)) = if postgres {
+        (
+            "json_array_elements_text($1::json) WITH ORDINALITY AS p(value, n)",
+            "p.n - 1",
+            "json_array_elements_text($2::json) AS m(value)",
+            "BIGINT",
+            ("COALESCE(json_agg(json_build_array(", ")), '[]'::json)::text"),
+        )
     } else {
-        ("json_each($1) AS p", "json_each($2) AS m", "INTEGER")
+        ("json_each($1) AS p", "p.key", "json_each($2) AS m", "INTEGER", ("json_group_array(json_array(", "))"))
     };
-    let inner = format!(
-        "SELECT p.value AS phone_number, CAST(m.value AS {int}) AS month_index, s.agency_code, s.line_id, u.carrier, \
-           u.voice_minutes, u.messages, u.data_kb, u.international_cents, u.line_plan, s.device_id, s.device_type, \
-           s.holder_id, u.partial, u.import_seq \
-         FROM {phones} CROSS JOIN {months} \
-         JOIN usage_months u ON u.k = ((CAST(m.value AS {int}) << 50) | CAST(substr(p.value, 2) AS {int})) \
-         JOIN usage_line_states s ON s.id = u.state_id{}",
-        if agency.is_some() { " WHERE s.agency_code = $3" } else { "" }
+    let sql = format!(
+        "SELECT {open}{position}, CAST(m.value AS {int}), u.state_id, u.carrier, u.voice_minutes, u.messages, \
+           u.data_kb, u.international_cents, u.line_plan, u.partial, u.import_seq{close} AS page \
+         FROM {phones_source} CROSS JOIN {months_source} \
+         JOIN usage_months u ON u.k = ((CAST(m.value AS {int}) << 50) | CAST(substr(p.value, 2) AS {int})){}",
+        if agency.is_some() { " JOIN usage_line_states s ON s.id = u.state_id WHERE s.agency_code = $3" } else { "" }
     );
-    let sql = crate::page_as_json(conn, &inner, &MONTH_COLUMNS, "line_id, month_index");
+    let phones_json = serde_json::to_string(phones).expect("strings serialize");
     let mut query = sqlx::query(AssertSqlSafe(sql)).bind(phones_json).bind(month_indexes_json);
     if let Some(agency) = agency {
         query = query.bind(agency);
     }
     let page: String = query.fetch_one(&mut *conn).await?.try_get("page")?;
-    serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))
+    let months: Vec<MonthJson> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    let mut ids: Vec<i64> = months.iter().map(|m| m.2).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let sql = if postgres {
+        "SELECT COALESCE(json_agg(json_build_array(id, line_id, agency_code, device_id, device_type, holder_id)), \
+           '[]'::json)::text AS page FROM usage_line_states WHERE id IN \
+           (SELECT value::bigint FROM json_array_elements_text($1::json) AS j(value))"
+    } else {
+        "SELECT json_group_array(json_array(id, line_id, agency_code, device_id, device_type, holder_id)) AS page \
+         FROM usage_line_states WHERE id IN (SELECT value FROM json_each($1))"
+    };
+    let ids = serde_json::to_string(&ids).expect("numbers serialize");
+    let page: String = sqlx::query(sql).bind(ids).fetch_one(&mut *conn).await?.try_get("page")?;
+    let states: Vec<StateJson> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    let states: std::collections::HashMap<i64, StateJson> = states.into_iter().map(|s| (s.0, s)).collect();
+    months
+        .into_iter()
+        .map(|(at, month_index, state_id, carrier, voice_minutes, messages, data_kb, intl, line_plan, partial, seq)| {
+            let state = states.get(&state_id).ok_or_else(|| {
+                SqlError::Decode(format!("usage month of {} names a missing state {state_id}", phones[at]).into())
+            })?;
+            Ok(MonthRow {
+                phone_number: phones.get(at).map(|p| p.to_string()).unwrap_or_default(),
+                month_index,
+                agency_code: state.2.clone(),
+                line_id: state.1.clone(),
+                carrier,
+                voice_minutes,
+                messages,
+                data_kb,
+                international_cents: intl,
+                line_plan,
+                device_id: state.3.clone(),
+                device_type: state.4.clone(),
+                holder_id: state.5.clone(),
+                partial: partial != 0,
+                import_seq: seq,
+            })
+        })
+        .collect()
 }
 
 /// An agency's months in `month_indexes` (a JSON array), by line then month: a page of the
@@ -240,7 +268,6 @@ pub async fn agency_months(
     let lines: Vec<LineJson> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
     let Some(last) = lines.iter().map(|l| &l.line_id).max().cloned() else { return Ok((Vec::new(), None)) };
     let phones: Vec<&str> = lines.iter().map(|l| l.phone_number.as_str()).collect();
-    let phones = serde_json::to_string(&phones).expect("strings serialize");
     let mut rows = months_of(conn, &phones, month_indexes_json, Some(agency)).await?;
     rows.sort_by(|a, b| (a.line_id.as_bytes(), a.month_index).cmp(&(b.line_id.as_bytes(), b.month_index)));
     Ok((rows, Some(last)))
@@ -261,8 +288,7 @@ pub async fn line_months(
     phone_number: &str,
     month_indexes_json: &str,
 ) -> Result<Vec<MonthRow>, SqlError> {
-    let phones = serde_json::to_string(&[phone_number]).expect("strings serialize");
-    let mut rows = months_of(conn, &phones, month_indexes_json, None).await?;
+    let mut rows = months_of(conn, &[phone_number], month_indexes_json, None).await?;
     rows.sort_by_key(|m| m.month_index);
     Ok(rows)
 }

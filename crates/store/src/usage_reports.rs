@@ -145,7 +145,8 @@ pub async fn insert(
     let (source, int) = if crate::is_postgres(conn) {
         ("json_array_elements($2::json) AS j(value)", "::bigint")
     } else {
-        ("json_each($2) AS j", "")
+        // Each element read without parsing it again.
+        ("jsonb_each($2) AS j", "")
     };
     let sql = format!(
         "INSERT INTO usage_report_rows (report_id, row_no, phone_number, line_plan, device_id, serial, device_type, \
