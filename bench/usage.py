@@ -73,9 +73,10 @@ def main():
         "",
         "`cargo run --release -p custody --example usage_import`: lines and their devices generated in SQL across "
         "120 agencies, a CSV written with a twentieth of the lines silent and a tenth without data, then "
-        "`custody_app::usage::import` (what `custody usage import` runs): a first pass checks every row and keeps "
-        "eight bytes a row for the duplicate and unknown-number checks, a second writes in one transaction, "
-        "5,000 rows a statement handed over as one JSON array.",
+        "`custody_app::usage::import` (what `custody usage import` runs): one pass, a blocking thread parsing and "
+        "checking every row (eight bytes a row kept for the duplicate check) while the database writes the batch "
+        "before in one transaction, 5,000 rows a statement handed over as one JSON array, each month a row of "
+        "`usage_months` keyed by one integer (month, then the number's digits).",
         "", "<!-- /usage -->"]
     replace_section("usage", section)
 

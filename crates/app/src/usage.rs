@@ -278,6 +278,8 @@ fn bounds(app: &App) -> Result<(Period, Period), AppError> {
 const LISTED_ERRORS: usize = 200;
 /// Rows written per statement.
 const BATCH: usize = 5_000;
+/// The page cache of the import's connection on SQLite while it runs, in MiB.
+const IMPORT_CACHE_MIB: u32 = 256;
 
 /// What the parser asks of the writer, in file order.
 enum Work {
@@ -321,7 +323,25 @@ pub async fn import(
     // One pass: a blocking thread parses and checks every row while this task writes what it
     // hands over, in one transaction that commits only if the whole file was good.
     let mut tx = app.store.write().await?;
-    let seq = store::next_import_seq(&mut tx).await?;
+    store::import_cache(&mut tx, Some(IMPORT_CACHE_MIB)).await?;
+    let outcome = write_file(actor, file, (months, zone, import_id), &mut tx, progress).await;
+    store::import_cache(&mut tx, None).await?;
+    let (summary, commit) = outcome?;
+    if commit {
+        tx.commit().await?;
+    }
+    Ok(summary)
+}
+
+/// The import's one pass in `tx`: the summary, and whether there is anything to commit.
+async fn write_file(
+    actor: &Actor,
+    file: &UsageFile,
+    (months, zone, import_id): ((Period, Period), jiff::tz::TimeZone, String),
+    tx: &mut custody_store::Tx,
+    progress: &(dyn Fn(Phase, u64) + Send + Sync),
+) -> Result<(ImportSummary, bool), AppError> {
+    let seq = store::next_import_seq(&mut *tx).await?;
     let (sender, mut work) = tokio::sync::mpsc::channel(4);
     let parser = {
         let file = file.clone();
@@ -334,7 +354,7 @@ pub async fn import(
                 Work::Resolve(numbers, reply) => {
                     let json = serde_json::to_string(&numbers.iter().map(|n| format!("+{n}")).collect::<Vec<_>>())
                         .expect("strings serialize");
-                    let states = store::line_states(&mut tx, &json).await.map_err(AppError::from);
+                    let states = store::line_states(&mut *tx, &json).await.map_err(AppError::from);
                     let failed = states.is_err();
                     let _ = reply.send(states);
                     if failed {
@@ -343,11 +363,11 @@ pub async fn import(
                 }
                 Work::Month(month) => {
                     let (first, end) = month_keys(month);
-                    before += store::count_months(&mut tx, first, end).await?;
+                    before += store::count_months(&mut *tx, first, end).await?;
                     seen_months.push(month);
                 }
                 Work::Rows(batch, rows) => {
-                    changed += store::upsert_months(&mut tx, &batch, seq).await?;
+                    changed += store::upsert_months(&mut *tx, &batch, seq).await?;
                     written += rows;
                     progress(Phase::Writing, written);
                 }
@@ -370,14 +390,13 @@ pub async fn import(
     let duplicates: HashSet<u64> = keys.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
     drop(keys);
     if !duplicates.is_empty() || !parsed.unknown.is_empty() || !parsed.errors.is_empty() {
-        drop(tx);
         return Err(name_bad_rows(file, months, parsed, &duplicates)?.into());
     }
     let (first, last) = parsed.months.expect("rows were read");
     let mut after = 0;
     for month in &seen_months {
         let (first, end) = month_keys(*month);
-        after += store::count_months(&mut tx, first, end).await?;
+        after += store::count_months(&mut *tx, first, end).await?;
     }
     let inserted = after - before;
     let summary = ImportSummary {
@@ -393,11 +412,11 @@ pub async fn import(
     };
     if changed == 0 {
         // The same file again: nothing to record.
-        return Ok(summary);
+        return Ok((summary, false));
     }
     let now = now_ms();
     store::insert_import(
-        &mut tx,
+        &mut *tx,
         &store::ImportRow {
             id: import_id.clone(),
             seq,
@@ -419,9 +438,8 @@ pub async fn import(
         "inserted": summary.inserted, "replaced": summary.replaced, "unchanged": summary.unchanged,
         "first_month": summary.first_month, "last_month": summary.last_month,
     });
-    audit::append(&mut tx, actor.event("usage.import", "usage_import", &import_id, None, changes)).await?;
-    tx.commit().await?;
-    Ok(summary)
+    audit::append(&mut *tx, actor.event("usage.import", "usage_import", &import_id, None, changes)).await?;
+    Ok((summary, true))
 }
 
 /// The parser: checks every row of `file`, and while the file is good so far hands the writer
@@ -527,14 +545,12 @@ fn parse_and_hand_over(
                 batch.push(if in_batch == 0 { '[' } else { ',' });
                 write!(
                     batch,
-                    "[{},{state_id},{carrier},{},{},{},{},\"{}\",{}]",
+                    "[{},{state_id},{carrier},{},{},{},{}]",
                     usage_key(digits, row.month),
-                    row.voice_minutes,
-                    row.messages,
+                    store::pack_counts(row.voice_minutes, row.messages),
                     row.data_kb,
                     row.international_cents,
-                    row.line_plan.as_str(),
-                    u8::from(created_at > start)
+                    store::pack_flags(row.line_plan.as_str(), created_at > start),
                 )
                 .expect("writing to a string");
                 in_batch += 1;

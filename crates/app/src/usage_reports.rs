@@ -300,17 +300,23 @@ pub async fn list(app: &App, actor: &Actor, agency: Option<&str>) -> Result<Vec<
 /// A report with its recommendations; another agency's answers not found.
 pub async fn get(app: &App, actor: &Actor, id: &str) -> Result<(ReportRow, Vec<RecommendationRow>), AppError> {
     let mut conn = app.store.conn().await?;
-    let report = store::get(&mut conn, id).await?.ok_or(AppError::NotFound)?;
-    let code = AgencyCode::parse(&report.agency_code).map_err(|m| AppError::Unexpected(anyhow::anyhow!(m)))?;
-    actor.authorize(Action::UsageRead, Scope::Agency(&code))?;
+    let report = readable(&mut conn, actor, id).await?;
     let recommendations = store::recommendations(&mut conn, &report.id).await?;
     Ok((report, recommendations))
 }
 
+/// The report `id` if `actor` may read it (another agency's is not found).
+async fn readable(conn: &mut Conn, actor: &Actor, id: &str) -> Result<ReportRow, AppError> {
+    let report = store::get(conn, id).await?.ok_or(AppError::NotFound)?;
+    let code = AgencyCode::parse(&report.agency_code).map_err(|m| AppError::Unexpected(anyhow::anyhow!(m)))?;
+    actor.authorize(Action::UsageRead, Scope::Agency(&code))?;
+    Ok(report)
+}
+
 /// A page of a report's rows after `after_row`.
 pub async fn rows(app: &App, actor: &Actor, id: &str, after_row: i64, limit: i64) -> Result<Vec<ReportLine>, AppError> {
-    let (report, _) = get(app, actor, id).await?;
     let mut conn = app.store.conn().await?;
+    let report = readable(&mut conn, actor, id).await?;
     Ok(store::rows(&mut conn, &report.id, after_row, limit.clamp(1, 5_000)).await?)
 }
 

@@ -123,6 +123,30 @@ async fn a_good_file_imports_once_and_a_corrected_one_replaces_its_months() {
     let summary: Value = again.json().await.unwrap();
     assert_eq!((summary["unchanged"].as_i64(), summary["import_id"].is_null()), (Some(9), true));
     assert_eq!(app.audit_count().await, before + 1);
+    // Every figure as the file gave it.
+    let months: Value = app.get("/api/v1/usage/lines/+15185550103", &token).await.json().await.unwrap();
+    let figures: Vec<(i64, i64, &str, &str, &str, &str)> = months
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let text = |k: &str| m[k].as_str().unwrap_or_default();
+            let n = |k: &str| m[k].as_i64().unwrap_or(-1);
+            (
+                n("voice_minutes"),
+                n("messages"),
+                text("data_mb"),
+                text("international_charges"),
+                text("line_plan"),
+                text("month"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        figures,
+        [(30, 3, "12.500", "0.00", "voice_data", earlier.as_str()), (33, 3, "0.250", "2.00", "voice_data", m.as_str())]
+    );
+    assert_eq!(months[0]["partial"], false);
 
     // The line's months carry the device it was in when imported.
     let months: Value = app.get("/api/v1/usage/lines/+15185550109", &token).await.json().await.unwrap();

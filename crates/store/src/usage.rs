@@ -82,10 +82,29 @@ pub async fn line_states(conn: &mut Conn, numbers_json: &str) -> Result<Vec<Line
     Ok(found)
 }
 
-/// Writes a batch of months — a JSON array of `[key, state id, carrier, voice_minutes, messages,
-/// data_kb, international_cents, line_plan, partial]` — as import `import_seq`: new months are
-/// inserted; months already there take the new figures only when they differ (and keep the state
-/// they were first recorded with). Returns how many rows were inserted or changed.
+/// Packs a month's voice minutes and messages (each under 2^24) into one number for
+/// [`upsert_months`].
+pub fn pack_counts(voice_minutes: i64, messages: i64) -> i64 {
+    (voice_minutes << 24) | (messages & 0xFF_FFFF)
+}
+
+/// Packs a month's line plan (`voice_only`, `voice_data`, `data_only`: 0, 1, 2) and whether it
+/// was partial into one number for [`upsert_months`].
+pub fn pack_flags(line_plan: &str, partial: bool) -> i64 {
+    let plan = match line_plan {
+        "voice_only" => 0,
+        "voice_data" => 1,
+        _ => 2,
+    };
+    (plan << 1) | i64::from(partial)
+}
+
+/// Writes a batch of months — a JSON array of `[key, state id, carrier, counts, data_kb,
+/// international_cents, flags]` (`counts` from [`pack_counts`], `flags` from [`pack_flags`]:
+/// seven fields a row, as reading each costs more than unpacking it) — as import `import_seq`:
+/// new months are inserted; months already there take the new figures only when they differ
+/// (and keep the state they were first recorded with). Returns how many rows were inserted or
+/// changed.
 pub async fn upsert_months(conn: &mut Conn, rows_json: &str, import_seq: i64) -> Result<u64, SqlError> {
     let (source, int) = if is_postgres(conn) {
         ("jsonb_array_elements($1::jsonb) AS j(value)", "::bigint")
@@ -96,8 +115,10 @@ pub async fn upsert_months(conn: &mut Conn, rows_json: &str, import_seq: i64) ->
     let sql = format!(
         "INSERT INTO usage_months (k, state_id, carrier, voice_minutes, messages, data_kb, international_cents, \
            line_plan, partial, import_seq) \
-         SELECT {k}, {state}, {carrier}, {voice}, {messages}, {data}, {intl}, {plan}, {partial}, $2 \
-         FROM {source} WHERE 1 = 1 \
+         SELECT k, state_id, carrier, counts >> 24, counts & 16777215, data_kb, international_cents, \
+           CASE flags >> 1 WHEN 0 THEN 'voice_only' WHEN 1 THEN 'voice_data' ELSE 'data_only' END, flags & 1, $2 \
+         FROM (SELECT {k} AS k, {state} AS state_id, {carrier} AS carrier, {counts} AS counts, {data} AS data_kb, \
+           {intl} AS international_cents, {flags} AS flags FROM {source}) AS r WHERE 1 = 1 \
          ON CONFLICT (k) DO UPDATE SET carrier = excluded.carrier, voice_minutes = excluded.voice_minutes, \
            messages = excluded.messages, data_kb = excluded.data_kb, \
            international_cents = excluded.international_cents, line_plan = excluded.line_plan, \
@@ -109,15 +130,24 @@ pub async fn upsert_months(conn: &mut Conn, rows_json: &str, import_seq: i64) ->
         k = f(0, int),
         state = f(1, int),
         carrier = f(2, ""),
-        voice = f(3, int),
-        messages = f(4, int),
-        data = f(5, int),
-        intl = f(6, int),
-        plan = f(7, ""),
-        partial = f(8, int),
+        counts = f(3, int),
+        data = f(4, int),
+        intl = f(5, int),
+        flags = f(6, int),
     );
     let done = sqlx::query(AssertSqlSafe(sql)).bind(rows_json).bind(import_seq).execute(&mut *conn).await?;
     Ok(done.rows_affected())
+}
+
+/// On SQLite, a larger page cache for this connection while an import runs (the lines and their
+/// states it reads stay in memory), or back to the default: `None`.
+pub async fn import_cache(conn: &mut Conn, mebibytes: Option<u32>) -> Result<(), SqlError> {
+    if is_postgres(conn) {
+        return Ok(());
+    }
+    let kib = mebibytes.map_or(2_000, |m| i64::from(m) * 1_024);
+    sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{kib}"))).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// How many months are recorded with keys from `first` (inclusive) to `end` (exclusive).
