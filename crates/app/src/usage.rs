@@ -323,9 +323,9 @@ pub async fn import(
     // One pass: a blocking thread parses and checks every row while this task writes what it
     // hands over, in one transaction that commits only if the whole file was good.
     let mut tx = app.store.write().await?;
-    store::import_cache(&mut tx, Some(IMPORT_CACHE_MIB)).await?;
+    store::large_cache(&mut tx, Some(IMPORT_CACHE_MIB)).await?;
     let outcome = write_file(actor, file, (months, zone, import_id), &mut tx, progress).await;
-    store::import_cache(&mut tx, None).await?;
+    store::large_cache(&mut tx, None).await?;
     let (summary, commit) = outcome?;
     if commit {
         tx.commit().await?;

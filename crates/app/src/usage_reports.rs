@@ -27,6 +27,8 @@ pub const REPORT_MONTHS: u32 = 6;
 
 /// Lines whose months a report reads at a time.
 const LINES_PER_READ: i64 = 3_000;
+/// The page cache of a report's connection on SQLite while it reads, in MiB.
+const READ_CACHE_MIB: u32 = 256;
 
 /// Where returned devices go.
 const DEPOT: &str = "Central IT Device Depot";
@@ -134,14 +136,17 @@ fn gone(status: &str) -> bool {
     matches!(status, "separated" | "transferred")
 }
 
-/// Issues `agency`'s report as at `at` (the clock is a parameter so tests can move it).
-pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result<Issued, AppError> {
-    let (first, last) = window(app, at)?;
-    let (first_s, last_s) = (first.to_string(), last.to_string());
-    let mut conn = app.store.conn().await?;
-    if let Some(report) = store::find(&mut conn, agency, &first_s, &last_s).await? {
-        return Ok(Issued { report, created: false });
-    }
+/// The directory an agency's report needs: device serials, people's names and statuses.
+type Directory = (Vec<(String, Option<String>)>, Vec<(String, String, String)>);
+
+/// Everything `agency`'s report of `first` to `last` reads: every month of every line as
+/// imported, a page of lines at a time; the directory; the people with a data plan exception.
+async fn read_agency(
+    conn: &mut Conn,
+    agency: &str,
+    first: Period,
+    last: Period,
+) -> Result<(Vec<LineHistory>, Directory, Vec<String>), AppError> {
     // Every month of every line, as imported, a page of lines at a time.
     let mut indexes = Vec::new();
     let mut month = first;
@@ -154,7 +159,7 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
     let mut after_line = String::new();
     loop {
         let (page, last_line) =
-            custody_store::usage::agency_months(&mut conn, agency, &indexes, &after_line, LINES_PER_READ).await?;
+            custody_store::usage::agency_months(&mut *conn, agency, &indexes, &after_line, LINES_PER_READ).await?;
         let Some(last_line) = last_line else { break };
         after_line = last_line;
         for m in page {
@@ -181,12 +186,28 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
             }
         }
     }
-    let (devices, people) = store::agency_directory(&mut conn, agency).await?;
-    let serials: BTreeMap<String, Option<String>> = devices.into_iter().collect();
-    let exceptions: Vec<String> = custody_store::plans::certified(&mut conn, agency)
+    let directory = store::agency_directory(&mut *conn, agency).await?;
+    let exceptions: Vec<String> = custody_store::plans::certified(&mut *conn, agency)
         .await?
         .map(|p| p.content.data_plan_exceptions.into_iter().map(|e| e.person_id).collect())
         .unwrap_or_default();
+    Ok((histories, directory, exceptions))
+}
+
+/// Issues `agency`'s report as at `at` (the clock is a parameter so tests can move it).
+pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result<Issued, AppError> {
+    let (first, last) = window(app, at)?;
+    let (first_s, last_s) = (first.to_string(), last.to_string());
+    let mut conn = app.store.conn().await?;
+    if let Some(report) = store::find(&mut conn, agency, &first_s, &last_s).await? {
+        return Ok(Issued { report, created: false });
+    }
+    // What the report reads, with a large page cache while it does (SQLite).
+    custody_store::usage::large_cache(&mut conn, Some(READ_CACHE_MIB)).await?;
+    let read = read_agency(&mut conn, agency, first, last).await;
+    custody_store::usage::large_cache(&mut conn, None).await?;
+    let (histories, (devices, people), exceptions) = read?;
+    let serials: BTreeMap<String, Option<String>> = devices.into_iter().collect();
     drop(conn);
     let names: BTreeMap<String, (String, String)> =
         people.into_iter().map(|(id, name, status)| (id, (name, status))).collect();

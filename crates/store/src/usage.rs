@@ -45,41 +45,47 @@ pub struct LineState {
 /// The state (line, agency, device, type, holder) each of `numbers` (E.164, a JSON array of
 /// lines that exist) has now, written first where no month recorded it yet.
 pub async fn line_states(conn: &mut Conn, numbers_json: &str) -> Result<Vec<LineState>, SqlError> {
-    let (source, same) = dialect(conn);
-    let current =
-        format!("FROM {source} JOIN lines l ON l.phone_number = j.value LEFT JOIN devices d ON d.id = l.device_id");
-    let matching = format!(
-        "(SELECT MAX(s.id) FROM usage_line_states s WHERE s.line_id = l.id AND s.agency_code = l.agency_code \
-           AND s.device_id {same} d.id AND s.device_type {same} d.device_type AND s.holder_id {same} d.holder_id)"
+    let mut found = existing_states(conn, numbers_json).await?;
+    let missing: Vec<&str> = found.iter().filter(|s| s.state_id == 0).map(|s| s.phone_number.as_str()).collect();
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    let (source, _) = dialect(conn);
+    let sql = format!(
+        "INSERT INTO usage_line_states (line_id, phone_number, agency_code, device_id, device_type, holder_id) \
+         SELECT l.id, l.phone_number, l.agency_code, d.id, d.device_type, d.holder_id \
+         FROM {source} JOIN lines l ON l.phone_number = j.value LEFT JOIN devices d ON d.id = l.device_id"
     );
-    let sql = format!("SELECT l.phone_number AS phone, l.created_at, {matching} AS state_id {current}");
-    let rows = sqlx::query(AssertSqlSafe(sql)).bind(numbers_json).fetch_all(&mut *conn).await?;
-    let mut found = Vec::with_capacity(rows.len());
-    let mut missing = std::collections::HashMap::new();
-    for r in &rows {
-        let phone_number: String = r.try_get("phone")?;
-        let created_at: i64 = r.try_get("created_at")?;
-        match r.try_get::<Option<i64>, _>("state_id")? {
-            Some(state_id) => found.push(LineState { phone_number, state_id, created_at }),
-            None => {
-                missing.insert(phone_number, created_at);
-            }
-        }
-    }
-    if !missing.is_empty() {
-        let json = serde_json::to_string(&missing.keys().collect::<Vec<_>>()).expect("strings serialize");
-        let sql = format!(
-            "INSERT INTO usage_line_states (line_id, phone_number, agency_code, device_id, device_type, holder_id) \
-             SELECT l.id, l.phone_number, l.agency_code, d.id, d.device_type, d.holder_id {current} \
-             RETURNING phone_number, id"
-        );
-        for r in sqlx::query(AssertSqlSafe(sql)).bind(json).fetch_all(&mut *conn).await? {
-            let phone_number: String = r.try_get("phone_number")?;
-            let created_at = missing.get(&phone_number).copied().unwrap_or_default();
-            found.push(LineState { phone_number, state_id: r.try_get("id")?, created_at });
-        }
-    }
+    let json = serde_json::to_string(&missing).expect("strings serialize");
+    sqlx::query(AssertSqlSafe(sql)).bind(&json).execute(&mut *conn).await?;
+    let added = existing_states(conn, &json).await?;
+    found.retain(|s| s.state_id != 0);
+    found.extend(added);
     Ok(found)
+}
+
+/// [`line_states`] as recorded already: a state id of 0 where none matches the line now. One
+/// JSON page (rows one by one cost several times more on SQLite).
+async fn existing_states(conn: &mut Conn, numbers_json: &str) -> Result<Vec<LineState>, SqlError> {
+    let (source, same) = dialect(conn);
+    let (open, close) = if is_postgres(conn) {
+        ("COALESCE(json_agg(json_build_array(", ")), '[]'::json)::text")
+    } else {
+        ("json_group_array(json_array(", "))")
+    };
+    let sql = format!(
+        "SELECT {open}l.phone_number, l.created_at, COALESCE((SELECT MAX(s.id) FROM usage_line_states s \
+           WHERE s.line_id = l.id AND s.agency_code = l.agency_code AND s.device_id {same} d.id \
+           AND s.device_type {same} d.device_type AND s.holder_id {same} d.holder_id), 0){close} AS page \
+         FROM {source} JOIN lines l ON l.phone_number = j.value LEFT JOIN devices d ON d.id = l.device_id"
+    );
+    let page: String =
+        sqlx::query(AssertSqlSafe(sql)).bind(numbers_json).fetch_one(&mut *conn).await?.try_get("page")?;
+    let rows: Vec<(String, i64, i64)> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    Ok(rows
+        .into_iter()
+        .map(|(phone_number, created_at, state_id)| LineState { phone_number, state_id, created_at })
+        .collect())
 }
 
 /// Packs a month's voice minutes and messages (each under 2^24) into one number for
@@ -139,9 +145,10 @@ pub async fn upsert_months(conn: &mut Conn, rows_json: &str, import_seq: i64) ->
     Ok(done.rows_affected())
 }
 
-/// On SQLite, a larger page cache for this connection while an import runs (the lines and their
-/// states it reads stay in memory), or back to the default: `None`.
-pub async fn import_cache(conn: &mut Conn, mebibytes: Option<u32>) -> Result<(), SqlError> {
+/// On SQLite, a larger page cache for this connection while an import or a report runs (what
+/// they look up stays in memory instead of being read again from the file), or back to the
+/// default: `None`.
+pub async fn large_cache(conn: &mut Conn, mebibytes: Option<u32>) -> Result<(), SqlError> {
     if is_postgres(conn) {
         return Ok(());
     }

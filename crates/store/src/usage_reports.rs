@@ -302,21 +302,20 @@ pub async fn agency_directory(
     conn: &mut Conn,
     agency: &str,
 ) -> Result<(Vec<(String, Option<String>)>, Vec<(String, String, String)>), SqlError> {
-    let devices = sqlx::query("SELECT id, serial FROM devices WHERE agency_code = $1")
-        .bind(agency)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("serial")?)))
-        .collect::<Result<Vec<_>, SqlError>>()?;
-    let people =
-        sqlx::query("SELECT id, given_name || ' ' || family_name AS name, status FROM people WHERE agency_code = $1")
-            .bind(agency)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?, r.try_get("status")?)))
-            .collect::<Result<Vec<_>, SqlError>>()?;
+    // Each as one JSON page: rows one by one cost several times more on SQLite.
+    let (open, close) = if crate::is_postgres(conn) {
+        ("COALESCE(json_agg(json_build_array(", ")), '[]'::json)::text")
+    } else {
+        ("json_group_array(json_array(", "))")
+    };
+    let sql = format!("SELECT {open}id, serial{close} AS page FROM devices WHERE agency_code = $1");
+    let page: String = sqlx::query(AssertSqlSafe(sql)).bind(agency).fetch_one(&mut *conn).await?.try_get("page")?;
+    let devices = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    let sql = format!(
+        "SELECT {open}id, given_name || ' ' || family_name, status{close} AS page FROM people WHERE agency_code = $1"
+    );
+    let page: String = sqlx::query(AssertSqlSafe(sql)).bind(agency).fetch_one(&mut *conn).await?.try_get("page")?;
+    let people = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
     Ok((devices, people))
 }
 
