@@ -485,8 +485,8 @@ fn parse_and_hand_over(
                     Some((f, l)) => (f.min(row.month), l.max(row.month)),
                 });
                 let digits = phone_digits(&row.phone_number).unwrap_or_default();
-                if !lines.contains_key(&digits) {
-                    lines.insert(digits, None);
+                if let std::collections::hash_map::Entry::Vacant(e) = lines.entry(digits) {
+                    e.insert(None);
                     new_numbers.push(digits);
                 }
                 if handing_over {
