@@ -28,6 +28,7 @@ def reset_postgres(url):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--postgres-runs", type=int, help="runs on PostgreSQL (default: --runs)")
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--months", type=int, default=6)
     parser.add_argument("--postgres", default=os.environ.get("CUSTODY_BENCH_POSTGRES"),
@@ -37,7 +38,7 @@ def main():
     rows, detail = [], []
     for label, url in targets:
         results = []
-        for _ in range(args.runs):
+        for _ in range(args.runs if not url or args.postgres_runs is None else args.postgres_runs):
             command = [IMPORT, "--lines", str(args.lines), "--months", str(args.months)]
             if url:
                 reset_postgres(url)
@@ -65,7 +66,8 @@ def main():
 
     section = ["<!-- usage -->", "", "## Carrier usage", "",
                f"Written by `bench/run --usage` on {time.strftime('%Y-%m-%d')} (release build; medians of "
-               f"{args.runs} runs). Ratios: target ÷ figure for the import and figure ÷ target for the reports "
+               f"{args.runs} runs on SQLite"
+               + (f", {args.postgres_runs or args.runs} on PostgreSQL" if args.postgres else "") + "). Ratios: target ÷ figure for the import and figure ÷ target for the reports "
                "(below 1 meets them); for the second import, its time ÷ the first's.", "",
                "| benchmark | dataset | figure | compared with | ratio |", "|---|---|---|---|---|"]
     section += [f"| {n} | {d} | {f} | {c} | {r:.2f} |" for n, d, f, c, r in rows]
