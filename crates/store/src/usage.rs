@@ -145,18 +145,15 @@ pub async fn upsert_months(conn: &mut Conn, rows_json: &str, import_seq: i64) ->
     Ok(done.rows_affected())
 }
 
-/// On SQLite, a larger page cache for this connection while an import or a report runs (what
-/// they look up stays in memory instead of being read again from the file), and the database
-/// file mapped into memory (a read connection's cache is emptied whenever another connection
-/// writes, as each report does; pages read again through the map cost no system call); or back
-/// to the defaults: `None`.
+/// On SQLite, a larger page cache for this connection while an import runs (the lines and
+/// states it looks up stay in memory instead of being read again from the file), or back to the
+/// default: `None`.
 pub async fn large_cache(conn: &mut Conn, mebibytes: Option<u32>) -> Result<(), SqlError> {
     if is_postgres(conn) {
         return Ok(());
     }
-    let (kib, map) = mebibytes.map_or((2_000, 0), |m| (i64::from(m) * 1_024, 2_147_418_112));
+    let kib = mebibytes.map_or(2_000, |m| i64::from(m) * 1_024);
     sqlx::query(AssertSqlSafe(format!("PRAGMA cache_size = -{kib}"))).execute(&mut *conn).await?;
-    sqlx::query(AssertSqlSafe(format!("PRAGMA mmap_size = {map}"))).execute(&mut *conn).await?;
     Ok(())
 }
 
