@@ -1,4 +1,5 @@
-//! The command line: `serve`, `demo`, `migrate` and `admin ...`.
+//! The command line: `serve`, `demo`, `migrate`, `openapi`, `admin ...` (users, tokens, the audit
+//! chain, backup and restore), `billing ...` and `usage ...`.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use custody_domain::role::{Role, RoleSet};
 use custody_store::audit::Verification;
 use custody_store::migrate;
 
+use crate::backup;
 use crate::config::{Config, Overrides};
 use crate::{Server, build_app, init_logging, open_store};
 
@@ -181,6 +183,26 @@ pub enum AdminCommand {
     },
     /// Walk the audit chain; exit 0 when intact, 1 naming the first broken event.
     AuditVerify {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Write an online, consistent copy of the SQLite database to a new file while the server
+    /// may keep writing, and check it (`PRAGMA integrity_check`). On PostgreSQL: explains how to
+    /// use pg_dump instead, and exits non-zero.
+    Backup {
+        /// The backup file to create; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Restore a SQLite backup as the configured database, which must not exist yet: the backup
+    /// is checked (`PRAGMA integrity_check`, the audit chain) and migrated when older, then put
+    /// in place whole. The backup file is not changed.
+    Restore {
+        /// The backup file (from `custody admin backup`).
+        #[arg(long)]
+        from: PathBuf,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -409,13 +431,22 @@ async fn admin(config_file: Option<&std::path::Path>, command: AdminCommand) -> 
     let db = match &command {
         AdminCommand::CreateUser { db, .. }
         | AdminCommand::CreateToken { db, .. }
-        | AdminCommand::AuditVerify { db } => db,
+        | AdminCommand::AuditVerify { db }
+        | AdminCommand::Backup { db, .. }
+        | AdminCommand::Restore { db, .. } => db,
     };
     let config = Config::load(config_file, &overrides(db, None))?;
     init_logging(&Config {
         log: crate::config::LogConfig { level: "warn".into(), ..config.log.clone() },
         ..config.clone()
     });
+    // Neither opens the database as the server does: a backup changes nothing in it, a restore
+    // creates it.
+    match &command {
+        AdminCommand::Backup { out, .. } => return admin_backup(&config.database_url(), out).await,
+        AdminCommand::Restore { from, .. } => return admin_restore(from, &config.database_url()).await,
+        _ => {}
+    }
     let app = build_app(&config).await?;
     let actor = Actor::system("command line");
     let code = match command {
@@ -469,7 +500,48 @@ async fn admin(config_file: Option<&std::path::Path>, command: AdminCommand) -> 
                 1
             }
         },
+        AdminCommand::Backup { .. } | AdminCommand::Restore { .. } => unreachable!("handled above"),
     };
     app.store.close().await;
     Ok(code)
+}
+
+async fn admin_backup(database_url: &str, out: &std::path::Path) -> anyhow::Result<i32> {
+    if backup::is_postgres(database_url) {
+        eprintln!("{}", backup::postgres_guidance(database_url, Some(out)));
+        bail!("`custody admin backup` writes SQLite backups only: nothing was written");
+    }
+    let written = backup::backup(database_url, out).await?;
+    println!(
+        "backup written to {}: {} bytes, {} audit events, schema version {}",
+        written.path.display(),
+        written.bytes,
+        written.audit_events,
+        written.schema_version
+    );
+    Ok(0)
+}
+
+async fn admin_restore(from: &std::path::Path, database_url: &str) -> anyhow::Result<i32> {
+    if backup::is_postgres(database_url) {
+        eprintln!("{}", backup::postgres_guidance(database_url, Some(from)));
+        bail!("`custody admin restore` restores SQLite backups only: nothing was restored");
+    }
+    let restored = backup::restore(from, database_url).await?;
+    let schema = match restored.migrations_applied {
+        0 => format!("schema version {}", restored.from_version),
+        n => format!(
+            "schema version {} migrated to {} ({n} migrations)",
+            restored.from_version,
+            migrate::latest_version()
+        ),
+    };
+    println!(
+        "restored {} to {}: {} bytes, {} audit events (chain intact), {schema}",
+        from.display(),
+        restored.path.display(),
+        restored.bytes,
+        restored.audit_events
+    );
+    Ok(0)
 }

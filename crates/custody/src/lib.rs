@@ -1,6 +1,7 @@
 //! The `custody` binary's library: configuration, startup and the command-line commands, kept
 //! out of `main.rs` so that tests start the real server exactly as the binary does.
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 

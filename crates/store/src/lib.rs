@@ -9,6 +9,7 @@
 
 pub mod agencies;
 pub mod audit;
+pub mod backup;
 pub mod billing;
 pub mod catalog;
 pub mod compliance;
