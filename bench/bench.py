@@ -1,7 +1,8 @@
 """Custody's benchmarks: cold start, idle memory, and GET /api/v1/people under load.
 
 Each figure is the median of several runs, measured on this machine in the same run as the
-target it is compared with. Writes BENCHMARKS.md at the repository root.
+target it is compared with. Writes its section of BENCHMARKS.md (between the `<!-- service -->`
+markers), leaving the other scripts' sections alone.
 """
 
 import argparse
@@ -13,6 +14,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+
+from sections import replace_section
 
 BIN = os.path.abspath("target/release/custody")
 
@@ -425,30 +428,24 @@ def main():
                       + ", ".join(f"{k} p95 {v:.2f} ms" for k, v in lookups.items()))
         print(detail[-1])
 
-    # The MDM section (bench/mdm.py) is kept as it is.
-    kept = ""
-    if os.path.exists("BENCHMARKS.md"):
-        previous = open("BENCHMARKS.md").read()
-        start, end = previous.find("<!-- mdm -->"), previous.find("<!-- /mdm -->")
-        if start >= 0 and end > start:
-            kept = "\n" + previous[start:end + len("<!-- /mdm -->")] + "\n"
-    with open("BENCHMARKS.md", "w") as f:
-        f.write("# Benchmarks\n\n")
-        f.write(f"Written by `bench/run` on {time.strftime('%Y-%m-%d')} on this project's 2-core machine "
-                f"(release build). Figures are medians of several runs; the ratio is figure ÷ target "
-                f"(below 1 meets the target).\n\n")
-        f.write("| benchmark | dataset | figure | compared with | ratio |\n|---|---|---|---|---|\n")
-        for name, dataset, figure, target, ratio in rows:
-            shown = "—" if ratio is None else f"{ratio:.2f}"
-            f.write(f"| {name} | {dataset} | {figure} | {target} | {shown} |\n")
-        f.write("\nDetails:\n\n")
-        f.write(f"- cold start runs (ms): {', '.join(f'{t:.0f}' for t in times)}; idle RSS runs (MB): "
-                f"{', '.join(f'{m:.1f}' for m in memory)}\n")
-        f.write("\n".join(detail) + "\n")
-        f.write(f"\nLoad: `wrk -t1 -c{args.connections} -d{args.duration}s --latency` with an auditor's API token, "
-                f"first page (50 people) of the list, after a 5 s warm-up; the server shares the 2 cores "
-                f"with wrk (one load thread, so that the load generator takes one core at most).\n")
-        f.write(kept)
+    # Its own section of BENCHMARKS.md; the other scripts' sections are left as they are.
+    lines = ["<!-- service -->", "", "## Service", "",
+             f"Written by `bench/run` on {time.strftime('%Y-%m-%d')} on this project's 2-core machine "
+             f"(release build). Figures are medians of several runs; the ratio is figure ÷ target "
+             f"(below 1 meets the target).", "",
+             "| benchmark | dataset | figure | compared with | ratio |", "|---|---|---|---|---|"]
+    for name, dataset, figure, target, ratio in rows:
+        shown = "—" if ratio is None else f"{ratio:.2f}"
+        lines.append(f"| {name} | {dataset} | {figure} | {target} | {shown} |")
+    lines += ["", "Details:", "",
+              f"- cold start runs (ms): {', '.join(f'{t:.0f}' for t in times)}; idle RSS runs (MB): "
+              f"{', '.join(f'{m:.1f}' for m in memory)}"]
+    lines += detail
+    lines += ["", f"Load: `wrk -t1 -c{args.connections} -d{args.duration}s --latency` with an auditor's API token, "
+              f"first page (50 people) of the list, after a 5 s warm-up; the server shares the 2 cores "
+              f"with wrk (one load thread, so that the load generator takes one core at most).", "",
+              "<!-- /service -->"]
+    replace_section("service", lines)
 
 
 if __name__ == "__main__":

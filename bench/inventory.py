@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import time
 
-from mdm import SIM, Server, ceiling, check
+from mdm import SIM, Server, ceiling, check, create_database
 from sections import replace_section
 
 COMPLIANCE = os.path.abspath("target/release/examples/compliance_eval")
@@ -74,6 +74,8 @@ def main():
                         help="also measure on this PostgreSQL database URL")
     args = parser.parse_args()
     targets = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+    if args.postgres:
+        create_database(args.postgres)
     rows, detail, kept = [], [], []
     if args.refresh_runs == 0:
         # Keep the refresh figures of the section already written.

@@ -104,6 +104,16 @@ def ceiling(devices, workers, iterations, command_every):
     return json.loads(out.stdout)
 
 
+def create_database(url):
+    """The PostgreSQL database of `url`, created when missing (a run after another script may find
+    it dropped)."""
+    base, name = url.rsplit("/", 1)
+    found = subprocess.run(["psql", base + "/postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    if not found:
+        subprocess.run(["psql", base + "/postgres", "-q", "-c", f"CREATE DATABASE {name}"], check=True)
+
+
 def check(report, what):
     if report["session_failures"] or report["enroll"]["failed"]:
         raise RuntimeError(f"{what}: failures {report['errors']}")
@@ -171,6 +181,8 @@ def main():
 
     rows, detail = [], []
     targets = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+    if args.postgres:
+        create_database(args.postgres)
     shape = f"{args.devices} devices, {args.workers} workers, {args.iterations} sessions each"
     for label, url in targets:
         (idle, idle_c, trips, trips_c), (idle_runs, trip_runs), (idle_r, trips_r), (idle_cs, trip_cs) = \
