@@ -1,8 +1,9 @@
 //! The biannual usage report presented: its figures (lines by device type and activity level,
-//! counted in SQL; what the devices of its inactive lines cost a month in MDM service charges)
-//! and its exports — XLSX (every row, the recommendations, a summary) and PDF (a summary, then
-//! every row, written and handed on page by page). Both read the rows a page at a time, so a
-//! report of any size is exported in bounded memory.
+//! devices with no carrier line by type, people by activity level, counted in SQL; what the
+//! devices of its inactive lines cost a month in MDM service charges) and its exports — XLSX
+//! (every row, every person, the recommendations, a summary) and PDF (a summary, then every row,
+//! written and handed on page by page). Both read the rows a page at a time, so a report of any
+//! size is exported in bounded memory.
 //!
 //! Like the rest of this crate it knows neither HTTP nor HTML: the web crate serves the bytes.
 
@@ -11,7 +12,9 @@ use std::io::Write;
 use custody_domain::billing::Period;
 use custody_domain::catalog::{Cents, DeviceType, rate_in_force};
 use custody_domain::usage::{Activity, RecommendationKind};
-use custody_store::usage_reports::{self as store, ActivityCount, RecommendationRow, ReportLine, ReportRow};
+use custody_store::usage_reports::{
+    self as store, ActivityCount, RecommendationRow, ReportLine, ReportPerson, ReportRow,
+};
 use pdf_writer::{Chunk, Content, Filter, Finish, Name, Rect, Ref, Str};
 
 use crate::certificate::{encode, wrap};
@@ -55,10 +58,15 @@ pub struct Overview {
     pub report: ReportRow,
     pub agency_name: String,
     pub recommendations: Vec<RecommendationRow>,
-    /// The lines counted by device type and activity level.
+    /// The rows counted by device type and activity level (no level: devices with no line).
     pub counts: Vec<ActivityCount>,
+    /// The people counted by activity level: `(activity, people)`.
+    pub people_counts: Vec<(String, i64)>,
     pub inactive: InactiveCharge,
 }
+
+/// How a row with no carrier line shows where a line's activity level would.
+pub const NO_LINE: &str = "no carrier line";
 
 /// The label of a line's device type; `no device` for a line in no known device.
 pub fn type_label(device_type: Option<&str>) -> String {
@@ -70,14 +78,34 @@ impl Overview {
     pub fn by_activity(&self) -> Vec<(Activity, i64)> {
         Activity::ALL
             .into_iter()
-            .map(|a| (a, self.counts.iter().filter(|c| c.activity == a.as_str()).map(|c| c.lines).sum()))
+            .map(|a| {
+                (a, self.counts.iter().filter(|c| c.activity.as_deref() == Some(a.as_str())).map(|c| c.lines).sum())
+            })
+            .collect()
+    }
+
+    /// People per activity level, every level in order (inactive first).
+    pub fn people_by_activity(&self) -> Vec<(Activity, i64)> {
+        Activity::ALL
+            .into_iter()
+            .map(|a| (a, self.people_counts.iter().filter(|(level, _)| level == a.as_str()).map(|(_, n)| n).sum()))
+            .collect()
+    }
+
+    /// Devices in use with no carrier line per device type (labelled).
+    pub fn without_line(&self) -> Vec<(String, i64)> {
+        self.counts
+            .iter()
+            .filter(|c| c.activity.is_none())
+            .map(|c| (type_label(c.device_type.as_deref()), c.lines))
             .collect()
     }
 
     /// Lines per device type (labelled, lines in no device last), split by activity level in
     /// the order of [`Activity::ALL`].
     pub fn by_type(&self) -> Vec<(String, [i64; 4])> {
-        let mut types: Vec<Option<&str>> = self.counts.iter().map(|c| c.device_type.as_deref()).collect();
+        let mut types: Vec<Option<&str>> =
+            self.counts.iter().filter(|c| c.activity.is_some()).map(|c| c.device_type.as_deref()).collect();
         types.sort_by_key(|t| (t.is_none(), *t));
         types.dedup();
         types
@@ -85,7 +113,7 @@ impl Overview {
             .map(|t| {
                 let mut levels = [0; 4];
                 for c in self.counts.iter().filter(|c| c.device_type.as_deref() == t) {
-                    if let Some(i) = Activity::ALL.iter().position(|a| a.as_str() == c.activity) {
+                    if let Some(i) = Activity::ALL.iter().position(|a| Some(a.as_str()) == c.activity.as_deref()) {
                         levels[i] += c.lines;
                     }
                 }
@@ -112,6 +140,16 @@ impl Overview {
             let split: Vec<String> =
                 Activity::ALL.iter().zip(levels).map(|(a, n)| format!("{} {n}", a.label().to_lowercase())).collect();
             rows.push((format!("Lines, {device_type}"), split.join(", ")));
+        }
+        let without_line = self.without_line();
+        let devices: i64 = without_line.iter().map(|(_, n)| n).sum();
+        let split: Vec<String> = without_line.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        let split = if split.is_empty() { String::new() } else { format!(" ({})", split.join(", ")) };
+        rows.push(("Devices with no carrier line".into(), format!("{devices}{split}")));
+        let people = self.people_by_activity();
+        rows.push(("People".into(), people.iter().map(|(_, n)| n).sum::<i64>().to_string()));
+        for (level, n) in people {
+            rows.push((format!("{} people", level.label()), n.to_string()));
         }
         rows.push(("Inactive lines' MDM charge".into(), self.inactive_description()));
         rows
@@ -151,6 +189,7 @@ pub async fn overview(app: &App, actor: &Actor, id: &str) -> Result<Overview, Ap
     let (report, recommendations) = crate::usage_reports::get(app, actor, id).await?;
     let mut conn = app.store.conn().await?;
     let counts = store::activity_counts(&mut conn, &report.id).await?;
+    let people_counts = store::people_counts(&mut conn, &report.id).await?;
     let agency_name =
         custody_store::agencies::get(&mut conn, &report.agency_code).await?.map(|a| a.details.name).unwrap_or_default();
     let service_code = app.config.billing.service_code.clone();
@@ -165,7 +204,7 @@ pub async fn overview(app: &App, actor: &Actor, id: &str) -> Result<Overview, Ap
         without_device: 0,
         unrated: Vec::new(),
     };
-    for c in counts.iter().filter(|c| c.activity == Activity::Inactive.as_str()) {
+    for c in counts.iter().filter(|c| c.activity.as_deref() == Some(Activity::Inactive.as_str())) {
         let Some(device_type) = &c.device_type else {
             inactive.without_device += c.lines;
             continue;
@@ -186,7 +225,7 @@ pub async fn overview(app: &App, actor: &Actor, id: &str) -> Result<Overview, Ap
             None => inactive.unrated.push(device_type.clone()),
         }
     }
-    Ok(Overview { report, agency_name, recommendations, counts, inactive })
+    Ok(Overview { report, agency_name, recommendations, counts, people_counts, inactive })
 }
 
 /// Every row of the report, a page at a time, handed to `each`.
@@ -223,22 +262,66 @@ pub const ROW_COLUMNS: [&str; 12] = [
     "activity",
 ];
 
-/// A row's cells as text, in the order of [`ROW_COLUMNS`].
+/// A row's cells as text, in the order of [`ROW_COLUMNS`]. A device with no carrier line has
+/// no number, plan or figures, and [`NO_LINE`] for its activity.
 pub fn row_cells(l: &ReportLine) -> [String; 12] {
+    let line = l.activity.is_some();
+    let figure = |value: String| if line { value } else { String::new() };
     [
         l.row_no.to_string(),
-        l.phone_number.clone(),
-        l.line_plan.clone(),
+        l.phone_number.clone().unwrap_or_default(),
+        l.line_plan.clone().unwrap_or_default(),
         l.device_type.clone().unwrap_or_default(),
         l.serial.clone().unwrap_or_default(),
         l.holder_name.clone().unwrap_or_default(),
-        l.months.to_string(),
-        l.voice_minutes.to_string(),
-        l.messages.to_string(),
-        format!("{}.{:03}", l.data_kb / 1_000, l.data_kb % 1_000),
-        Cents(l.international_cents).dollars(),
-        l.activity.clone(),
+        figure(l.months.to_string()),
+        figure(l.voice_minutes.to_string()),
+        figure(l.messages.to_string()),
+        figure(mb(l.data_kb)),
+        figure(Cents(l.international_cents).dollars()),
+        l.activity.clone().unwrap_or_else(|| NO_LINE.to_string()),
     ]
+}
+
+fn mb(kb: i64) -> String {
+    format!("{}.{:03}", kb / 1_000, kb % 1_000)
+}
+
+/// The columns of the people in every export.
+pub const PERSON_COLUMNS: [&str; 9] =
+    ["person_id", "person", "lines", "months", "voice_minutes", "messages", "data_mb", "international", "activity"];
+
+/// A person's cells as text, in the order of [`PERSON_COLUMNS`].
+pub fn person_cells(p: &ReportPerson) -> [String; 9] {
+    [
+        p.person_id.clone(),
+        p.person_name.clone().unwrap_or_default(),
+        p.lines.to_string(),
+        p.months.to_string(),
+        p.voice_minutes.to_string(),
+        p.messages.to_string(),
+        mb(p.data_kb),
+        Cents(p.international_cents).dollars(),
+        p.activity.clone(),
+    ]
+}
+
+/// Every person of the report, a page at a time, handed to `each`.
+async fn each_person(app: &App, report: &str, mut each: impl FnMut(&ReportPerson)) -> Result<(), AppError> {
+    let mut after = String::new();
+    loop {
+        let page = {
+            let mut conn = app.store.conn().await?;
+            store::people(&mut conn, report, &after, ROWS_PAGE).await?
+        };
+        for person in &page {
+            each(person);
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == ROWS_PAGE => after = last.person_id.clone(),
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// The columns of the recommendations in every export.
@@ -260,7 +343,7 @@ fn recommendation_cells(r: &RecommendationRow) -> [String; 9] {
 }
 
 /// The report as an XLSX workbook: the sheet `Lines` with every row (figures as numbers),
-/// `Recommendations` with their answers, and `Summary`.
+/// `People` with each person's activity, `Recommendations` with their answers, and `Summary`.
 pub async fn xlsx(app: &App, overview: &Overview) -> Result<Vec<u8>, AppError> {
     let text = |s: &str| if s.is_empty() { Cell::Empty } else { Cell::Text(s.to_string()) };
     let mut workbook = Workbook::new();
@@ -271,7 +354,18 @@ pub async fn xlsx(app: &App, overview: &Overview) -> Result<Vec<u8>, AppError> {
         let row: Vec<Cell> = cells
             .iter()
             .enumerate()
-            .map(|(i, v)| if matches!(i, 0 | 6..=10) { Cell::Number(v.clone()) } else { text(v) })
+            .map(|(i, v)| if matches!(i, 0 | 6..=10) && !v.is_empty() { Cell::Number(v.clone()) } else { text(v) })
+            .collect();
+        workbook.row(&row);
+    })
+    .await?;
+    workbook.sheet("People");
+    workbook.row(&PERSON_COLUMNS.map(|c| Cell::Text(c.to_string())));
+    each_person(app, &overview.report.id, |p| {
+        let row: Vec<Cell> = person_cells(p)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| if matches!(i, 2..=7) { Cell::Number(v.clone()) } else { text(v) })
             .collect();
         workbook.row(&row);
     })
@@ -306,7 +400,7 @@ const ROW_LAYOUT: [(f32, usize); 12] = [
     (555.0, 9),
     (605.0, 12),
     (670.0, 12),
-    (735.0, 12),
+    (735.0, 15),
 ];
 const ROW_HEADINGS: [&str; 12] = [
     "Row",

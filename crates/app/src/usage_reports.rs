@@ -4,8 +4,11 @@
 //! a job deems the unanswered accepted. An accepted recommendation files the service request
 //! that carries it out, linked both ways (the recommendation names the request; the request is
 //! found back by it).
+//!
+//! Besides every line, a report lists the agency's devices in use with no carrier line (a Wi-Fi
+//! tablet: its holder, no activity) and each person's activity over the lines they held.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use custody_domain::agency::AgencyCode;
 use custody_domain::authz::{Action, Scope};
@@ -15,9 +18,11 @@ use custody_domain::request::RequestType;
 use custody_domain::role::Role;
 use custody_domain::usage::{
     LineHistory, LineMonth, LinePlan, PersonFacts, RecommendationKind, Totals, activity, month_index, month_of_index,
-    recommend,
+    people_usage, recommend,
 };
-use custody_store::usage_reports::{self as store, RecommendationRow, ReportLine, ReportRow};
+use custody_store::usage_reports::{
+    self as store, AgencyDirectory, LinelessDevice, RecommendationRow, ReportLine, ReportPerson, ReportRow,
+};
 use custody_store::{Conn, audit, jobs, now_ms};
 
 use crate::{Actor, App, AppError, notifications};
@@ -147,17 +152,15 @@ fn gone(status: &str) -> bool {
     matches!(status, "separated" | "transferred")
 }
 
-/// The directory an agency's report needs: device serials, people's names and statuses.
-type Directory = (Vec<(String, Option<String>)>, Vec<(String, String, String)>);
-
 /// Everything `agency`'s report of `first` to `last` reads: every month of every line as
-/// imported, a page of lines at a time; the directory; the people with a data plan exception.
+/// imported, a page of lines at a time; the directory (device serials, the devices in use with
+/// no line, people's names and statuses); the people with a data plan exception.
 async fn read_agency(
     conn: &mut Conn,
     agency: &str,
     first: Period,
     last: Period,
-) -> Result<(Vec<LineHistory>, Directory, Vec<String>), AppError> {
+) -> Result<(Vec<LineHistory>, AgencyDirectory, Vec<String>), AppError> {
     // Every month of every line, as imported, a page of lines at a time.
     let mut indexes = Vec::new();
     let mut month = first;
@@ -213,9 +216,10 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
     if let Some(report) = store::find(&mut conn, agency, &first_s, &last_s).await? {
         return Ok(Issued { report, created: false });
     }
-    let (histories, (devices, people), exceptions) = read_agency(&mut conn, agency, first, last).await?;
+    let (histories, AgencyDirectory { serials, lineless, people }, exceptions) =
+        read_agency(&mut conn, agency, first, last).await?;
     drop(conn);
-    let serials: BTreeMap<String, Option<String>> = devices.into_iter().collect();
+    let serials: BTreeMap<String, Option<String>> = serials.into_iter().collect();
     let names: BTreeMap<String, (String, String)> =
         people.into_iter().map(|(id, name, status)| (id, (name, status))).collect();
     let facts: BTreeMap<String, PersonFacts> = names
@@ -226,7 +230,7 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
         .collect();
 
     let thresholds = app.config.usage.thresholds;
-    let lines: Vec<ReportLine> = histories
+    let mut lines: Vec<ReportLine> = histories
         .iter()
         .enumerate()
         .map(|(i, h)| {
@@ -234,8 +238,8 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
             let totals: Totals = h.totals(|_| true);
             ReportLine {
                 row_no: i as i64 + 1,
-                phone_number: h.phone_number.clone(),
-                line_plan: now.line_plan.as_str().to_string(),
+                phone_number: Some(h.phone_number.clone()),
+                line_plan: Some(now.line_plan.as_str().to_string()),
                 device_id: now.device_id.clone(),
                 serial: now.device_id.as_ref().and_then(|d| serials.get(d).cloned().flatten()),
                 device_type: now.device_type.map(|t| t.as_str().to_string()),
@@ -246,8 +250,46 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
                 messages: totals.messages,
                 data_kb: totals.data_kb,
                 international_cents: totals.international_cents,
-                activity: activity(&totals, &thresholds).as_str().to_string(),
+                activity: Some(activity(&totals, &thresholds).as_str().to_string()),
             }
+        })
+        .collect();
+    let line_count = lines.len() as i64;
+    // Then the devices in use with no line, by id: their holder, no number, plan or activity. A
+    // device a line's row names (the line's last recorded month was in it) is not listed again.
+    let in_rows: BTreeSet<&str> = lines.iter().filter_map(|l| l.device_id.as_deref()).collect();
+    let lineless: Vec<LinelessDevice> =
+        lineless.into_iter().filter(|d| !in_rows.contains(d.device_id.as_str())).collect();
+    let first_device_row = line_count + 1;
+    lines.extend(lineless.into_iter().enumerate().map(|(i, d)| ReportLine {
+        row_no: first_device_row + i as i64,
+        phone_number: None,
+        line_plan: None,
+        holder_name: d.holder_id.as_ref().and_then(|p| names.get(p).map(|n| n.0.clone())),
+        device_id: Some(d.device_id),
+        serial: d.serial,
+        device_type: Some(d.device_type),
+        holder_id: d.holder_id,
+        months: 0,
+        voice_minutes: 0,
+        messages: 0,
+        data_kb: 0,
+        international_cents: 0,
+        activity: None,
+    }));
+    let devices_without_line = lines.len() as i64 - line_count;
+    let people: Vec<ReportPerson> = people_usage(&histories, &thresholds)
+        .into_iter()
+        .map(|p| ReportPerson {
+            person_name: names.get(&p.person_id).map(|n| n.0.clone()),
+            person_id: p.person_id,
+            lines: p.lines,
+            months: p.totals.months,
+            voice_minutes: p.totals.voice_minutes,
+            messages: p.totals.messages,
+            data_kb: p.totals.data_kb,
+            international_cents: p.totals.international_cents,
+            activity: p.activity.as_str().to_string(),
         })
         .collect();
     let report_id = custody_store::new_id();
@@ -280,7 +322,7 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
         issued_at: at,
         issued_by: actor.label.clone(),
         deadline_at,
-        line_count: lines.len() as i64,
+        line_count,
         recommendation_count: recommendations.len() as i64,
     };
     let mut tx = app.store.write().await?;
@@ -288,12 +330,14 @@ pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result
         return Ok(Issued { report, created: false });
     }
     store::insert(&mut tx, &report, &lines, &recommendations).await?;
+    store::insert_people(&mut tx, &report.id, &people).await?;
     let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &recommendations {
         *by_kind.entry(r.kind.as_str()).or_default() += 1;
     }
     let changes = serde_json::json!({
         "first_month": report.first_month, "last_month": report.last_month, "lines": report.line_count,
+        "devices_without_line": devices_without_line, "people": people.len(),
         "recommendations": by_kind, "deadline_at": report.deadline_at,
     });
     audit::append(&mut tx, actor.event("usage.report.issue", "usage_report", &report.id, Some(agency), changes))
@@ -346,6 +390,20 @@ pub async fn rows(app: &App, actor: &Actor, id: &str, after_row: i64, limit: i64
     let mut conn = app.store.conn().await?;
     let report = readable(&mut conn, actor, id).await?;
     Ok(store::rows(&mut conn, &report.id, after_row, limit.clamp(1, 5_000)).await?)
+}
+
+/// A page of a report's people (their activity over the lines they held) after the person
+/// `after_person` (`""`: from the first), by person id.
+pub async fn people(
+    app: &App,
+    actor: &Actor,
+    id: &str,
+    after_person: &str,
+    limit: i64,
+) -> Result<Vec<ReportPerson>, AppError> {
+    let mut conn = app.store.conn().await?;
+    let report = readable(&mut conn, actor, id).await?;
+    Ok(store::people(&mut conn, &report.id, after_person, limit.clamp(1, 5_000)).await?)
 }
 
 /// The agency's answer to a recommendation (its approver): accept, or reject with an

@@ -256,6 +256,7 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
         "GET /api/v1/usage/reports"
         | "GET /api/v1/usage/reports/{id}"
         | "GET /api/v1/usage/reports/{id}/rows"
+        | "GET /api/v1/usage/reports/{id}/people"
         | "GET /api/v1/usage/reports/{id}/export" => allow(BILLING_READERS, 200),
         // Only the agency's approver answers; others reading the report are refused.
         "POST /api/v1/usage/recommendations/{id}/respond" => {

@@ -1,8 +1,9 @@
 //! The biannual usage report in the console and its exports: the page with its charts' figures,
 //! recommendations and rows; the agency approver's answers through its forms; another agency's
 //! report as the 404 page; the XLSX and PDF read back (with every row of a report larger than a
-//! page of the store), the same bytes from the console as from the API. On SQLite and, when
-//! configured, PostgreSQL.
+//! page of the store), the same bytes from the console as from the API; the people and the
+//! devices with no carrier line on the page and in the exports. On SQLite and, when configured,
+//! PostgreSQL.
 
 mod common;
 
@@ -346,8 +347,8 @@ async fn big_report(app: &TestApp, lines: i64) -> String {
     let rows: Vec<ReportLine> = (1..=lines)
         .map(|n| ReportLine {
             row_no: n,
-            phone_number: format!("+1518700{n:04}"),
-            line_plan: "voice_data".into(),
+            phone_number: Some(format!("+1518700{n:04}")),
+            line_plan: Some("voice_data".into()),
             device_id: None,
             serial: (n % 3 != 0).then(|| format!("BIG{n:05}")),
             device_type: match n % 3 {
@@ -362,7 +363,7 @@ async fn big_report(app: &TestApp, lines: i64) -> String {
             messages: 2 * n,
             data_kb: 1_500 * n,
             international_cents: n % 7,
-            activity: ["inactive", "voice_only", "low", "active"][(n % 4) as usize].into(),
+            activity: Some(["inactive", "voice_only", "low", "active"][(n % 4) as usize].into()),
         })
         .collect();
     let recommendation = |kind: &str, phone: &str| RecommendationRow {
@@ -505,5 +506,91 @@ async fn the_exports_carry_every_row_and_the_recommendations_the_same_from_conso
         let path = format!("/api/v1/usage/reports/{}/export?format=csv", f.report);
         let problem = common::problem(app.get(&path, &f.approver).await, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(common::fields(&problem), ["format"], "{label}");
+    }
+}
+
+#[tokio::test]
+async fn the_page_and_exports_show_people_and_devices_without_a_line() {
+    for db in TestDb::all().await {
+        let label = db.label;
+        let f = fleet(db).await;
+        let app = &f.app;
+
+        // Alpha's people: Ana active, Ben voice only, Cy inactive (the tablet has no holder).
+        let approver = Console::sign_in(app, "approver@aaa.example").await;
+        let (status, html) = approver.page(&format!("/usage/reports/{}", f.report)).await;
+        assert_eq!(status, StatusCode::OK, "{label}");
+        assert!(
+            html.contains("<dd id=\"report-people\">3: inactive 1, voice only 1, low 0, active 1</dd>"),
+            "{label}: {html}"
+        );
+        assert!(html.contains("<dd id=\"report-without-line\">0</dd>"), "{label}");
+        assert!(html.contains("id=\"report-people-table\""), "{label}");
+        assert!(
+            html.contains(">Ben Adams</a></td><td>1</td><td>6</td><td>270</td><td>18</td><td>0.000</td><td>$0.00</td><td>voice only</td>"),
+            "{label}: Ben's row"
+        );
+        let xlsx = app.get(&format!("/api/v1/usage/reports/{}/export?format=xlsx", f.report), &f.approver).await;
+        let xlsx = xlsx.bytes().await.unwrap().to_vec();
+        let people = custody_app::xlsx::read_sheet(&xlsx, "People").unwrap().expect("a People sheet");
+        assert_eq!(people.len(), 4, "{label}: a heading and three people");
+        assert_eq!(
+            people[0][1..],
+            ["person", "lines", "months", "voice_minutes", "messages", "data_mb", "international", "activity"]
+        );
+        let ana = people.iter().find(|p| p[1] == "Ana Ruiz").unwrap();
+        assert_eq!(ana[2..], ["1", "6", "1800", "240", "15000.000", "0.00", "active"], "{label}");
+        let summary = custody_app::xlsx::read_sheet(&xlsx, "Summary").unwrap().unwrap();
+        for (label_, value) in
+            [("People", "3"), ("Active people", "1"), ("Inactive people", "1"), ("Devices with no carrier line", "0")]
+        {
+            assert!(summary.contains(&vec![label_.to_string(), value.to_string()]), "{label}: {label_} in {summary:?}");
+        }
+
+        // Beta's Wi-Fi tablet, held by Gus, has no line: a row with its holder and no activity.
+        let input = custody_domain::catalog::ModelInput {
+            device_type: Some("tablet".into()),
+            platform: Some("ipados".into()),
+            maker: Some("Apple".into()),
+            model: Some("iPad wifi".into()),
+            ..Default::default()
+        };
+        let system = custody_app::Actor::system("test");
+        let model = custody_app::catalog::create_model(app.app(), &system, input).await.unwrap().id;
+        let gus = app.person("BBB", "Gus", "Hale").await;
+        let wifi = app.device_in_state("BBB", &model, custody_domain::device::DeviceState::InService).await;
+        app.exec_owned(format!("UPDATE devices SET holder_id = '{gus}', serial = 'WIFI01' WHERE id = '{wifi}'")).await;
+        app.device_in_state("BBB", &model, custody_domain::device::DeviceState::Returned).await;
+        let beta =
+            custody_app::usage_reports::issue_at(app.app(), &system, "BBB", custody_store::now_ms()).await.unwrap();
+        let beta = beta.report.id;
+        let foreign = Console::sign_in(app, "approver@bbb.example").await;
+        let (status, html) = foreign.page(&format!("/usage/reports/{beta}")).await;
+        assert_eq!(status, StatusCode::OK, "{label}");
+        assert!(html.contains("<dd id=\"report-lines\">0</dd>"), "{label}");
+        assert!(html.contains("<dd id=\"report-without-line\">1 (tablet 1)</dd>"), "{label}: {html}");
+        assert!(html.contains(">WIFI01</a>") && html.contains(">Gus Hale</a>"), "{label}");
+        assert!(html.contains("<td>no carrier line</td>"), "{label}: {html}");
+        assert!(html.contains("No person held a line."), "{label}");
+        let (_, token) = app.user_with_token("viewer@bbb.example", Role::AgencyViewer, Some("BBB")).await;
+        let xlsx = app.get(&format!("/api/v1/usage/reports/{beta}/export?format=xlsx"), &token).await;
+        let xlsx = xlsx.bytes().await.unwrap().to_vec();
+        let lines = custody_app::xlsx::read_first_sheet(&xlsx).unwrap();
+        assert_eq!(
+            lines[1..],
+            [["1", "", "", "tablet", "WIFI01", "Gus Hale", "", "", "", "", "", "no carrier line"]],
+            "{label}: {lines:?}"
+        );
+        let summary = custody_app::xlsx::read_sheet(&xlsx, "Summary").unwrap().unwrap();
+        assert!(
+            summary.contains(&vec!["Devices with no carrier line".to_string(), "1 (tablet 1)".into()]),
+            "{label}: {summary:?}"
+        );
+        let pdf = app.get(&format!("/api/v1/usage/reports/{beta}/export?format=pdf"), &token).await;
+        let (text, _) = pdf_text(&pdf.bytes().await.unwrap());
+        assert!(text.lines().any(|l| l.contains("WIFI01") && l.contains("no carrier line")), "{label}: {text}");
+        // Alpha's approver does not see Beta's people.
+        let hidden = app.get(&format!("/api/v1/usage/reports/{beta}/people"), &f.approver).await;
+        assert_eq!(hidden.status(), StatusCode::NOT_FOUND, "{label}");
     }
 }

@@ -1,6 +1,7 @@
 //! The biannual usage report: issued once per window with every line and the four
 //! recommendations, frozen against later imports; the agency's answers within the window, and
-//! the unanswered deemed accepted the day after it closes, each with its service request.
+//! the unanswered deemed accepted the day after it closes, each with its service request; each
+//! person judged on the months they held each line, and devices with no line listed.
 
 mod common;
 
@@ -249,4 +250,143 @@ async fn answers_within_the_window_then_the_unanswered_are_deemed_on_day_31() {
     let mut conn = f.app.app().store.conn().await.unwrap();
     let back = custody_store::usage_reports::by_request(&mut conn, request).await.unwrap().unwrap();
     assert_eq!(back.id, eliminate["id"].as_str().unwrap());
+}
+
+/// Imports `rows` of usage as central IT.
+async fn import(f: &Fleet, rows: &[String]) {
+    let response = f
+        .app
+        .request(Method::POST, "/api/v1/usage/import", Some(&f.billing))
+        .header("content-type", "text/csv")
+        .body(csv(rows))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED, "{}", response.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_report_judges_each_person_on_the_months_they_held_and_lists_devices_without_a_line() {
+    let f = fleet().await;
+    let app = &f.app;
+    let input = custody_domain::catalog::ModelInput {
+        device_type: Some("tablet".into()),
+        platform: Some("ipados".into()),
+        maker: Some("Apple".into()),
+        model: Some("iPad people".into()),
+        ..Default::default()
+    };
+    let model =
+        custody_app::catalog::create_model(app.app(), &custody_app::Actor::system("test"), input).await.unwrap().id;
+    let (dee, eve, fay, gus) = (
+        app.person("AAA", "Dee", "Park").await,
+        app.person("AAA", "Eve", "Lund").await,
+        app.person("AAA", "Fay", "Ortiz").await,
+        app.person("AAA", "Gus", "Hale").await,
+    );
+    // Dee's smartphone only talks (voice only) and her tablet uses a little data (low): summed
+    // over her twelve line-months, 500 minutes a month is active.
+    held(app, &model, "smartphone", &dee, "+15185550306").await;
+    held(app, &model, "tablet", &dee, "+15185550307").await;
+    // Eve holds a smartphone for the window's first three months (50 minutes a month), then it
+    // passes to Fay, who leaves it silent.
+    let handed = held(app, &model, "smartphone", &eve, "+15185550308").await;
+    let mut rows = Vec::new();
+    for back in 0..6 {
+        let m = month(app, back);
+        rows.push(format!("+15185550306,Verizon,{m},1000,0,0,0,voice_data"));
+        rows.push(format!("+15185550307,Verizon,{m},0,0,50,0,data_only"));
+    }
+    for back in 3..6 {
+        rows.push(format!("+15185550308,Verizon,{},50,5,100,0,voice_data", month(app, back)));
+    }
+    import(&f, &rows).await;
+    app.exec_owned(format!("UPDATE devices SET holder_id = '{fay}' WHERE id = '{handed}'")).await;
+    let rows: Vec<String> =
+        (0..3).map(|back| format!("+15185550308,Verizon,{},0,0,0,0,voice_data", month(app, back))).collect();
+    import(&f, &rows).await;
+    // Gus's Wi-Fi tablet has no line; a device in repair with no line and no holder is in use
+    // too; a returned one is not.
+    let wifi = app.device_in_state("AAA", &model, custody_domain::device::DeviceState::InService).await;
+    app.exec_owned(format!("UPDATE devices SET holder_id = '{gus}', serial = 'WIFI01' WHERE id = '{wifi}'")).await;
+    let repair = app.device_in_state("AAA", &model, custody_domain::device::DeviceState::InRepair).await;
+    let returned = app.device_in_state("AAA", &model, custody_domain::device::DeviceState::Returned).await;
+
+    let (status, issued) = issue(&f).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    assert_eq!(issued["lines"], 8, "{issued}");
+    let id = issued["id"].as_str().unwrap();
+    let rows: Value = app.get(&format!("/api/v1/usage/reports/{id}/rows"), &f.approver).await.json().await.unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 10, "eight lines and two devices without one: {rows:?}");
+    let row = |device: &str| rows.iter().find(|r| r["device_id"] == device).cloned();
+    let tablet = row(&wifi).expect("the Wi-Fi tablet is listed");
+    assert_eq!(
+        (&tablet["phone_number"], &tablet["line_plan"], &tablet["activity"]),
+        (&Value::Null, &Value::Null, &Value::Null),
+        "{tablet}"
+    );
+    assert_eq!(
+        (tablet["holder_name"].as_str(), tablet["device_type"].as_str(), tablet["serial"].as_str()),
+        (Some("Gus Hale"), Some("tablet"), Some("WIFI01"))
+    );
+    assert_eq!((tablet["months"].as_i64(), tablet["voice_minutes"].as_i64()), (Some(0), Some(0)));
+    assert!(tablet["row"].as_i64().unwrap() > 8, "devices follow the lines: {tablet}");
+    let in_repair = row(&repair).expect("a device in repair is in use");
+    assert_eq!((&in_repair["holder_id"], &in_repair["activity"]), (&Value::Null, &Value::Null));
+    assert!(row(&returned).is_none(), "a returned device is not in use");
+    let line = rows.iter().find(|r| r["phone_number"] == "+15185550308").unwrap();
+    assert_eq!((line["activity"].as_str(), line["holder_name"].as_str()), (Some("low"), Some("Fay Ortiz")));
+
+    // Each person, on the months they held each line.
+    let people: Value = app.get(&format!("/api/v1/usage/reports/{id}/people"), &f.approver).await.json().await.unwrap();
+    let people = people.as_array().unwrap().clone();
+    let person = |id: &str| people.iter().find(|p| p["person_id"] == id).cloned();
+    let summary = |p: Value| {
+        (
+            p["name"].as_str().unwrap().to_string(),
+            p["lines"].as_i64().unwrap(),
+            p["months"].as_i64().unwrap(),
+            p["voice_minutes"].as_i64().unwrap(),
+            p["activity"].as_str().unwrap().to_string(),
+        )
+    };
+    let dee = summary(person(&dee).expect("Dee"));
+    assert_eq!(dee, ("Dee Park".to_string(), 2, 12, 6_000, "active".to_string()), "two lines summed");
+    let mut lines_of_dee: Vec<&str> =
+        rows.iter().filter(|r| r["holder_name"] == "Dee Park").map(|r| r["activity"].as_str().unwrap()).collect();
+    lines_of_dee.sort();
+    assert_eq!(lines_of_dee, ["low", "voice_only"], "neither of her lines is active on its own");
+    assert_eq!(summary(person(&eve).expect("Eve")), ("Eve Lund".to_string(), 1, 3, 150, "active".to_string()));
+    assert_eq!(person(&eve).unwrap()["data_mb"], "300.000", "only her months");
+    assert_eq!(summary(person(&fay).expect("Fay")), ("Fay Ortiz".to_string(), 1, 3, 0, "inactive".to_string()));
+    assert!(person(&gus).is_none(), "a Wi-Fi tablet carries no usage");
+    let ana = people.iter().find(|p| p["name"] == "Ana Ruiz").unwrap();
+    assert_eq!((ana["lines"].as_i64(), ana["months"].as_i64()), (Some(2), Some(12)));
+    assert_eq!(people.len(), 6, "Ana, Ben, Cy, Dee, Eve, Fay: {people:?}");
+
+    // Paged by person id.
+    let first: Value =
+        app.get(&format!("/api/v1/usage/reports/{id}/people?limit=4"), &f.approver).await.json().await.unwrap();
+    let first = first.as_array().unwrap();
+    assert_eq!(first.len(), 4);
+    let after = first[3]["person_id"].as_str().unwrap();
+    let rest: Value =
+        app.get(&format!("/api/v1/usage/reports/{id}/people?after={after}"), &f.approver).await.json().await.unwrap();
+    let ids: Vec<&Value> = first.iter().chain(rest.as_array().unwrap()).map(|p| &p["person_id"]).collect();
+    assert_eq!(ids, people.iter().map(|p| &p["person_id"]).collect::<Vec<_>>());
+
+    // Another agency's report is not there, exactly like a missing one.
+    app.agency("BBB", "Beta Agency").await;
+    let (_, foreign) = app.user_with_token("approver@bbb.example", Role::AgencyApprover, Some("BBB")).await;
+    let hidden = app.get(&format!("/api/v1/usage/reports/{id}/people"), &foreign).await;
+    assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+    let missing = app.get("/api/v1/usage/reports/no-such-report/people", &foreign).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let strip = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("request_id");
+        v
+    };
+    assert_eq!(strip(hidden.json().await.unwrap()), strip(missing.json().await.unwrap()));
+    assert_eq!(app.get(&format!("/api/v1/usage/reports/{id}/people"), &f.billing).await.status(), StatusCode::OK);
 }

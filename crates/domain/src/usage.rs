@@ -282,6 +282,15 @@ impl Totals {
         self.international_cents += international_cents;
         self.months += 1;
     }
+
+    /// Adds `other`'s figures and months to these.
+    pub fn merge(&mut self, other: &Totals) {
+        self.voice_minutes += other.voice_minutes;
+        self.messages += other.messages;
+        self.data_kb += other.data_kb;
+        self.international_cents += other.international_cents;
+        self.months += other.months;
+    }
 }
 
 /// The activity level of usage `totals`.
@@ -338,6 +347,49 @@ impl LineHistory {
         }
         totals
     }
+}
+
+/// A person's use of the lines they held over a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonUsage {
+    pub person_id: String,
+    /// The lines they held in at least one month.
+    pub lines: i64,
+    /// The months they held each line, added up over the lines (`months` counts each line's
+    /// months: two lines held all six months are 12).
+    pub totals: Totals,
+    /// The level of `totals`, on the lines' thresholds.
+    pub activity: Activity,
+}
+
+/// Each holder's usage over the period's line histories, by person id: for every line, the
+/// months in which they were its holder, added up over the lines, and the activity level of the
+/// sum. A line that changed hands counts for each holder only the months they held it; months
+/// with no holder count for nobody.
+pub fn people_usage(lines: &[LineHistory], thresholds: &Thresholds) -> Vec<PersonUsage> {
+    let mut people: BTreeMap<&str, (i64, Totals)> = BTreeMap::new();
+    let mut holders: Vec<&str> = Vec::new();
+    for line in lines {
+        holders.clear();
+        holders.extend(line.months.iter().filter_map(|m| m.holder_id.as_deref()));
+        holders.sort_unstable();
+        holders.dedup();
+        for holder in &holders {
+            let held = line.totals(|m| m.holder_id.as_deref() == Some(*holder));
+            let (count, totals) = people.entry(holder).or_default();
+            *count += 1;
+            totals.merge(&held);
+        }
+    }
+    people
+        .into_iter()
+        .map(|(person_id, (lines, totals))| PersonUsage {
+            person_id: person_id.to_string(),
+            lines,
+            activity: activity(&totals, thresholds),
+            totals,
+        })
+        .collect()
 }
 
 /// A person as the rules need them.
@@ -704,6 +756,29 @@ mod tests {
         handed.months[5].holder_id = Some("p7".into());
         assert!(recommend(&[phone, handed], &nobody()).is_empty());
     }
+    #[test]
+    fn a_person_is_judged_on_the_months_they_held_each_line() {
+        let t = Thresholds::default();
+        // p8 holds two lines all six months, each low on its own (20 minutes, 150 MB a month);
+        // summed they are still low on average per line-month.
+        let a = line("8", (1..=6).map(|m| month(&format!("2026-0{m}"), "a", S, "p8", (20, 0, 150_000))).collect());
+        let b = line("9", (1..=6).map(|m| month(&format!("2026-0{m}"), "b", T, "p8", (20, 0, 150_000))).collect());
+        // A third line busy in its first four months under p9, silent in its last two under p8.
+        let mut c: Vec<LineMonth> =
+            (1..=4).map(|m| month(&format!("2026-0{m}"), "c", S, "p9", (900, 90, 3_000_000))).collect();
+        c.extend((5..=6).map(|m| month(&format!("2026-0{m}"), "c", S, "p8", (0, 0, 0))));
+        // Months without a holder count for nobody.
+        let mut d = line("11", vec![month("2026-01", "d", S, "p9", (5, 0, 0))]);
+        d.months[0].holder_id = None;
+        let people = people_usage(&[a, b, line("10", c), d], &t);
+        let summary: Vec<(&str, i64, i64, i64, Activity)> = people
+            .iter()
+            .map(|p| (p.person_id.as_str(), p.lines, p.totals.months, p.totals.data_kb, p.activity))
+            .collect();
+        assert_eq!(summary, [("p8", 3, 14, 1_800_000, Activity::Low), ("p9", 1, 4, 12_000_000, Activity::Active)]);
+        assert_eq!(people[0].totals.voice_minutes, 240);
+    }
+
     #[test]
     fn usage_keys_put_a_month_together_and_split_back() {
         let june = Period::new(2026, 6).unwrap();

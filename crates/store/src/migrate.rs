@@ -105,6 +105,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_usage_months.sql"),
         postgres: include_str!("../migrations/postgres/0015_usage_months.sql"),
     },
+    Migration {
+        version: 16,
+        name: "usage_report_people",
+        sqlite: include_str!("../migrations/sqlite/0016_usage_report_people.sql"),
+        postgres: include_str!("../migrations/postgres/0016_usage_report_people.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

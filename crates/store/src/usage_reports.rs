@@ -1,5 +1,5 @@
-//! Biannual usage reports: the frozen report, its rows and its recommendations with the
-//! agency's answers.
+//! Biannual usage reports: the frozen report, its rows (lines, and devices with no line), its
+//! people's activity and its recommendations with the agency's answers.
 
 use sqlx::{AssertSqlSafe, Row};
 
@@ -35,17 +35,36 @@ fn report_row(r: &sqlx::any::AnyRow) -> Result<ReportRow, SqlError> {
     })
 }
 
-/// One frozen row: a line with its device, holder, totals and activity level.
+/// One frozen row: a line with its device, holder, totals and activity level; or a device in
+/// use with no carrier line, its holder, and no number, plan or activity (months and figures 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportLine {
     pub row_no: i64,
-    pub phone_number: String,
-    pub line_plan: String,
+    /// `None`: a device with no carrier line.
+    pub phone_number: Option<String>,
+    pub line_plan: Option<String>,
     pub device_id: Option<String>,
     pub serial: Option<String>,
     pub device_type: Option<String>,
     pub holder_id: Option<String>,
     pub holder_name: Option<String>,
+    pub months: i64,
+    pub voice_minutes: i64,
+    pub messages: i64,
+    pub data_kb: i64,
+    pub international_cents: i64,
+    /// `None` exactly when there is no line.
+    pub activity: Option<String>,
+}
+
+/// One person's frozen activity: the months, over every line, in which they were its holder,
+/// added up (`months` counts line-months), and the level of the sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportPerson {
+    pub person_id: String,
+    /// Their name at issuance; `None` when they were not in the agency's directory.
+    pub person_name: Option<String>,
+    pub lines: i64,
     pub months: i64,
     pub voice_minutes: i64,
     pub messages: i64,
@@ -206,6 +225,88 @@ pub async fn insert(
     Ok(())
 }
 
+/// Writes an issued report's people, in the transaction that wrote the report.
+pub async fn insert_people(conn: &mut Conn, report_id: &str, people: &[ReportPerson]) -> Result<(), SqlError> {
+    // As the rows: JSON arrays, 5,000 a statement.
+    let (source, int) = if crate::is_postgres(conn) {
+        ("json_array_elements($2::json) AS j(value)", "::bigint")
+    } else {
+        ("jsonb_each($2) AS j", "")
+    };
+    let sql = format!(
+        "INSERT INTO usage_report_people (report_id, person_id, person_name, lines, months, voice_minutes, messages, \
+           data_kb, international_cents, activity) \
+         SELECT $1, j.value ->> 0, j.value ->> 1, (j.value ->> 2){int}, (j.value ->> 3){int}, (j.value ->> 4){int}, \
+           (j.value ->> 5){int}, (j.value ->> 6){int}, (j.value ->> 7){int}, j.value ->> 8 FROM {source}"
+    );
+    for chunk in people.chunks(5_000) {
+        let json: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|p| {
+                serde_json::json!([
+                    p.person_id,
+                    p.person_name,
+                    p.lines,
+                    p.months,
+                    p.voice_minutes,
+                    p.messages,
+                    p.data_kb,
+                    p.international_cents,
+                    p.activity
+                ])
+            })
+            .collect();
+        let json = serde_json::to_string(&json).map_err(|e| SqlError::Encode(Box::new(e)))?;
+        sqlx::query(AssertSqlSafe(sql.clone())).bind(report_id).bind(json).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// A report's people by person id, a page after `after_person` (`""`: from the first).
+pub async fn people(
+    conn: &mut Conn,
+    report: &str,
+    after_person: &str,
+    limit: i64,
+) -> Result<Vec<ReportPerson>, SqlError> {
+    let rows = sqlx::query(
+        "SELECT person_id, person_name, lines, months, voice_minutes, messages, data_kb, international_cents, \
+         activity FROM usage_report_people WHERE report_id = $1 AND person_id > $2 ORDER BY person_id LIMIT $3",
+    )
+    .bind(report)
+    .bind(after_person)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ReportPerson {
+                person_id: r.try_get("person_id")?,
+                person_name: r.try_get("person_name")?,
+                lines: r.try_get("lines")?,
+                months: r.try_get("months")?,
+                voice_minutes: r.try_get("voice_minutes")?,
+                messages: r.try_get("messages")?,
+                data_kb: r.try_get("data_kb")?,
+                international_cents: r.try_get("international_cents")?,
+                activity: r.try_get("activity")?,
+            })
+        })
+        .collect()
+}
+
+/// A report's people counted by activity level, in SQL: `(activity, people)`.
+pub async fn people_counts(conn: &mut Conn, report: &str) -> Result<Vec<(String, i64)>, SqlError> {
+    let rows = sqlx::query(
+        "SELECT activity, COUNT(*) AS people FROM usage_report_people WHERE report_id = $1 \
+         GROUP BY activity ORDER BY activity",
+    )
+    .bind(report)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("activity")?, r.try_get("people")?))).collect()
+}
+
 /// A report's rows in order, a page after `after_row`.
 pub async fn rows(conn: &mut Conn, report: &str, after_row: i64, limit: i64) -> Result<Vec<ReportLine>, SqlError> {
     let rows = sqlx::query(
@@ -297,38 +398,78 @@ pub async fn by_request(conn: &mut Conn, request_id: &str) -> Result<Option<Reco
     row.as_ref().map(recommendation_row).transpose()
 }
 
-/// Serials of `agency`'s devices and names and employment status of its people, for a report.
-pub async fn agency_directory(
-    conn: &mut Conn,
-    agency: &str,
-) -> Result<(Vec<(String, Option<String>)>, Vec<(String, String, String)>), SqlError> {
+/// A device in use with no carrier line, as a report lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinelessDevice {
+    pub device_id: String,
+    pub serial: Option<String>,
+    pub device_type: String,
+    pub holder_id: Option<String>,
+}
+
+/// What a report needs of an agency's directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgencyDirectory {
+    /// Every device's id and serial.
+    pub serials: Vec<(String, Option<String>)>,
+    /// The devices in use (the states of `domain::plan::IN_USE`, with or without a holder) with
+    /// no carrier line (`devices.line_id`, as plan compliance finds a device's line), by id.
+    pub lineless: Vec<LinelessDevice>,
+    /// Every person: id, name, employment status.
+    pub people: Vec<(String, String, String)>,
+}
+
+/// `agency`'s devices (serials, and the devices in use with no line) and people (names and
+/// employment status), for a report: each as one JSON page, one pass over the agency's devices.
+pub async fn agency_directory(conn: &mut Conn, agency: &str) -> Result<AgencyDirectory, SqlError> {
     // Each as one JSON page: rows one by one cost several times more on SQLite.
     let (open, close) = if crate::is_postgres(conn) {
         ("COALESCE(json_agg(json_build_array(", ")), '[]'::json)::text")
     } else {
         ("json_group_array(json_array(", "))")
     };
-    let sql = format!("SELECT {open}id, serial{close} AS page FROM devices WHERE agency_code = $1");
+    // States are a closed set of identifiers, written into the SQL.
+    let states: Vec<String> = custody_domain::plan::IN_USE.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let lineless = format!("state IN ({}) AND line_id IS NULL", states.join(", "));
+    let sql = format!(
+        "SELECT {open}id, serial, CASE WHEN {lineless} THEN device_type END, CASE WHEN {lineless} THEN holder_id END\
+         {close} AS page FROM devices WHERE agency_code = $1"
+    );
     let page: String = sqlx::query(AssertSqlSafe(sql)).bind(agency).fetch_one(&mut *conn).await?.try_get("page")?;
-    let devices = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    type Device = (String, Option<String>, Option<String>, Option<String>);
+    let devices: Vec<Device> = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    let mut directory = AgencyDirectory::default();
+    for (id, serial, lineless_type, holder_id) in devices {
+        if let Some(device_type) = lineless_type {
+            directory.lineless.push(LinelessDevice {
+                device_id: id.clone(),
+                serial: serial.clone(),
+                device_type,
+                holder_id,
+            });
+        }
+        directory.serials.push((id, serial));
+    }
+    directory.lineless.sort_by(|a, b| a.device_id.cmp(&b.device_id));
     let sql = format!(
         "SELECT {open}id, given_name || ' ' || family_name, status{close} AS page FROM people WHERE agency_code = $1"
     );
     let page: String = sqlx::query(AssertSqlSafe(sql)).bind(agency).fetch_one(&mut *conn).await?.try_get("page")?;
-    let people = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
-    Ok((devices, people))
+    directory.people = serde_json::from_str(&page).map_err(|e| SqlError::Decode(Box::new(e)))?;
+    Ok(directory)
 }
 
-/// How many of a report's lines have each device type and activity level.
+/// How many of a report's rows have each device type and activity level.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityCount {
     /// `None`: the line was in no known device.
     pub device_type: Option<String>,
-    pub activity: String,
+    /// `None`: devices with no carrier line.
+    pub activity: Option<String>,
     pub lines: i64,
 }
 
-/// A report's lines counted by device type and activity level, in SQL (however many the rows).
+/// A report's rows counted by device type and activity level, in SQL (however many the rows).
 pub async fn activity_counts(conn: &mut Conn, report: &str) -> Result<Vec<ActivityCount>, SqlError> {
     let rows = sqlx::query(
         "SELECT device_type, activity, COUNT(*) AS lines FROM usage_report_rows WHERE report_id = $1 \

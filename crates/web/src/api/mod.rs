@@ -189,6 +189,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::reports, usage::issue))
         .routes(routes!(usage::report))
         .routes(routes!(usage::report_rows))
+        .routes(routes!(usage::report_people))
         .routes(routes!(usage::export))
         .routes(routes!(usage::respond))
         .routes(routes!(profiles::list, profiles::create))

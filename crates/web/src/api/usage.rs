@@ -267,7 +267,8 @@ pub struct IssueBody {
 }
 
 /// Issue an agency's biannual usage report now (roles `billing`, `admin`): every line with its
-/// device, holder, usage and activity level over the six months before this one, and the
+/// device, holder, usage and activity level over the six months before this one, every device
+/// in use with no carrier line, each person's activity over the lines they held, and the
 /// recommendations, frozen. 201 when issued; 200 with the report already issued for the window.
 #[utoipa::path(operation_id = "issue_usage_report", post, path = "/api/v1/usage/reports", tag = "usage",
     request_body = IssueBody,
@@ -327,11 +328,14 @@ pub async fn report(
     }))
 }
 
+/// A report's row: a line, or a device in use with no carrier line (no number, plan or
+/// activity; its months and figures 0).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReportLineDto {
     pub row: i64,
-    pub phone_number: String,
-    pub line_plan: String,
+    /// Absent for a device with no carrier line.
+    pub phone_number: Option<String>,
+    pub line_plan: Option<String>,
     pub device_id: Option<String>,
     pub serial: Option<String>,
     pub device_type: Option<String>,
@@ -342,8 +346,8 @@ pub struct ReportLineDto {
     pub messages: i64,
     pub data_mb: String,
     pub international_charges: String,
-    /// `inactive`, `voice_only`, `low` or `active`.
-    pub activity: String,
+    /// `inactive`, `voice_only`, `low` or `active`; absent for a device with no carrier line.
+    pub activity: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -355,7 +359,8 @@ pub struct RowsQuery {
     pub limit: Option<i64>,
 }
 
-/// A usage report's rows: every line with its device, holder, usage and activity level.
+/// A usage report's rows: every line with its device, holder, usage and activity level, then
+/// every device in use with no carrier line, with its holder and no activity.
 #[utoipa::path(operation_id = "list_usage_report_rows", get, path = "/api/v1/usage/reports/{id}/rows", tag = "usage",
     params(("id" = String, Path, description = "The report's id"), RowsQuery),
     responses((status = 200, body = Vec<ReportLineDto>), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -386,6 +391,67 @@ pub async fn report_rows(
                 data_mb: format!("{}.{:03}", r.data_kb / 1_000, r.data_kb % 1_000),
                 international_charges: Cents(r.international_cents).dollars(),
                 activity: r.activity,
+            })
+            .collect(),
+    ))
+}
+
+/// A person's activity over a report's window: the months, over every line, in which they were
+/// its holder, added up, and the level of the sum on the lines' thresholds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportPersonDto {
+    pub person_id: String,
+    /// Their name when the report was issued.
+    pub name: Option<String>,
+    /// The lines they held in at least one month.
+    pub lines: i64,
+    /// The months they held each line, added up over the lines (two lines all six months: 12).
+    pub months: i64,
+    pub voice_minutes: i64,
+    pub messages: i64,
+    pub data_mb: String,
+    pub international_charges: String,
+    /// `inactive`, `voice_only`, `low` or `active`.
+    pub activity: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PeopleQuery {
+    /// People after this person id.
+    pub after: Option<String>,
+    /// At most this many (default 500, at most 5000).
+    pub limit: Option<i64>,
+}
+
+/// A usage report's people, by person id: each holder's activity over the lines they held.
+#[utoipa::path(operation_id = "list_usage_report_people", get, path = "/api/v1/usage/reports/{id}/people",
+    tag = "usage",
+    params(("id" = String, Path, description = "The report's id"), PeopleQuery),
+    responses((status = 200, body = Vec<ReportPersonDto>), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn report_people(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PeopleQuery>,
+) -> ApiResult<Json<Vec<ReportPersonDto>>> {
+    let after = q.after.unwrap_or_default();
+    let people = custody_app::usage_reports::people(&state.app, &actor, &id, &after, q.limit.unwrap_or(500)).await?;
+    Ok(Json(
+        people
+            .into_iter()
+            .map(|p| ReportPersonDto {
+                person_id: p.person_id,
+                name: p.person_name,
+                lines: p.lines,
+                months: p.months,
+                voice_minutes: p.voice_minutes,
+                messages: p.messages,
+                data_mb: format!("{}.{:03}", p.data_kb / 1_000, p.data_kb % 1_000),
+                international_charges: Cents(p.international_cents).dollars(),
+                activity: p.activity,
             })
             .collect(),
     ))
@@ -429,8 +495,8 @@ pub struct ReportExportQuery {
     pub format: String,
 }
 
-/// The report as XLSX (sheets `Lines` with every row, `Recommendations` with their answers,
-/// `Summary`) or as PDF (the summary and the recommendations, then every row), both sent as they
+/// The report as XLSX (sheets `Lines` with every row, `People` with each person's activity,
+/// `Recommendations` with their answers, `Summary`) or as PDF (the summary and the recommendations, then every row), both sent as they
 /// are written. Reading it writes nothing.
 #[utoipa::path(operation_id = "export_usage_report", get, path = "/api/v1/usage/reports/{id}/export", tag = "usage",
     params(("id" = String, Path, description = "The report's id"), ReportExportQuery),

@@ -1,8 +1,9 @@
 //! Usage report pages: the list (an agency's own; central IT's by agency, with the form that
 //! issues a report), and a report with its charts — lines by device type and activity level,
 //! lines by activity level, the monthly MDM charge of its inactive lines' devices — its
-//! recommendations with the agency approver's answers, its rows a page at a time, and its XLSX
-//! and PDF downloads (the API's bytes).
+//! recommendations with the agency approver's answers, its rows and its people (each person's
+//! activity over the lines they held) a page at a time, and its XLSX and PDF downloads (the
+//! API's bytes).
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use custody_app::usage_reports;
 use custody_domain::agency::AgencyCode;
 use custody_domain::authz::{Action, Scope, authorize};
 use custody_domain::usage::{Activity, RecommendationKind};
-use custody_store::usage_reports::{ReportLine, ReportRow};
+use custody_store::usage_reports::{ReportLine, ReportPerson, ReportRow};
 
 use super::billing::usd;
 use super::{Layout, Viewer, csrf_refused, error_page, form_fields, problems_with_status, render, urlencode, when};
@@ -24,6 +25,8 @@ use crate::AppState;
 
 /// Rows a report page shows at once.
 const ROWS_PAGE: i64 = 200;
+/// People a report page shows at once.
+const PEOPLE_PAGE: i64 = 200;
 
 pub async fn home() -> Redirect {
     Redirect::to("/usage/reports")
@@ -150,8 +153,28 @@ fn row_view(l: &ReportLine) -> RowView {
     for i in [2, 3, 11] {
         cells[i] = cells[i].replace('_', " ");
     }
-    cells[10] = usd(l.international_cents);
+    if l.activity.is_some() {
+        cells[10] = usd(l.international_cents);
+    }
     RowView { cells, device_id: l.device_id.clone(), holder_id: l.holder_id.clone() }
+}
+
+/// A person, formatted.
+struct PersonView {
+    id: String,
+    /// Name, lines, months, voice minutes, messages, data MB, international, activity.
+    cells: [String; 8],
+}
+
+fn person_view(p: &ReportPerson) -> PersonView {
+    let cells = usage_export::person_cells(p);
+    let [_, name, lines, months, voice, messages, data, _, activity] = cells;
+    let name = if name.is_empty() { p.person_id.clone() } else { name };
+    let activity = activity.replace('_', " ");
+    PersonView {
+        id: p.person_id.clone(),
+        cells: [name, lines, months, voice, messages, data, usd(p.international_cents), activity],
+    }
 }
 
 #[derive(Template)]
@@ -175,6 +198,12 @@ struct ReportPage<'a> {
     /// Per device type: its lines by activity level, and their total.
     by_type: Vec<(String, [i64; 4], i64)>,
     by_activity: Vec<(&'static str, i64)>,
+    /// Devices with no carrier line: in all, and per device type.
+    without_line: i64,
+    without_line_types: String,
+    /// People by activity level, and in all.
+    people_by_activity: Vec<(&'static str, i64)>,
+    people_total: i64,
     inactive_total: String,
     inactive_lines: i64,
     inactive_note: String,
@@ -183,6 +212,17 @@ struct ReportPage<'a> {
     /// The row cursor of the next page, if any.
     next: Option<i64>,
     after: i64,
+    people: Vec<PersonView>,
+    /// The person cursor of the next page of people (URL-encoded), if any.
+    people_next: Option<String>,
+    people_after: String,
+}
+
+/// Where a report page starts its rows and its people.
+#[derive(Debug, Clone, Default)]
+struct Cursors {
+    after: i64,
+    people_after: String,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -190,7 +230,7 @@ async fn report_page(
     state: &AppState,
     viewer: &Viewer,
     id: &str,
-    after: i64,
+    cursors: Cursors,
     status: StatusCode,
     message: Option<String>,
     errors: Vec<String>,
@@ -201,12 +241,27 @@ async fn report_page(
         Ok(overview) => overview,
         Err(error) => return error_page(viewer, error),
     };
+    let Cursors { after, people_after } = cursors;
     let mut rows = match usage_reports::rows(app, actor, id, after, ROWS_PAGE + 1).await {
         Ok(rows) => rows,
         Err(error) => return error_page(viewer, error),
     };
     let next = (rows.len() as i64 > ROWS_PAGE).then(|| rows[ROWS_PAGE as usize - 1].row_no);
     rows.truncate(ROWS_PAGE as usize);
+    let mut people = match usage_reports::people(app, actor, id, &people_after, PEOPLE_PAGE + 1).await {
+        Ok(people) => people,
+        Err(error) => return error_page(viewer, error),
+    };
+    let people_next =
+        (people.len() as i64 > PEOPLE_PAGE).then(|| urlencode(&people[PEOPLE_PAGE as usize - 1].person_id));
+    people.truncate(PEOPLE_PAGE as usize);
+    let without_line_types = overview.without_line();
+    let without_line: i64 = without_line_types.iter().map(|(_, n)| n).sum();
+    let without_line_types: String =
+        without_line_types.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ");
+    let people_by_activity: Vec<(&'static str, i64)> =
+        overview.people_by_activity().into_iter().map(|(a, n)| (a.label(), n)).collect();
+    let people_total = people_by_activity.iter().map(|(_, n)| n).sum();
     let by_type: Vec<(String, [i64; 4], i64)> =
         overview.by_type().into_iter().map(|(t, levels)| (t, levels, levels.iter().sum())).collect();
     let by_activity: Vec<(&'static str, i64)> =
@@ -284,6 +339,10 @@ async fn report_page(
         levels,
         by_type,
         by_activity,
+        without_line,
+        without_line_types,
+        people_by_activity,
+        people_total,
         inactive_total: usd(inactive.total_cents),
         inactive_lines,
         inactive_note: format!(
@@ -296,6 +355,9 @@ async fn report_page(
         rows: rows.iter().map(row_view).collect(),
         next,
         after,
+        people: people.iter().map(person_view).collect(),
+        people_next,
+        people_after,
         agency_name,
         report,
     };
@@ -308,7 +370,10 @@ pub async fn show(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let after = q.get("after").and_then(|a| a.parse::<i64>().ok()).unwrap_or(0).max(0);
+    let cursors = Cursors {
+        after: q.get("after").and_then(|a| a.parse::<i64>().ok()).unwrap_or(0).max(0),
+        people_after: q.get("people_after").cloned().unwrap_or_default(),
+    };
     let message = q.get("done").map(|done| match done.as_str() {
         "issued" => "The report is issued; the agency's approvers are notified.".to_string(),
         "already" => "The report for this window was issued before: here it is.".to_string(),
@@ -316,7 +381,7 @@ pub async fn show(
         "reject" => "Rejected, with your explanation.".to_string(),
         other => format!("Done: {}.", other.replace('-', " ")),
     });
-    report_page(&state, &viewer, &id, after, StatusCode::OK, message, Vec::new(), None).await
+    report_page(&state, &viewer, &id, cursors, StatusCode::OK, message, Vec::new(), None).await
 }
 
 /// The report's XLSX or PDF: the bytes the API sends.
@@ -360,7 +425,7 @@ pub async fn respond(
             .into_response(),
         Err(error) => match (problems_with_status(error), form.get("report")) {
             (Ok((status, errors)), Some(report)) => {
-                report_page(&state, &viewer, report, 0, status, None, errors, Some(id)).await
+                report_page(&state, &viewer, report, Cursors::default(), status, None, errors, Some(id)).await
             }
             (Ok((status, errors)), None) => (status, errors.join("; ")).into_response(),
             (Err(other), _) => error_page(&viewer, other),
