@@ -9,7 +9,8 @@
 //! Lost Mode, lock, erase) and can be told to answer `NotNow` or `Error` ([`Behaviour`]).
 //!
 //! [`load::run_load`] enrolls many devices and measures idle connects and command round trips;
-//! [`ceiling`] is a do-nothing server measuring this machine's ceiling for the same loop.
+//! [`ceiling`] is a do-nothing server measuring this machine's ceiling for the same loop;
+//! [`mixed::run_mixed`] runs device sessions beside API calls and console pages, at a fixed rate.
 //!
 //! Depends on `apple-mdm` for the wire formats (the one crate that knows plists) and on
 //! nothing of the server: it talks to it only over HTTP.
@@ -18,6 +19,7 @@ pub mod ceiling;
 mod device;
 pub mod identity;
 pub mod load;
+pub mod mixed;
 pub mod profile;
 pub mod scep_client;
 pub mod spec;

@@ -107,7 +107,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(mut micros: Vec<u32>, seconds: f64) -> Latency {
+    pub(crate) fn of(mut micros: Vec<u32>, seconds: f64) -> Latency {
         if micros.is_empty() {
             return Latency::default();
         }

@@ -43,6 +43,37 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Enroll devices, then run device sessions, API calls and console pages together (see
+    /// `custody_sim::mixed`), as fast as the workers go or at --rate; prints a JSON report.
+    Mixed {
+        #[arg(long, env = "CUSTODY_SIM_URL")]
+        url: String,
+        /// An admin API token.
+        #[arg(long, env = "CUSTODY_SIM_TOKEN")]
+        token: String,
+        #[arg(long)]
+        agency: String,
+        /// The console user signed in for the pages.
+        #[arg(long)]
+        email: String,
+        /// Its password (read from CUSTODY_SIM_PASSWORD when not given).
+        #[arg(long, env = "CUSTODY_SIM_PASSWORD")]
+        password: String,
+        #[arg(long, default_value_t = 64)]
+        devices: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Operations at once at most (without --rate: the number of tasks).
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+        /// Operations per second (open loop); without it, as fast as the workers go.
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 10)]
+        window_seconds: u64,
+    },
     /// Serve the ceiling endpoints (PUT /checkin, PUT anything else) until interrupted.
     Ceiling {
         /// Where to listen; port 0 picks a free port (printed on start).
@@ -112,6 +143,35 @@ async fn main() -> anyhow::Result<()> {
             let target = LoadTarget::Server { base_url: url, token, agency, signed_profile };
             let config = LoadConfig { commands_per_device, inventory_refresh, ..run.config(target) };
             let report = run_load(&config).await.context("load run")?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Mixed {
+            url,
+            token,
+            agency,
+            email,
+            password,
+            devices,
+            seed,
+            workers,
+            rate,
+            seconds,
+            window_seconds,
+        } => {
+            let config = custody_sim::mixed::MixedConfig {
+                base_url: url,
+                token,
+                agency,
+                console_user: (email, password),
+                devices,
+                seed,
+                workers,
+                rate,
+                seconds,
+                window_seconds,
+                timeout: Duration::from_secs(30),
+            };
+            let report = custody_sim::mixed::run_mixed(config).await.context("mixed run")?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::Ceiling { listen, command_every, verify } => {
