@@ -460,7 +460,19 @@ pub async fn close(app: &App, actor: &Actor, period: &str) -> Result<Closed, App
         closed_by: actor.label.clone(),
         closed_at: now,
     };
-    store::insert_period(&mut tx, &row).await?;
+    match store::insert_period(&mut tx, &row).await {
+        // Another node closed the month while this one computed it (on PostgreSQL both
+        // transactions run at once): this one writes nothing and answers as for a month closed.
+        Err(error) if custody_store::is_unique_violation(&error) => {
+            drop(tx);
+            let mut conn = app.store.conn().await?;
+            return match store::get_period(&mut conn, &period.to_string()).await? {
+                Some(done) => Ok(Closed { period: done, closed_now: false }),
+                None => Err(error.into()),
+            };
+        }
+        done => done?,
+    }
     store::insert_invoices(&mut tx, &computed.invoices).await?;
     store::apply_adjustments(&mut tx, &computed.adjustments, &row.period).await?;
     let changes = serde_json::json!({

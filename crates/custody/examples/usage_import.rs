@@ -1,8 +1,10 @@
 //! Importing carrier usage at scale: `--lines` lines (default 1,000,000) across 120 agencies,
-//! each in a device, then a CSV of `--months` months (default 6) of usage for every line —
-//! realistic shapes: a tenth without data, a twentieth silent — imported by the same function
-//! `custody usage import` runs, timed, then imported again (which changes nothing); then every
-//! agency's biannual report issued on that data, timed. Prints one line of JSON.
+//! each in a device held by a person (a ninth of the people hold two), and Wi-Fi tablets with
+//! no line held by every twentieth person; then a CSV of `--months` months (default 6) of usage
+//! for every line — realistic shapes: a tenth without data, a twentieth silent — imported by the
+//! same function `custody usage import` runs, timed, then imported again (which changes
+//! nothing); then every agency's biannual report issued on that data, timed. Prints one line of
+//! JSON.
 //!
 //! `cargo run --release -p custody --example usage_import -- --lines 1000000`
 //! Options: `--lines N`, `--months N`, `--database-url URL` (a fresh SQLite file by default; a
@@ -41,7 +43,7 @@ async fn seed(store: &Store, app: &App, lines: i64) {
             .into(),
     )
     .await;
-    for table in ["usage_line_states", "lines", "devices"] {
+    for table in ["usage_line_states", "lines", "devices", "people"] {
         exec(store, format!("DELETE FROM {table} WHERE agency_code LIKE 'UB%'")).await;
     }
     let system = Actor::system("bench");
@@ -73,13 +75,39 @@ async fn seed(store: &Store, app: &App, lines: i64) {
         ),
     )
     .await;
+    // A person per line, but the last tenth of the lines go to people who hold one already (of
+    // the same agency: 99,960 is a multiple of the 120 agencies), so some hold two.
+    let people = lines - lines / 10;
+    let people_numbers =
+        format!("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {})", people - 1);
+    exec(
+        store,
+        format!(
+            "INSERT INTO people (id, agency_code, given_name, family_name, status, search, created_at, updated_at) \
+             {people_numbers} SELECT 'ubp' || i, {agency}, 'Given' || i, 'Family' || i, 'active', \
+             'given' || i || ' family' || i, {old}, {old} FROM n"
+        ),
+    )
+    .await;
+    let holder = format!("'ubp' || CASE WHEN i < {people} THEN i ELSE i - 99960 END");
     exec(
         store,
         format!(
             "INSERT INTO devices (id, agency_code, state, device_type, model_id, funding, location, accessories, \
-             line_id, created_at, updated_at) {numbers} \
+             line_id, holder_id, created_at, updated_at) {numbers} \
              SELECT 'ubdev' || i, {agency}, 'in_service', CASE WHEN i % 7 = 0 THEN 'tablet' ELSE 'smartphone' END, \
-             '{model}', 'standard', 'with_holder', '', 'ubline' || i, {old}, {old} FROM n"
+             '{model}', 'standard', 'with_holder', '', 'ubline' || i, {holder}, {old}, {old} FROM n"
+        ),
+    )
+    .await;
+    // Wi-Fi tablets: devices in use with no carrier line, one for every twentieth person.
+    exec(
+        store,
+        format!(
+            "INSERT INTO devices (id, agency_code, state, device_type, model_id, funding, location, accessories, \
+             holder_id, created_at, updated_at) {people_numbers} \
+             SELECT 'ubtab' || i, {agency}, 'in_service', 'tablet', '{model}', 'standard', 'with_holder', '', \
+             'ubp' || i, {old}, {old} FROM n WHERE i % 20 = 3"
         ),
     )
     .await;
