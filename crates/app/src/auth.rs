@@ -1,5 +1,6 @@
 //! Authentication: password sign-in with lockout and per-address throttling, database-backed
-//! sessions with a CSRF token, and bearer API tokens. Secrets are stored only as hashes:
+//! sessions with a CSRF token (an idle and a whole lifetime; each sign-in makes a new secret and
+//! ends the session the browser held before), and bearer API tokens. Secrets are stored only as hashes:
 //! passwords with argon2id, session and token secrets (256 random bits) with SHA-256.
 
 use argon2::Argon2;
@@ -109,11 +110,20 @@ pub struct NewSession {
     pub expires_at: i64,
 }
 
-/// Signs a user in with e-mail and password from `source_addr`.
+/// When a session started at `created_at` and last seen at `seen_at` expires: after the idle
+/// time, but never past its whole lifetime.
+fn session_expiry(config: &crate::AppConfig, created_at: i64, seen_at: i64) -> i64 {
+    (seen_at + config.session_idle_minutes * 60_000).min(created_at + config.session_max_hours * 3_600_000)
+}
+
+/// Signs a user in with e-mail and password from `source_addr`. `previous` is the session
+/// cookie the browser sent, if any: that session ends with the sign-in, so a session secret
+/// never outlives a sign-in on its browser (and one planted before it is worth nothing).
 pub async fn sign_in(
     app: &App,
     email: &str,
     password: &str,
+    previous: Option<&str>,
     source_addr: &str,
     request_id: Option<String>,
 ) -> Result<NewSession, AppError> {
@@ -180,10 +190,17 @@ pub async fn sign_in(
         csrf_token: new_secret(),
         created_at: now,
         last_seen_at: now,
-        expires_at: now + config.session_idle_minutes * 60_000,
+        expires_at: session_expiry(config, now, now),
     };
     sessions::insert(&mut tx, &session, &sha256_hex(&secret), Some(source_addr)).await?;
-    let changes = serde_json::json!({ "session": session.id });
+    let mut changes = serde_json::json!({ "session": session.id });
+    if let Some(previous) = previous
+        && let Some(old) = sessions::by_secret_hash(&mut tx, &sha256_hex(previous)).await?
+    {
+        sessions::delete(&mut tx, &old.id).await?;
+        app.credentials.forget_all();
+        changes["replaced_session"] = old.id.into();
+    }
     audit::append(&mut tx, actor.event("session.create", "user", &user.id, user.agency_code.as_deref(), changes))
         .await?;
     tx.commit().await?;
@@ -228,13 +245,14 @@ pub async fn session_principal(app: &App, secret: &str) -> Result<Principal, App
     let mut conn = app.store.conn().await?;
     let (session, owner) =
         sessions::with_owner_by_secret_hash(&mut conn, &key).await?.ok_or(AppError::Unauthenticated)?;
-    if session.expires_at <= now || owner.disabled {
+    let whole_life = session.created_at + app.config.session_max_hours * 3_600_000;
+    if session.expires_at <= now || whole_life <= now || owner.disabled {
         return Err(AppError::Unauthenticated);
     }
     // Slide the expiry at most once a minute: a read must not turn into a write on every request.
     if session.last_seen_at < now - 60_000 {
-        let idle = app.config.session_idle_minutes * 60_000;
-        sessions::touch(&mut conn, &session.id, now, now + idle, 60_000).await?;
+        let expires_at = session_expiry(&app.config, session.created_at, now);
+        sessions::touch(&mut conn, &session.id, now, expires_at, 60_000).await?;
     }
     let roles = owner.roles.clone();
     let expires_at = session.expires_at;

@@ -55,6 +55,8 @@ pub struct AppConfig {
     pub throttle_window_minutes: i64,
     /// Idle lifetime of a console session.
     pub session_idle_minutes: i64,
+    /// Whole lifetime of a console session, however active: then one signs in again.
+    pub session_max_hours: i64,
     /// How long a node may reuse a resolved token or session before reading it again (0: never).
     /// A revocation made on this node applies at once; one made on another node within this time.
     pub credential_cache_ms: i64,
@@ -83,7 +85,9 @@ impl Default for AppConfig {
             lockout_minutes: 15,
             throttle_failures: 20,
             throttle_window_minutes: 15,
-            session_idle_minutes: 12 * 60,
+            // NIST SP 800-63B AAL2 and OWASP ASVS 3.3.2 (level 2): 30 idle minutes, 12 hours.
+            session_idle_minutes: 30,
+            session_max_hours: 12,
             credential_cache_ms: 2_000,
             public_url: "http://127.0.0.1:8080".into(),
             plan_policy_issued_on: "2020-07-15".into(),

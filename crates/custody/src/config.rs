@@ -31,6 +31,8 @@ pub struct Config {
     pub log: LogConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    /// Requests per second per client address (without credentials) and per credential.
+    pub limits: LimitsConfig,
     pub plan: PlanConfig,
     /// Outgoing e-mail for notifications; without it they stay in the console inbox.
     pub mail: Option<custody_app::notifications::MailConfig>,
@@ -217,8 +219,45 @@ pub struct AuthConfig {
     pub throttle_failures: i64,
     pub throttle_window_minutes: i64,
     pub session_idle_minutes: i64,
+    /// A session ends this long after sign-in, however active.
+    pub session_max_hours: i64,
     /// How long a node reuses a resolved token or session (0 disables the reuse).
     pub credential_cache_ms: i64,
+}
+
+/// Rate limits (`custody_web::limit`): a sustained rate per second and the burst above it; a
+/// rate of 0 turns that limit off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Requests without a credential (or with one that is not accepted), per client address.
+    pub anonymous_per_second: u32,
+    pub anonymous_burst: u32,
+    /// Requests per API token or console session.
+    pub credential_per_second: u32,
+    pub credential_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = custody_web::limit::RateLimits::default();
+        Self {
+            anonymous_per_second: limits.anonymous.per_second,
+            anonymous_burst: limits.anonymous.burst,
+            credential_per_second: limits.credential.per_second,
+            credential_burst: limits.credential.burst,
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn rate_limits(&self) -> custody_web::limit::RateLimits {
+        use custody_web::limit::{Rate, RateLimits};
+        RateLimits {
+            anonymous: Rate { per_second: self.anonymous_per_second, burst: self.anonymous_burst },
+            credential: Rate { per_second: self.credential_per_second, burst: self.credential_burst },
+        }
+    }
 }
 
 impl Default for Config {
@@ -235,6 +274,7 @@ impl Default for Config {
             log: LogConfig::default(),
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
             plan: PlanConfig::default(),
             mail: None,
             mdm: MdmConfig::default(),
@@ -266,6 +306,7 @@ impl Default for AuthConfig {
             throttle_failures: app.throttle_failures,
             throttle_window_minutes: app.throttle_window_minutes,
             session_idle_minutes: app.session_idle_minutes,
+            session_max_hours: app.session_max_hours,
             credential_cache_ms: app.credential_cache_ms,
         }
     }
@@ -324,6 +365,7 @@ impl Config {
             throttle_failures: self.auth.throttle_failures,
             throttle_window_minutes: self.auth.throttle_window_minutes,
             session_idle_minutes: self.auth.session_idle_minutes,
+            session_max_hours: self.auth.session_max_hours,
             credential_cache_ms: self.auth.credential_cache_ms,
             public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)),
             plan_policy_issued_on: self.plan.policy_issued_on.clone(),
@@ -355,6 +397,17 @@ impl Config {
         custody_domain::catalog::parse_date(&self.plan.policy_issued_on)
             .map_err(|e| anyhow::anyhow!("plan.policy_issued_on {e}"))?;
         anyhow::ensure!(self.plan.due_days >= 0, "plan.due_days must not be negative");
+        anyhow::ensure!(self.auth.session_idle_minutes >= 1, "auth.session_idle_minutes must be at least 1");
+        anyhow::ensure!(self.auth.session_max_hours >= 1, "auth.session_max_hours must be at least 1");
+        for (name, rate, burst) in [
+            ("anonymous", self.limits.anonymous_per_second, self.limits.anonymous_burst),
+            ("credential", self.limits.credential_per_second, self.limits.credential_burst),
+        ] {
+            anyhow::ensure!(
+                rate == 0 || burst >= 1,
+                "limits.{name}_burst must be at least 1 (or limits.{name}_per_second 0 to turn the limit off)"
+            );
+        }
         anyhow::ensure!(
             self.tls_cert.is_some() == self.tls_key.is_some(),
             "tls_cert and tls_key go together: give both, or neither to serve plain HTTP"
@@ -397,6 +450,8 @@ impl Config {
         custody_web::WebConfig {
             secure_cookies: self.secure_cookies || https,
             client_cert_header: self.mdm.client_cert_header.clone(),
+            hsts: self.tls_cert.is_some() && self.tls_key.is_some(),
+            rate_limits: self.limits.rate_limits(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! SVG charts drawn by Custody: no script, no font download, readable by screen readers
+//! SVG charts drawn by Custody: no script, no font download, no inline style (the
+//! Content-Security-Policy allows none: the stylesheet scales them), readable by screen readers
 //! (a title, a description and a text value on every bar).
 
 /// Escapes text for SVG/HTML.
@@ -23,7 +24,7 @@ pub fn bar_chart_with(title: &str, bars: &[(String, i64)], id: &str, show: impl 
     let width = label_w + bar_w + 70.0;
     let mut svg = format!(
         "<svg class=\"chart\" id=\"{id}\" role=\"img\" aria-labelledby=\"{id}-title\" viewBox=\"0 0 {width} {height}\" \
-         width=\"100%\" style=\"max-width:{width}px\" xmlns=\"http://www.w3.org/2000/svg\"><title id=\"{id}-title\">{}</title>",
+         width=\"{width}\" height=\"{height}\" xmlns=\"http://www.w3.org/2000/svg\"><title id=\"{id}-title\">{}</title>",
         escape(title)
     );
     for (i, (label, value)) in bars.iter().enumerate() {
@@ -57,7 +58,7 @@ pub fn column_chart(title: &str, columns: &[(String, i64)], id: &str, show: impl
     let height = plot_h + 58.0;
     let mut svg = format!(
         "<svg class=\"chart\" id=\"{id}\" role=\"img\" aria-labelledby=\"{id}-title\" viewBox=\"0 0 {width} {height}\" \
-         width=\"100%\" style=\"max-width:{width}px\" xmlns=\"http://www.w3.org/2000/svg\"><title id=\"{id}-title\">{}</title>\
+         width=\"{width}\" height=\"{height}\" xmlns=\"http://www.w3.org/2000/svg\"><title id=\"{id}-title\">{}</title>\
          <text x=\"{left}\" y=\"12\">max {}</text>",
         escape(title),
         escape(&show(max))
@@ -94,7 +95,7 @@ pub fn stacked_columns(title: &str, series: &[&str], columns: &[(String, Vec<i64
     let height = top + plot_h + 24.0;
     let mut svg = format!(
         "<svg class=\"chart\" id=\"{id}\" role=\"img\" aria-labelledby=\"{id}-title\" viewBox=\"0 0 {width} {height}\" \
-         width=\"100%\" style=\"max-width:{width}px\" xmlns=\"http://www.w3.org/2000/svg\"><title id=\"{id}-title\">{}</title>",
+         width=\"{width}\" height=\"{height}\" xmlns=\"http://www.w3.org/2000/svg\"><title id=\"{id}-title\">{}</title>",
         escape(title)
     );
     for (i, name) in series.iter().enumerate() {

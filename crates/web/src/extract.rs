@@ -45,12 +45,15 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
 
 /// The value of cookie `name` in the request, if any.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
-        |pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then_some(value)
-        },
-    )
+    cookie_in(&parts.headers, name)
+}
+
+/// The value of cookie `name` in `headers`, if any.
+pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        (key == name).then_some(value)
+    })
 }
 
 /// An authenticated caller. A bearer token wins over a cookie; a cookie-authenticated write
@@ -80,18 +83,15 @@ impl FromRequestParts<AppState> for Auth {
         } else {
             return Err(AppError::Unauthenticated.into());
         };
+        crate::limit::note_accepted(parts);
         Ok(Auth(Actor::principal(principal, meta.request_id, Some(meta.source_addr))))
     }
 }
 
 fn check_csrf(parts: &Parts, via: &Credential) -> Result<(), ApiError> {
     let Credential::Session { csrf_token, .. } = via else { return Ok(()) };
-    if let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-        if origin_host != host {
-            return Err(Problem::forbidden("Cross-origin write refused.").into());
-        }
+    if !same_origin(&parts.headers) {
+        return Err(Problem::forbidden("Cross-origin write refused.").into());
     }
     let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     if sent.is_empty() || !constant_time_eq(sent.as_bytes(), csrf_token.as_bytes()) {
@@ -102,7 +102,17 @@ fn check_csrf(parts: &Parts, via: &Credential) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// False when the browser says the request comes from another origin than the host it is sent
+/// to; true when it says nothing (not a browser, or an old one: the CSRF token still guards).
+pub fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    origin_host == host
+}
+
+/// Compares secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -124,15 +134,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 .detail("Send the body as application/json.");
             return Err(problem.into());
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| Problem::bad_request("body", format!("The body could not be read: {e}")))?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Body too large")
+                    .detail("The body is larger than Custody accepts.")
+            } else {
+                Problem::bad_request("body", format!("The body could not be read: {e}"))
+            }
+        })?;
         parse_json(&bytes).map(ApiJson)
     }
 }
 
-/// Parses a JSON document into `T`, naming the field at fault.
+/// Parses a JSON document into `T`, naming the field at fault. A string holding a NUL
+/// character (`\u0000`) is refused: no field takes one, and PostgreSQL refuses it in text.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if has_nul_escape(bytes) {
+        return Err(Problem::bad_request("nul-character", "Text must not contain NUL characters (\\u0000).").into());
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
         Ok(value) => match deserializer.end() {
@@ -161,6 +180,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
 }
 
+/// True when the JSON text holds the escape `\u0000` (a backslash that is not itself escaped,
+/// then `u0000`): the only way JSON can carry a NUL character.
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    bytes.windows(6).enumerate().any(|(at, window)| {
+        window == b"\\u0000" && bytes[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
+}
+
 /// A query string parsed into `T`; a bad parameter is a 422 naming it.
 pub struct ApiQuery<T>(pub T);
 
@@ -178,5 +205,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             };
             Problem::validation(custody_domain::FieldErrors::single(field, message)).into()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_real_nul_escape_is_found() {
+        assert!(super::has_nul_escape(br#"{"q": "a\u0000b"}"#));
+        assert!(super::has_nul_escape(br#"{"q": "\\\u0000"}"#));
+        assert!(!super::has_nul_escape(br#"{"q": "a\\u0000b"}"#), "an escaped backslash, then text");
+        assert!(!super::has_nul_escape(br#"{"q": "u0000"}"#));
     }
 }

@@ -9,6 +9,7 @@ pub mod charts;
 pub mod console;
 pub mod device;
 pub mod extract;
+pub mod limit;
 pub mod ops;
 pub mod problem;
 pub mod tls;
@@ -33,6 +34,10 @@ pub struct WebConfig {
     /// The header in which a trusted TLS-terminating proxy passes the device's client
     /// certificate (RFC 9440, e.g. `Client-Cert`); `None` trusts no such header.
     pub client_cert_header: Option<String>,
+    /// Send `Strict-Transport-Security` (Custody serves TLS itself).
+    pub hsts: bool,
+    /// Requests per client address and per credential.
+    pub rate_limits: limit::RateLimits,
 }
 
 /// What every handler gets.
@@ -41,11 +46,13 @@ pub struct AppState {
     pub app: App,
     pub config: Arc<WebConfig>,
     pub metrics: PrometheusHandle,
+    pub limiter: Arc<limit::Limiter>,
 }
 
 /// The whole HTTP application.
 pub fn router(app: App, config: WebConfig) -> Router {
-    let state = AppState { app, config: Arc::new(config), metrics: ops::metrics_handle() };
+    let limiter = Arc::new(limit::Limiter::new(config.rate_limits));
+    let state = AppState { app, config: Arc::new(config), metrics: ops::metrics_handle(), limiter };
     let (api, openapi) = api::router().split_for_parts();
     Router::new()
         .merge(api)
@@ -54,6 +61,9 @@ pub fn router(app: App, config: WebConfig) -> Router {
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
         .merge(device::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(ops::refuse_nul))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limit::limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::security_headers))
         .layer(axum::middleware::from_fn(ops::observe))
         .with_state(state)
 }

@@ -60,6 +60,12 @@ impl Problem {
         self
     }
 
+    /// Answers `Retry-After: secs` with the problem.
+    pub fn retry_after(mut self, secs: i64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     pub fn field(mut self, field: impl Into<String>, message: impl Into<String>) -> Self {
         self.errors.push(ProblemField { field: field.into(), message: message.into() });
         self

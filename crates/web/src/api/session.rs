@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::users::UserDto;
 use crate::AppState;
-use crate::extract::{ApiJson, Auth, RequestMeta, SESSION_COOKIE};
+use crate::extract::{ApiJson, Auth, RequestMeta, SESSION_COOKIE, cookie_in};
 use crate::problem::{ApiResult, Problem};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -52,9 +52,12 @@ pub fn session_cookie(value: &str, secure: bool, clear: bool) -> HeaderValue {
 pub async fn sign_in(
     State(state): State<AppState>,
     meta: RequestMeta,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<SignIn>,
 ) -> ApiResult<Response> {
-    let session = auth::sign_in(&state.app, &body.email, &body.password, &meta.source_addr, meta.request_id).await?;
+    let previous = cookie_in(&headers, SESSION_COOKIE);
+    let session =
+        auth::sign_in(&state.app, &body.email, &body.password, previous, &meta.source_addr, meta.request_id).await?;
     let dto = SessionDto {
         user: UserDto::from(session.user),
         csrf_token: session.csrf_token,

@@ -119,11 +119,19 @@ pub fn router() -> Router<AppState> {
         .route("/account/tokens", post(account::create_token))
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .route("/static/custody.css", get(stylesheet))
+        .route("/static/custody.js", get(script))
 }
 
 async fn stylesheet() -> Response {
     let css = include_str!("../../static/custody.css");
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], css)
+        .into_response()
+}
+
+/// The console's one script (no inline script runs under the Content-Security-Policy).
+async fn script() -> Response {
+    let js = include_str!("../../static/custody.js");
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], js)
         .into_response()
 }
 
@@ -226,7 +234,8 @@ impl Viewer {
     /// True when a form's CSRF token is the session's.
     pub fn csrf_ok(&self, form: &HashMap<String, String>) -> bool {
         let sent = form.get("csrf_token").map(String::as_str).unwrap_or("");
-        matches!(&self.principal().via, Credential::Session { csrf_token, .. } if !sent.is_empty() && sent == csrf_token)
+        matches!(&self.principal().via, Credential::Session { csrf_token, .. }
+            if !sent.is_empty() && crate::extract::constant_time_eq(sent.as_bytes(), csrf_token.as_bytes()))
     }
 }
 
@@ -247,6 +256,7 @@ impl FromRequestParts<AppState> for Viewer {
             Err(AppError::Unauthenticated) => return Err(to_login()),
             Err(error) => return Err(crate::problem::Problem::from_app(error).into_response()),
         };
+        crate::limit::note_accepted(parts);
         let meta = RequestMeta::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
         let csrf_token = match &principal.via {
             Credential::Session { csrf_token, .. } => csrf_token.clone(),
@@ -353,9 +363,10 @@ pub fn urlencode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-/// Parses a form body into field → value (the last value wins).
+/// Parses a form body into field → value (the last value wins). NUL characters are dropped: no
+/// field takes one, and PostgreSQL refuses them in text.
 pub fn form_fields(body: &[u8]) -> HashMap<String, String> {
-    form_urlencoded::parse(body).into_owned().collect()
+    form_urlencoded::parse(body).map(|(k, v)| (k.replace('\0', ""), v.replace('\0', ""))).collect()
 }
 
 /// A local path to return to after signing in (never another host).

@@ -3,7 +3,7 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use custody_app::{AppError, auth};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{VIEW_COOKIE, Viewer, form_fields, render, safe_next};
 use crate::AppState;
 use crate::api::session::session_cookie;
-use crate::extract::RequestMeta;
+use crate::extract::{RequestMeta, SESSION_COOKIE, cookie_in, same_origin};
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -38,12 +38,17 @@ pub async fn login_page(Query(query): Query<LoginQuery>) -> Response {
     render(StatusCode::OK, &page)
 }
 
-pub async fn login(State(state): State<AppState>, meta: RequestMeta, body: Bytes) -> Response {
+pub async fn login(State(state): State<AppState>, meta: RequestMeta, headers: HeaderMap, body: Bytes) -> Response {
+    // No session yet, so no CSRF token: a sign-in posted from another site is refused by origin.
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "Sign in from Custody's own sign-in page.").into_response();
+    }
     let form = form_fields(&body);
     let email = form.get("email").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
     let next = safe_next(form.get("next").map(String::as_str));
-    match auth::sign_in(&state.app, &email, &password, &meta.source_addr, meta.request_id).await {
+    let previous = cookie_in(&headers, SESSION_COOKIE);
+    match auth::sign_in(&state.app, &email, &password, previous, &meta.source_addr, meta.request_id).await {
         Ok(session) => {
             let mut response = Redirect::to(&next).into_response();
             response
