@@ -7,9 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use openssl::hash::MessageDigest;
+use openssl::asn1::Asn1Object;
+use openssl::hash::{Hasher, MessageDigest};
 use openssl::nid::Nid;
-use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+use openssl::pkcs7::{Pkcs7, Pkcs7Flags, Pkcs7Ref};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::X509VerifyParam;
@@ -261,6 +262,7 @@ pub(crate) fn verify_signed_data(
     if pkcs7.signed().is_none() {
         return Err(SignatureError::NotSignedData);
     }
+    check_digest_algorithms(&pkcs7)?;
     let no_extra_certs = Stack::new().expect("allocating an empty stack");
     let signers = pkcs7.signers(&no_extra_certs, Pkcs7Flags::empty()).map_err(|_| SignatureError::NoSigner)?;
     let signer = match signers.len() {
@@ -277,6 +279,48 @@ pub(crate) fn verify_signed_data(
         .map_err(|e| SignatureError::BadSignature(e.to_string()))?;
     let der = signer.to_der().map_err(|e| SignatureError::BadSignature(e.to_string()))?;
     Ok((content, SignerCertificate { der, x509: signer }))
+}
+
+/// Refuses a `SignedData` whose `digestAlgorithms` name a digest OpenSSL cannot compute.
+/// OpenSSL refuses it as well, but OpenSSL 3.0's `PKCS7_verify` then leaks its copy of the
+/// detached content (its `PKCS7_dataInit` fails and the error path does not free it): a few
+/// hundred bytes per message anyone can send. Found by fuzzing (`fuzz/`, target `mdm_signature`).
+fn check_digest_algorithms(pkcs7: &Pkcs7Ref) -> Result<(), SignatureError> {
+    let der = pkcs7.to_der().map_err(|_| SignatureError::NotCms)?;
+    let algorithms = digest_algorithms(&der).ok_or(SignatureError::NotSignedData)?;
+    for oid in algorithms {
+        // As OpenSSL picks the digest: by the algorithm's NID, then initialised.
+        let usable = Asn1Object::from_str(&oid)
+            .ok()
+            .and_then(|object| MessageDigest::from_nid(object.nid()))
+            .is_some_and(|md| Hasher::new(md).is_ok());
+        if !usable {
+            return Err(SignatureError::BadSignature(format!("unsupported digest algorithm {oid}")));
+        }
+    }
+    Ok(())
+}
+
+/// The OIDs of a DER `ContentInfo`'s `SignedData.digestAlgorithms`; `None` if it cannot be read.
+fn digest_algorithms(der: &[u8]) -> Option<Vec<String>> {
+    use cms::content_info::{CmsVersion, ContentInfo};
+    use der::asn1::AnyRef;
+    use der::{Decode, Reader, SliceReader, Tag, Tagged};
+    use x509_cert::spki::AlgorithmIdentifierRef;
+
+    let info = ContentInfo::from_der(der).ok()?;
+    let mut signed_data = SliceReader::new(info.content.value()).ok()?;
+    CmsVersion::decode(&mut signed_data).ok()?;
+    let set = AnyRef::decode(&mut signed_data).ok()?;
+    if set.tag() != Tag::Set {
+        return None;
+    }
+    let mut items = SliceReader::new(set.value()).ok()?;
+    let mut oids = Vec::new();
+    while !items.is_finished() {
+        oids.push(AlgorithmIdentifierRef::decode(&mut items).ok()?.oid.to_string());
+    }
+    Some(oids)
 }
 
 /// Why a certificate is not accepted as issued by the given CA.

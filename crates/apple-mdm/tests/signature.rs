@@ -114,3 +114,26 @@ fn validity_is_checked_at_the_given_time() {
     assert_eq!(verify_chain_at(device, &pki.ca.cert, SystemTime::now() + 400 * day), Err(ChainError::Expired));
     assert_eq!(verify_chain_at(device, &pki.ca.cert, SystemTime::now() - 2 * day), Err(ChainError::NotYetValid));
 }
+
+/// Found by fuzzing (`fuzz/`, target `mdm_signature`): a SignedData whose `digestAlgorithms` names
+/// a digest OpenSSL does not know, over a body its signature does not match, reached OpenSSL's
+/// `PKCS7_verify`, which (in OpenSSL 3.0) leaked its copy of the body on every such message. It is
+/// refused, naming the digest, before OpenSSL is asked.
+#[test]
+fn a_signature_listing_an_unknown_digest_is_refused_before_openssl_verifies_it() {
+    let der = fixture("signature_unknown_digest.p7s");
+    let body = fixture("signature_unknown_digest_body");
+    let refused = verify_mdm_signature(&STANDARD.encode(&der), &body).unwrap_err();
+    assert_eq!(refused, SignatureError::BadSignature("unsupported digest algorithm 2.16.840.1.101.3.4.98.1".into()));
+
+    // The same with a fresh signature: SHA-256 in `digestAlgorithms` (the first place its OID
+    // appears) becomes the unassigned 2.16.840.1.101.3.4.2.98.
+    let pki = pki();
+    let body = fixture("checkin_authenticate.plist");
+    let mut der = STANDARD.decode(mdm_signature(&pki.device, &body)).unwrap();
+    let sha256 = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+    let at = der.windows(sha256.len()).position(|w| w == sha256).unwrap();
+    der[at + sha256.len() - 1] = 98;
+    let refused = verify_mdm_signature(&STANDARD.encode(&der), b"another body").unwrap_err();
+    assert_eq!(refused, SignatureError::BadSignature("unsupported digest algorithm 2.16.840.1.101.3.4.2.98".into()));
+}
