@@ -76,8 +76,9 @@ async fn seed(store: &Store, app: &App, lines: i64) {
     )
     .await;
     // A person per line, but the last tenth of the lines go to people who hold one already (of
-    // the same agency: 99,960 is a multiple of the 120 agencies), so some hold two.
+    // the same agency: the offset is a multiple of the 120 agencies), so some hold two.
     let people = lines - lines / 10;
+    let offset = (lines / 10 + AGENCIES - 1) / AGENCIES * AGENCIES;
     let people_numbers =
         format!("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {})", people - 1);
     exec(
@@ -89,7 +90,7 @@ async fn seed(store: &Store, app: &App, lines: i64) {
         ),
     )
     .await;
-    let holder = format!("'ubp' || CASE WHEN i < {people} THEN i ELSE i - 99960 END");
+    let holder = format!("'ubp' || CASE WHEN i < {people} THEN i ELSE i - {offset} END");
     exec(
         store,
         format!(
