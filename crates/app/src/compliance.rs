@@ -73,7 +73,7 @@ pub(crate) async fn refresh_device(
     device_id: &str,
     now: i64,
 ) -> Result<(), SqlError> {
-    compliance::evaluate(tx, &config.sql(now), Some(device_id), now).await?;
+    compliance::evaluate(tx, &config.sql(now), Some(device_id), now, false).await?;
     Ok(())
 }
 
@@ -121,8 +121,8 @@ async fn run_evaluation(app: &App, actor: &Actor, force: bool) -> Result<Evaluat
     }
     let result = async {
         let mut tx = app.store.write().await?;
-        let done = compliance::evaluate(&mut tx, &app.config.compliance.sql(now), None, now).await?;
-        let notified = notify_in(app, &mut tx).await?;
+        let done = compliance::evaluate(&mut tx, &app.config.compliance.sql(now), None, now, true).await?;
+        let notified = notify_in(app, &mut tx, &done.told).await?;
         if force || done.changed + done.removed > 0 || !notified.is_empty() {
             let changes = serde_json::json!({ "changed": done.changed, "removed": done.removed, "notified": notified });
             audit::append(&mut tx, actor.event("compliance.evaluate", "compliance", "fleet", None, changes)).await?;
@@ -147,16 +147,21 @@ async fn run_evaluation(app: &App, actor: &Actor, force: bool) -> Result<Evaluat
 }
 
 /// Tells each agency with newly non-compliant devices how many, in the caller's transaction
-/// (its approvers and viewers, and central IT security), once per change. Returns the agencies
-/// told with their counts.
-async fn notify_in(app: &App, tx: &mut Conn) -> Result<Vec<serde_json::Value>, AppError> {
-    let pending = compliance::unnotified(tx).await?;
+/// (its approvers and viewers, and central IT security), once per change: those not told yet,
+/// and those a fleet pass wrote as told (`told`, counted by agency). Returns the agencies told
+/// with their counts.
+async fn notify_in(app: &App, tx: &mut Conn, told: &[(String, i64)]) -> Result<Vec<serde_json::Value>, AppError> {
+    let untold = compliance::unnotified(tx).await?;
+    let mut pending: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for (agency, count) in untold.iter().chain(told) {
+        *pending.entry(agency.as_str()).or_default() += count;
+    }
     if pending.is_empty() {
         return Ok(Vec::new());
     }
     let security = notifications::holders_of(tx, Role::Infosec, None, false).await?;
-    let mut told = Vec::new();
-    for (agency, count) in &pending {
+    let mut sent = Vec::new();
+    for (&agency, &count) in &pending {
         let mut recipients = notifications::holders_of(tx, Role::AgencyApprover, Some(agency), false).await?;
         recipients.extend(notifications::holders_of(tx, Role::AgencyViewer, Some(agency), false).await?);
         recipients.extend(security.iter().cloned());
@@ -167,17 +172,19 @@ async fn notify_in(app: &App, tx: &mut Conn) -> Result<Vec<serde_json::Value>, A
             app.config.public_url.trim_end_matches('/')
         );
         notifications::notify(app, tx, &recipients, "compliance", &subject, &body, None).await?;
-        compliance::mark_notified(tx, agency).await?;
-        told.push(serde_json::json!({ "agency": agency, "devices": count, "recipients": recipients.len() }));
+        if untold.iter().any(|(a, _)| a == agency) {
+            compliance::mark_notified(tx, agency).await?;
+        }
+        sent.push(serde_json::json!({ "agency": agency, "devices": count, "recipients": recipients.len() }));
     }
-    Ok(told)
+    Ok(sent)
 }
 
 /// Sends the notifications of devices that became non-compliant since the last pass (one audit
 /// event when any). Returns the agencies told.
 pub async fn notify(app: &App) -> Result<usize, AppError> {
     let mut tx = app.store.write().await?;
-    let told = notify_in(app, &mut tx).await?;
+    let told = notify_in(app, &mut tx, &[]).await?;
     if told.is_empty() {
         return Ok(0);
     }

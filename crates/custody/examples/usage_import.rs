@@ -182,6 +182,7 @@ async fn main() {
     let again = custody_app::usage::import(&app, &system, &usage_file, &|_, _| {}).await.expect("a re-import");
     let again_seconds = started.elapsed().as_secs_f64();
     assert_eq!((again.unchanged as u64, again.import_id.is_none()), (rows, true), "the same file changes nothing");
+    eprintln!("issuing every agency's report");
     let started = Instant::now();
     let reports = custody_app::usage_reports::issue_all(&app, &system).await.expect("the reports");
     let reports_seconds = started.elapsed().as_secs_f64();

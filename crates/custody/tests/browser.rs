@@ -3,12 +3,13 @@
 //! page it visits under `target/browser-screenshots/`, and checks that no page refers to another
 //! host.
 
+#[path = "common/browser.rs"]
+mod chrome;
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
+use chrome::Driver;
 use common::{PASSWORD, TestApp};
 use custody_domain::role::Role;
 use serde_json::Value;
@@ -16,40 +17,6 @@ use thirtyfour::prelude::*;
 
 const OWN: &str = "AAA";
 const OTHER: &str = "BBB";
-
-/// A chromedriver process; killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn chromedriver() -> Driver {
-    let port = free_port();
-    let child = Command::new("/usr/bin/chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{url}/status")).await.is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Driver { child, url }
-}
 
 /// A browser on the app, recording every page it visits.
 struct Browser {
@@ -62,23 +29,8 @@ struct Browser {
 
 impl Browser {
     async fn open(app: &TestApp, name: &'static str) -> Self {
-        let driver = chromedriver().await;
-        let mut caps = DesiredCapabilities::chrome();
-        caps.set_binary("/usr/bin/chromium").unwrap();
-        for arg in [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--window-size=1280,900",
-        ] {
-            caps.add_arg(arg).unwrap();
-        }
-        let web = WebDriver::new(&driver.url, caps).await.expect("a Chromium session");
+        let driver = Driver::start().await;
+        let web = driver.chromium().await;
         Self { web, base: app.base.clone(), name, shots: 0, _driver: driver }
     }
 

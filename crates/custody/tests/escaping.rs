@@ -9,11 +9,11 @@
 //! and opened in Chromium, which is told to ignore the Content-Security-Policy
 //! (`Page.setBypassCSP`), so that escaping alone is what keeps `window.__xss` undefined.
 
+#[path = "common/browser.rs"]
+mod chrome;
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use chrome::Driver;
 use common::{PASSWORD, TestApp};
 use custody_domain::role::Role;
 use reqwest::{Method, StatusCode};
@@ -344,53 +344,9 @@ async fn check_html(app: &TestApp, cookie: &str, path: &str, shows: bool) -> Vec
     failures
 }
 
-/// A chromedriver process; killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn chromedriver() -> Driver {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("/usr/bin/chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{url}/status")).await.is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Driver { child, url }
-}
-
+/// A Chromium session that ignores the page's Content-Security-Policy.
 async fn chromium(driver: &Driver) -> WebDriver {
-    let mut caps = DesiredCapabilities::chrome();
-    caps.set_binary("/usr/bin/chromium").unwrap();
-    for arg in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--window-size=1280,900",
-    ] {
-        caps.add_arg(arg).unwrap();
-    }
-    let web = WebDriver::new(&driver.url, caps).await.expect("a Chromium session");
+    let web = driver.chromium().await;
     // chromedriver's own endpoint for DevTools commands: ignore the page's CSP from now on.
     let bypass = reqwest::Client::new()
         .post(format!("{}/session/{}/goog/cdp/execute", driver.url, web.session_id()))
@@ -431,7 +387,7 @@ async fn stored_and_reflected_markup_is_escaped_on_every_page() {
     let login = w.app.request(Method::GET, &next, None).send().await.unwrap().text().await.unwrap();
     assert!(!RAW.iter().any(|raw| login.contains(raw)) && login.contains("&#34;&#62;&#60;img src=x"), "{login}");
 
-    let driver = chromedriver().await;
+    let driver = Driver::start().await;
     let web = chromium(&driver).await;
     web.goto(format!("{}{next}", w.app.base)).await.unwrap();
     let on_login = ran(&web).await;

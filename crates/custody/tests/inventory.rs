@@ -15,6 +15,7 @@ use custody_sim::{DeviceKind, DeviceSpec, SimDevice};
 use custody_store::testing::TestDb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sqlx::Row;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -352,11 +353,35 @@ async fn the_fleet_rule_is_the_domain_rule(db: TestDb) {
     }
     custody_app::compliance::evaluate_fleet(app.app(), true).await.unwrap();
     let mut conn = app.app().store.conn().await.unwrap();
+    let non_compliant = expected.iter().filter(|(_, r)| r.as_ref().is_some_and(|r| !r.is_empty())).count();
     for (id, reasons) in expected {
         let row = custody_store::compliance::of_device(&mut conn, &id).await.unwrap();
         let got: Option<Vec<Reason>> = row.map(|r| custody_domain::compliance::parse_reasons(&r.reasons));
         assert_eq!(got, reasons, "{label}: device {id}");
     }
+    // The pass told the agency of every non-compliant device once (whether a device's row was
+    // written before it, untold, or by it), and left none untold.
+    let told = |changes: String| -> Vec<Value> {
+        serde_json::from_str::<Value>(&changes).unwrap()["notified"].as_array().cloned().unwrap_or_default()
+    };
+    let changes: String =
+        sqlx::query("SELECT changes FROM audit_events WHERE action = 'compliance.evaluate' ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            .try_get("changes")
+            .unwrap();
+    let notified = told(changes);
+    assert_eq!(notified.len(), 1, "{label}: {notified:?}");
+    assert_eq!(
+        (notified[0]["agency"].as_str(), notified[0]["devices"].as_u64()),
+        (Some(AGENCY), Some(non_compliant as u64))
+    );
+    assert!(custody_store::compliance::unnotified(&mut conn).await.unwrap().is_empty(), "{label}");
+    drop(conn);
+    assert_eq!(custody_app::compliance::notify(app.app()).await.unwrap(), 0, "{label}: nothing left to tell");
+    let again = custody_app::compliance::evaluate_fleet(app.app(), true).await.unwrap();
+    assert_eq!((again.changed, again.notified_agencies), (0, 0), "{label}: a second pass tells nothing");
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestApp;
 use common::mdm::{AGENCY, Mdm, TOPIC, inventory_device, phone_model};
+use common::{TestApp, server_certificate};
 use custody_domain::device::DeviceState;
 use custody_domain::role::Role;
 use custody_sim::{
@@ -432,36 +432,6 @@ async fn the_enrollment_profile_needs_the_push_certificate_and_can_be_signed() {
     };
     assert!(challenge(&before).is_some());
     assert_ne!(challenge(&before), challenge(&after), "a rotated challenge");
-}
-
-/// A self-signed server certificate for 127.0.0.1 (PEM certificate, PEM key).
-fn server_certificate() -> (Vec<u8>, Vec<u8>) {
-    use openssl::asn1::Asn1Time;
-    use openssl::hash::MessageDigest;
-    use openssl::pkey::PKey;
-    use openssl::x509::extension::SubjectAlternativeName;
-    use openssl::x509::{X509, X509NameBuilder};
-    let key = PKey::from_ec_key(
-        openssl::ec::EcKey::generate(
-            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "127.0.0.1").unwrap();
-    let name = name.build();
-    let mut builder = X509::builder().unwrap();
-    builder.set_version(2).unwrap();
-    builder.set_subject_name(&name).unwrap();
-    builder.set_issuer_name(&name).unwrap();
-    builder.set_pubkey(&key).unwrap();
-    builder.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    builder.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
-    let san = SubjectAlternativeName::new().ip("127.0.0.1").build(&builder.x509v3_context(None, None)).unwrap();
-    builder.append_extension(san).unwrap();
-    builder.sign(&key, MessageDigest::sha256()).unwrap();
-    (builder.build().to_pem().unwrap(), key.private_key_to_pem_pkcs8().unwrap())
 }
 
 /// `PUT`s `body` to `url` with curl, presenting `identity` as the TLS client certificate when

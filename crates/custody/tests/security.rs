@@ -5,7 +5,7 @@
 mod common;
 
 use common::mdm::Mdm;
-use common::{PASSWORD, TestApp, problem, session_cookie};
+use common::{PASSWORD, TestApp, problem, server_certificate, session_cookie};
 use custody_domain::role::Role;
 use custody_sim::{DeviceKind, DeviceSpec};
 use custody_store::testing::TestDb;
@@ -63,31 +63,6 @@ async fn every_response_carries_the_security_headers() {
     let docs = app.request(Method::GET, "/api/docs/", None).send().await.unwrap();
     let policy = header(&docs, "content-security-policy").unwrap();
     assert!(policy.contains("script-src 'self';") && policy.contains("style-src 'self' 'sha256-"), "{policy}");
-}
-
-/// A self-signed server certificate for 127.0.0.1 (PEM certificate, PEM key).
-fn server_certificate() -> (Vec<u8>, Vec<u8>) {
-    use openssl::asn1::Asn1Time;
-    use openssl::hash::MessageDigest;
-    use openssl::pkey::PKey;
-    use openssl::x509::extension::SubjectAlternativeName;
-    use openssl::x509::{X509, X509NameBuilder};
-    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
-    let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "127.0.0.1").unwrap();
-    let name = name.build();
-    let mut builder = X509::builder().unwrap();
-    builder.set_version(2).unwrap();
-    builder.set_subject_name(&name).unwrap();
-    builder.set_issuer_name(&name).unwrap();
-    builder.set_pubkey(&key).unwrap();
-    builder.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    builder.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
-    let san = SubjectAlternativeName::new().ip("127.0.0.1").build(&builder.x509v3_context(None, None)).unwrap();
-    builder.append_extension(san).unwrap();
-    builder.sign(&key, MessageDigest::sha256()).unwrap();
-    (builder.build().to_pem().unwrap(), key.private_key_to_pem_pkcs8().unwrap())
 }
 
 #[tokio::test]

@@ -19,22 +19,32 @@ pub struct PolicySql {
 }
 
 /// What a pass changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evaluated {
     /// Rows written (a device new to the list, or whose reasons changed).
     pub changed: u64,
     /// Rows removed (devices no longer in use).
     pub removed: u64,
+    /// With `told` on PostgreSQL: the rows this pass wrote non-compliant, counted by agency
+    /// (written as told). Empty otherwise: such rows are left to [`unnotified`].
+    pub told: Vec<(String, i64)>,
 }
 
 /// Evaluates every device in use (or only `device`), writing the rows whose reasons changed;
 /// and removes the rows of devices no longer in use.
+///
+/// With `told`, the caller tells each agency of its devices this pass makes non-compliant, in
+/// the same transaction: on PostgreSQL they are written as told and counted in
+/// [`Evaluated::told`] (a million-row pass then updates none of them again); on SQLite they are
+/// written untold, for [`unnotified`] and [`mark_notified`] as any other.
 pub async fn evaluate(
     conn: &mut Conn,
     policy: &PolicySql,
     device: Option<&str>,
     now: i64,
+    told: bool,
 ) -> Result<Evaluated, SqlError> {
+    let counted = told && crate::is_postgres(conn);
     // The minimum OS of the device's platform: CASE e.platform WHEN $a THEN $b ... ELSE 0 END.
     let mut min_os = String::from("CASE e.platform");
     for i in 0..policy.min_os.len() {
@@ -44,9 +54,10 @@ pub async fn evaluate(
     let only = if device.is_some() { " AND d.id = $3" } else { " AND $3 = ''" };
     // Only the devices whose reasons (or agency) changed reach the upsert: the others are read
     // and compared, never written.
-    let sql = format!(
+    let notified = if counted { 1 } else { 0 };
+    let upsert = format!(
         "INSERT INTO device_compliance (device_id, agency_code, reasons, compliant, since, notified) \
-         SELECT x.id, x.agency_code, x.reasons, CASE WHEN x.reasons = '' THEN 1 ELSE 0 END, $2, 0 FROM ( \
+         SELECT x.id, x.agency_code, x.reasons, CASE WHEN x.reasons = '' THEN 1 ELSE 0 END, $2, {notified} FROM ( \
            SELECT d.id, d.agency_code, \
              CASE WHEN e.id IS NULL THEN 'not_enrolled ' ELSE \
                (CASE WHEN e.last_seen_at < $1 THEN 'no_check_in ' ELSE '' END) || \
@@ -59,14 +70,36 @@ pub async fn evaluate(
          ) AS x LEFT JOIN device_compliance old ON old.device_id = x.id \
          WHERE old.device_id IS NULL OR old.reasons <> x.reasons OR old.agency_code <> x.agency_code \
          ON CONFLICT (device_id) DO UPDATE SET reasons = excluded.reasons, compliant = excluded.compliant, \
-           since = excluded.since, notified = 0, agency_code = excluded.agency_code \
+           since = excluded.since, notified = excluded.notified, agency_code = excluded.agency_code \
          WHERE device_compliance.reasons <> excluded.reasons OR device_compliance.agency_code <> excluded.agency_code"
     );
+    let sql = if counted {
+        format!(
+            "WITH w AS ({upsert} RETURNING agency_code, compliant) \
+             SELECT agency_code, COUNT(*) AS n, COUNT(*) FILTER (WHERE compliant = 0) AS bad FROM w GROUP BY agency_code"
+        )
+    } else {
+        upsert
+    };
     let mut query = sqlx::query(AssertSqlSafe(sql)).bind(policy.silent_before).bind(now).bind(device.unwrap_or(""));
     for (platform, rank) in &policy.min_os {
         query = query.bind(platform.clone()).bind(*rank);
     }
-    let changed = query.execute(&mut *conn).await?.rows_affected();
+    let (changed, told) = if counted {
+        let mut changed = 0;
+        let mut told = Vec::new();
+        for row in query.fetch_all(&mut *conn).await? {
+            let (agency, n, bad): (String, i64, i64) =
+                (row.try_get("agency_code")?, row.try_get("n")?, row.try_get("bad")?);
+            changed += n as u64;
+            if bad > 0 {
+                told.push((agency, bad));
+            }
+        }
+        (changed, told)
+    } else {
+        (query.execute(&mut *conn).await?.rows_affected(), Vec::new())
+    };
     let removed = match device {
         Some(device) => sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM device_compliance WHERE device_id = $1 AND NOT EXISTS \
@@ -85,7 +118,7 @@ pub async fn evaluate(
         .await?
         .rows_affected(),
     };
-    Ok(Evaluated { changed, removed })
+    Ok(Evaluated { changed, removed, told })
 }
 
 /// Agencies with devices newly non-compliant that were not told yet, with how many.
@@ -199,8 +232,8 @@ pub struct AgencySummary {
 
 pub async fn summary(conn: &mut Conn, agency: Option<&str>) -> Result<Vec<AgencySummary>, SqlError> {
     let rows = sqlx::query(
-        "SELECT agency_code, COUNT(*) AS devices, SUM(1 - compliant) AS non_compliant FROM device_compliance \
-         WHERE ($1 = '' OR agency_code = $1) GROUP BY agency_code ORDER BY agency_code",
+        "SELECT agency_code, COUNT(*) AS devices, CAST(SUM(1 - compliant) AS BIGINT) AS non_compliant \
+         FROM device_compliance WHERE ($1 = '' OR agency_code = $1) GROUP BY agency_code ORDER BY agency_code",
     )
     .bind(agency.unwrap_or(""))
     .fetch_all(&mut *conn)

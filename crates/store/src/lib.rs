@@ -136,7 +136,8 @@ impl Store {
                     if backend == Backend::Sqlite {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                             PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -16384;",
                         )
                         .await?;
                     }

@@ -199,28 +199,39 @@ pub async fn insert(
         let json = serde_json::to_string(&json).map_err(|e| SqlError::Encode(Box::new(e)))?;
         sqlx::query(AssertSqlSafe(sql.clone())).bind(&report.id).bind(json).execute(&mut *conn).await?;
     }
-    let head = format!("usage_recommendations ({RECOMMENDATION_COLUMNS})");
-    for chunk in recommendations.chunks(crate::rows_per_insert(conn, 15)) {
-        let mut query = sqlx::query(AssertSqlSafe(crate::insert_values_sql(&head, 15, chunk.len())));
-        for r in chunk {
-            query = query
-                .bind(r.id.clone())
-                .bind(r.report_id.clone())
-                .bind(r.agency_code.clone())
-                .bind(r.kind.clone())
-                .bind(r.line_id.clone())
-                .bind(r.phone_number.clone())
-                .bind(r.device_id.clone())
-                .bind(r.person_id.clone())
-                .bind(r.detail.clone())
-                .bind(r.status.clone())
-                .bind(r.explanation.clone())
-                .bind(r.decided_by.clone())
-                .bind(r.decided_at)
-                .bind(r.deadline_at)
-                .bind(r.request_id.clone());
-        }
-        query.execute(&mut *conn).await?;
+    // The recommendations the same way.
+    let sql = format!(
+        "INSERT INTO usage_recommendations ({RECOMMENDATION_COLUMNS}) \
+         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, \
+           j.value ->> 6, j.value ->> 7, j.value ->> 8, j.value ->> 9, j.value ->> 10, j.value ->> 11, \
+           (j.value ->> 12){int}, (j.value ->> 13){int}, j.value ->> 14 FROM {}",
+        source.replace("$2", "$1")
+    );
+    for chunk in recommendations.chunks(5_000) {
+        let json: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|r| {
+                serde_json::json!([
+                    r.id,
+                    r.report_id,
+                    r.agency_code,
+                    r.kind,
+                    r.line_id,
+                    r.phone_number,
+                    r.device_id,
+                    r.person_id,
+                    r.detail,
+                    r.status,
+                    r.explanation,
+                    r.decided_by,
+                    r.decided_at,
+                    r.deadline_at,
+                    r.request_id
+                ])
+            })
+            .collect();
+        let json = serde_json::to_string(&json).map_err(|e| SqlError::Encode(Box::new(e)))?;
+        sqlx::query(AssertSqlSafe(sql.clone())).bind(json).execute(&mut *conn).await?;
     }
     Ok(())
 }
