@@ -160,13 +160,7 @@ pub async fn insert(
         .bind(report.recommendation_count)
         .execute(&mut *conn)
         .await?;
-    // The rows as JSON arrays, 5,000 a statement: one parameter however many rows.
-    let (source, int) = if crate::is_postgres(conn) {
-        ("json_array_elements($2::json) AS j(value)", "::bigint")
-    } else {
-        // Each element read without parsing it again.
-        ("jsonb_each($2) AS j", "")
-    };
+    let (source, int) = json_rows(conn, 2);
     let sql = format!(
         "INSERT INTO usage_report_rows (report_id, row_no, phone_number, line_plan, device_id, serial, device_type, \
            holder_id, holder_name, months, voice_minutes, messages, data_kb, international_cents, activity) \
@@ -174,103 +168,109 @@ pub async fn insert(
            j.value ->> 6, j.value ->> 7, (j.value ->> 8){int}, (j.value ->> 9){int}, (j.value ->> 10){int}, \
            (j.value ->> 11){int}, (j.value ->> 12){int}, j.value ->> 13 FROM {source}"
     );
-    for chunk in lines.chunks(5_000) {
-        let json: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|l| {
-                serde_json::json!([
-                    l.row_no,
-                    l.phone_number,
-                    l.line_plan,
-                    l.device_id,
-                    l.serial,
-                    l.device_type,
-                    l.holder_id,
-                    l.holder_name,
-                    l.months,
-                    l.voice_minutes,
-                    l.messages,
-                    l.data_kb,
-                    l.international_cents,
-                    l.activity
-                ])
-            })
-            .collect();
-        let json = serde_json::to_string(&json).map_err(|e| SqlError::Encode(Box::new(e)))?;
-        sqlx::query(AssertSqlSafe(sql.clone())).bind(&report.id).bind(json).execute(&mut *conn).await?;
-    }
-    // The recommendations the same way.
+    insert_json(conn, &sql, Some(&report.id), lines, |l| {
+        serde_json::json!([
+            l.row_no,
+            l.phone_number,
+            l.line_plan,
+            l.device_id,
+            l.serial,
+            l.device_type,
+            l.holder_id,
+            l.holder_name,
+            l.months,
+            l.voice_minutes,
+            l.messages,
+            l.data_kb,
+            l.international_cents,
+            l.activity
+        ])
+    })
+    .await?;
+    let (source, int) = json_rows(conn, 1);
     let sql = format!(
         "INSERT INTO usage_recommendations ({RECOMMENDATION_COLUMNS}) \
          SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, j.value ->> 5, \
            j.value ->> 6, j.value ->> 7, j.value ->> 8, j.value ->> 9, j.value ->> 10, j.value ->> 11, \
-           (j.value ->> 12){int}, (j.value ->> 13){int}, j.value ->> 14 FROM {}",
-        source.replace("$2", "$1")
+           (j.value ->> 12){int}, (j.value ->> 13){int}, j.value ->> 14 FROM {source}"
     );
-    for chunk in recommendations.chunks(5_000) {
-        let json: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|r| {
-                serde_json::json!([
-                    r.id,
-                    r.report_id,
-                    r.agency_code,
-                    r.kind,
-                    r.line_id,
-                    r.phone_number,
-                    r.device_id,
-                    r.person_id,
-                    r.detail,
-                    r.status,
-                    r.explanation,
-                    r.decided_by,
-                    r.decided_at,
-                    r.deadline_at,
-                    r.request_id
-                ])
-            })
-            .collect();
+    insert_json(conn, &sql, None, recommendations, |r| {
+        serde_json::json!([
+            r.id,
+            r.report_id,
+            r.agency_code,
+            r.kind,
+            r.line_id,
+            r.phone_number,
+            r.device_id,
+            r.person_id,
+            r.detail,
+            r.status,
+            r.explanation,
+            r.decided_by,
+            r.decided_at,
+            r.deadline_at,
+            r.request_id
+        ])
+    })
+    .await
+}
+
+/// The source of an insert reading its rows from parameter `$n`, a JSON array of arrays, and
+/// the cast an integer element needs.
+fn json_rows(conn: &Conn, n: u8) -> (String, &'static str) {
+    if crate::is_postgres(conn) {
+        (format!("json_array_elements(${n}::json) AS j(value)"), "::bigint")
+    } else {
+        // Each element read without parsing it again.
+        (format!("jsonb_each(${n}) AS j"), "")
+    }
+}
+
+/// Runs `sql` once for every 5,000 of `items`, binding `lead` (when given) and then the chunk
+/// as one JSON array of `row`'s arrays: one parameter however many rows.
+async fn insert_json<T>(
+    conn: &mut Conn,
+    sql: &str,
+    lead: Option<&str>,
+    items: &[T],
+    row: impl Fn(&T) -> serde_json::Value,
+) -> Result<(), SqlError> {
+    for chunk in items.chunks(5_000) {
+        let json: Vec<serde_json::Value> = chunk.iter().map(&row).collect();
         let json = serde_json::to_string(&json).map_err(|e| SqlError::Encode(Box::new(e)))?;
-        sqlx::query(AssertSqlSafe(sql.clone())).bind(json).execute(&mut *conn).await?;
+        let mut query = sqlx::query(AssertSqlSafe(sql.to_string()));
+        if let Some(lead) = lead {
+            query = query.bind(lead.to_string());
+        }
+        query.bind(json).execute(&mut *conn).await?;
     }
     Ok(())
 }
 
 /// Writes an issued report's people, in the transaction that wrote the report.
 pub async fn insert_people(conn: &mut Conn, report_id: &str, people: &[ReportPerson]) -> Result<(), SqlError> {
-    // As the rows: JSON arrays, 5,000 a statement.
-    let (source, int) = if crate::is_postgres(conn) {
-        ("json_array_elements($2::json) AS j(value)", "::bigint")
-    } else {
-        ("jsonb_each($2) AS j", "")
-    };
+    let (source, int) = json_rows(conn, 2);
     let sql = format!(
         "INSERT INTO usage_report_people (report_id, person_id, person_name, lines, months, voice_minutes, messages, \
            data_kb, international_cents, activity) \
          SELECT $1, j.value ->> 0, j.value ->> 1, (j.value ->> 2){int}, (j.value ->> 3){int}, (j.value ->> 4){int}, \
            (j.value ->> 5){int}, (j.value ->> 6){int}, (j.value ->> 7){int}, j.value ->> 8 FROM {source}"
     );
-    for chunk in people.chunks(5_000) {
-        let json: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|p| {
-                serde_json::json!([
-                    p.person_id,
-                    p.person_name,
-                    p.lines,
-                    p.months,
-                    p.voice_minutes,
-                    p.messages,
-                    p.data_kb,
-                    p.international_cents,
-                    p.activity
-                ])
-            })
-            .collect();
-        let json = serde_json::to_string(&json).map_err(|e| SqlError::Encode(Box::new(e)))?;
-        sqlx::query(AssertSqlSafe(sql.clone())).bind(report_id).bind(json).execute(&mut *conn).await?;
-    }
-    Ok(())
+    insert_json(conn, &sql, Some(report_id), people, |p| {
+        serde_json::json!([
+            p.person_id,
+            p.person_name,
+            p.lines,
+            p.months,
+            p.voice_minutes,
+            p.messages,
+            p.data_kb,
+            p.international_cents,
+            p.activity
+        ])
+    })
+    .await
 }
 
 /// A report's people by person id, a page after `after_person` (`""`: from the first).
