@@ -76,12 +76,17 @@ pub struct Scheduled {
 /// Queues the inventories that are due (a job: of several nodes, the one holding the lease runs
 /// it). Each batch of devices is one transaction with one audit event.
 pub async fn schedule_due(app: &App) -> Result<Scheduled, AppError> {
+    Ok(schedule_now(app).await?.unwrap_or_default())
+}
+
+/// [`schedule_due`], telling apart a pass another node holds the lease of (`None`).
+pub(crate) async fn schedule_now(app: &App) -> Result<Option<Scheduled>, AppError> {
     let holder = custody_store::new_id();
     let now = now_ms();
     {
         let mut tx = app.store.write().await?;
         if !jobs::claim(&mut tx, "mdm.inventory", &holder, now, 120_000, 0).await? {
-            return Ok(Scheduled::default());
+            return Ok(None);
         }
         tx.commit().await?;
     }
@@ -112,7 +117,7 @@ pub async fn schedule_due(app: &App) -> Result<Scheduled, AppError> {
     let mut tx = app.store.write().await?;
     jobs::finish(&mut tx, "mdm.inventory", &holder, now_ms()).await?;
     tx.commit().await?;
-    result.map(|()| done)
+    result.map(|()| Some(done))
 }
 
 /// Queues an inventory of the named devices now (EUC or security asking for fresh facts).

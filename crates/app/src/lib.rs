@@ -17,6 +17,7 @@ pub mod devices;
 pub mod erase;
 pub mod error;
 pub mod inventory;
+pub mod jobs;
 pub mod maintenance;
 pub mod mdm;
 pub mod notifications;

@@ -808,6 +808,11 @@ async fn converge_after_change(app: &App) {
 /// One convergence pass over every enrolled device, a batch of enrollments per transaction,
 /// under the `mdm.converge` lease (waiting a little for a pass another node runs).
 pub async fn converge(app: &App) -> Result<ConvergeSummary, AppError> {
+    Ok(converge_leased(app).await?.unwrap_or_default())
+}
+
+/// [`converge`], telling apart a pass that never got the lease (`None`).
+pub(crate) async fn converge_leased(app: &App) -> Result<Option<ConvergeSummary>, AppError> {
     let holder = custody_store::new_id();
     let mut claimed = false;
     for _ in 0..150 {
@@ -820,13 +825,13 @@ pub async fn converge(app: &App) -> Result<ConvergeSummary, AppError> {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     if !claimed {
-        return Ok(ConvergeSummary::default());
+        return Ok(None);
     }
     let result = converge_all(app).await;
     let mut tx = app.store.write().await?;
     jobs::finish(&mut tx, "mdm.converge", &holder, now_ms()).await?;
     tx.commit().await?;
-    result
+    result.map(Some)
 }
 
 /// The work of one batch.

@@ -133,11 +133,18 @@ pub async fn run_schedule(app: &App, at: i64) -> Result<usize, AppError> {
     if !app.config.usage.report_months.contains(&(today.month() as u8)) {
         return Ok(0);
     }
+    Ok(issue_leased(app, at, 3_600_000).await?.unwrap_or(0))
+}
+
+/// Issues every agency's report for the window before `at` under the `usage.reports` lease,
+/// when its last pass finished at least `every_ms` ago: how many were issued, or `None` when
+/// another node holds the lease or the pass is not due.
+pub(crate) async fn issue_leased(app: &App, at: i64, every_ms: i64) -> Result<Option<usize>, AppError> {
     let holder = custody_store::new_id();
     {
         let mut tx = app.store.write().await?;
-        if !jobs::claim(&mut tx, "usage.reports", &holder, at, 3_600_000, 3_600_000).await? {
-            return Ok(0);
+        if !jobs::claim(&mut tx, "usage.reports", &holder, at, 3_600_000, every_ms).await? {
+            return Ok(None);
         }
         tx.commit().await?;
     }
@@ -145,7 +152,7 @@ pub async fn run_schedule(app: &App, at: i64) -> Result<usize, AppError> {
     let mut tx = app.store.write().await?;
     jobs::finish(&mut tx, "usage.reports", &holder, if result.is_ok() { at } else { 0 }).await?;
     tx.commit().await?;
-    result.map(|r| r.len())
+    result.map(|r| Some(r.len()))
 }
 
 fn gone(status: &str) -> bool {

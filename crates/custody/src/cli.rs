@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// The private key (PEM) of `--tls-cert`.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Answer requests only: leave the periodic jobs (pushes, sweeps, reports, inventory,
+    /// compliance, mail) to the other nodes of the same database.
+    #[arg(long)]
+    pub no_jobs: bool,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -216,6 +220,7 @@ fn overrides(db: &DbArgs, listen: Option<SocketAddr>) -> Overrides {
         public_url: None,
         tls_cert: None,
         tls_key: None,
+        run_jobs: None,
     }
 }
 
@@ -224,6 +229,7 @@ fn serve_overrides(args: &ServeArgs) -> Overrides {
         public_url: args.public_url.clone(),
         tls_cert: args.tls_cert.clone(),
         tls_key: args.tls_key.clone(),
+        run_jobs: args.no_jobs.then_some(false),
         ..overrides(&args.db, args.listen)
     }
 }

@@ -28,6 +28,10 @@ pub struct Config {
     /// certificate (devices present their MDM identity); without them Custody serves plain HTTP.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Run the periodic jobs on this node (push sender, sweeps, report issuance, deemed
+    /// acceptance, inventory, compliance, mail). Off, the node only answers requests; the jobs
+    /// then need another node of the same database.
+    pub run_jobs: bool,
     pub log: LogConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
@@ -271,6 +275,7 @@ impl Default for Config {
             secure_cookies: false,
             tls_cert: None,
             tls_key: None,
+            run_jobs: true,
             log: LogConfig::default(),
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
@@ -327,6 +332,8 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_jobs: Option<bool>,
 }
 
 impl Config {

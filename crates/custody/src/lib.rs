@@ -43,10 +43,8 @@ pub struct Server {
     pub tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    sweeper: tokio::task::JoinHandle<()>,
-    mailer: tokio::task::JoinHandle<()>,
-    pusher: tokio::task::JoinHandle<()>,
-    jobs: tokio::task::JoinHandle<()>,
+    /// The periodic jobs' loops (none when the node runs no jobs).
+    jobs: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Sends due MDM pushes: at once when commands are queued on this node, and every second for
@@ -156,11 +154,17 @@ impl Server {
             Some(tls) => tokio::spawn(custody_web::tls::serve(listener, router, tls, shutdown)),
             None => tokio::spawn(custody_web::serve(listener, router, shutdown)),
         };
-        let sweeper = tokio::spawn(sweep_periodically(app.clone()));
-        let mailer = tokio::spawn(send_mail_periodically(app.clone()));
-        let pusher = tokio::spawn(push_periodically(app.clone()));
-        let jobs = tokio::spawn(mdm_jobs_periodically(app.clone()));
-        Ok(Self { addr, app, tls: serves_tls, shutdown: Some(tx), task, sweeper, mailer, pusher, jobs })
+        let jobs = if config.run_jobs {
+            vec![
+                tokio::spawn(sweep_periodically(app.clone())),
+                tokio::spawn(send_mail_periodically(app.clone())),
+                tokio::spawn(push_periodically(app.clone())),
+                tokio::spawn(mdm_jobs_periodically(app.clone())),
+            ]
+        } else {
+            Vec::new()
+        };
+        Ok(Self { addr, app, tls: serves_tls, shutdown: Some(tx), task, jobs })
     }
 
     pub fn url(&self) -> String {
@@ -172,10 +176,9 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.sweeper.abort();
-        self.mailer.abort();
-        self.pusher.abort();
-        self.jobs.abort();
+        for job in &self.jobs {
+            job.abort();
+        }
         (&mut self.task).await??;
         self.app.store.close().await;
         Ok(())

@@ -130,8 +130,16 @@ fn expected(key: &str, role: Role, target: Target) -> Option<u16> {
                 allow(&[Role::Admin], 200)
             }
         }
-        "GET /api/v1/audit-events" => {
+        "GET /api/v1/audit-events" | "GET /api/v1/jobs" => {
             if USER_READERS.contains(&role) {
+                200
+            } else {
+                403
+            }
+        }
+        // Running a job's pass is the administrator's.
+        "POST /api/v1/jobs/{name}/run" => {
+            if role == Role::Admin {
                 200
             } else {
                 403
@@ -508,6 +516,8 @@ async fn call_for(
         let phone = format!("+1518777{:04}", n % 10_000);
         common::usage::line(app, agency, &phone, None).await;
         path.replace("{phone}", &phone)
+    } else if path.starts_with("/api/v1/jobs/") {
+        path.replace("{name}", "sessions.sweep")
     } else if path.starts_with("/api/v1/service-codes/") {
         path.replace("{code}", "A8154121")
     } else if path.starts_with("/api/v1/device-models/") {

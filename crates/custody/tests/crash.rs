@@ -12,11 +12,13 @@
 //! and at later and later points of it, the last one past two thirds of it.
 #![cfg(unix)]
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use custody_app::{Actor, App};
@@ -26,20 +28,13 @@ use custody_domain::catalog::DeviceType;
 use custody_domain::device::DeviceState;
 use custody_sim::{DeviceKind, DeviceSpec, Reply, SimDevice, SimError};
 use custody_store::testing::TestDb;
+use process::{Serving, custody};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
 
 /// SIGKILL's number (9 on every Unix).
 const SIGKILL: i32 = 9;
-
-fn custody() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_custody"));
-    for variable in ["CUSTODY_CONFIG", "CUSTODY_LISTEN", "CUSTODY_DATABASE_URL", "CUSTODY_DATA_DIR"] {
-        command.env_remove(variable);
-    }
-    command
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -759,52 +754,13 @@ const ROUNDS: usize = 30;
 const REQUEST_TYPES: [&str; 5] =
     ["SecurityInfo", "DeviceInformation", "ProfileList", "CertificateList", "InstalledApplicationList"];
 
-/// A `custody serve` process; killed when dropped.
-struct Serving {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serving {
-    /// `custody --config CONFIG serve --listen 127.0.0.1:PORT` on the database; returns once it
-    /// says where it serves.
-    async fn start(db: &Db, config: &Path, port: u16) -> Serving {
-        let mut child = custody()
-            .arg("--config")
-            .arg(config)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(db.args())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("Custody is serving on ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let url = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
-        let url = url.ok().flatten().unwrap_or_else(|| panic!("{}: the server did not start", db.label()));
-        Serving { child, url }
-    }
-
-    /// SIGKILL, and waits for the process to be gone.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.signal(), Some(SIGKILL), "killed, not exited: {status:?}");
-    }
+/// `custody --config CONFIG serve --listen 127.0.0.1:PORT` on the database; returns once it says
+/// where it serves.
+async fn serve(db: &Db, config: &Path, port: u16) -> Serving {
+    let mut args = vec!["--config".to_string(), config.to_str().expect("a UTF-8 path").to_string()];
+    args.extend(["serve".to_string(), "--listen".to_string(), format!("127.0.0.1:{port}")]);
+    args.extend(db.args());
+    Serving::spawn(&args, db.label()).await
 }
 
 /// A port free now, to serve on before and after the crash (the enrollment profile names it).
@@ -848,7 +804,7 @@ async fn commands_outlive_a_killed_server(db: Db) {
     let token = text(&token.stdout).lines().last().unwrap().trim().to_string();
 
     let port = free_port();
-    let server = Serving::start(&db, &config, port).await;
+    let server = serve(&db, &config, port).await;
     let base = server.url.clone();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let agency = http.post(format!("{base}/api/v1/agencies")).bearer_auth(&token);
@@ -920,7 +876,7 @@ async fn commands_outlive_a_killed_server(db: Db) {
     assert!(sent >= 1 && at_kill[&held].0 == "sent", "{label}: {sent} handed out and unanswered");
 
     // Started again on the same database and data directory, at the same address.
-    let server = Serving::start(&db, &config, port).await;
+    let server = serve(&db, &config, port).await;
     let mut failures = 0;
     for worker in workers {
         let (_, failed) = worker.await.unwrap();

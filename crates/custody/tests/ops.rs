@@ -72,3 +72,45 @@ async fn the_sweep_removes_expired_sessions() {
         app.request(Method::GET, "/api/v1/me", None).header("cookie", format!("custody_session={cookie}")).send().await;
     assert_eq!(me.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn jobs_are_listed_with_their_leases_and_an_admin_runs_one_now() {
+    let app = TestApp::spawn_with(TestDb::sqlite().await, |config| config.run_jobs = false).await;
+    let (_, admin) = app.user_with_token("admin@x.example", Role::Admin, None).await;
+    let (_, auditor) = app.user_with_token("audit@x.example", Role::Auditor, None).await;
+    app.user_with_token("s@x.example", Role::Auditor, None).await;
+    app.sign_in("s@x.example", PASSWORD).await;
+    app.exec("UPDATE sessions SET expires_at = 1").await;
+
+    let listed: serde_json::Value = app.get("/api/v1/jobs", &auditor).await.json().await.unwrap();
+    let names: Vec<&str> = listed["items"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"usage.deem") && names.contains(&"compliance.evaluate"), "{names:?}");
+    let never = listed["items"].as_array().unwrap().iter().find(|j| j["name"] == "compliance.evaluate").unwrap();
+    assert!(never["last_finished_at"].is_null() && never["running_until"].is_null(), "{never}");
+
+    // The node runs no jobs of its own: the expired session stays until the sweep is run.
+    let run = app.request(Method::POST, "/api/v1/jobs/sessions.sweep/run", Some(&admin)).send().await.unwrap();
+    assert_eq!(run.status(), StatusCode::OK);
+    let run: serde_json::Value = run.json().await.unwrap();
+    assert_eq!(run["ran"], true);
+    assert_eq!(run["counts"]["sessions"], 1, "{run}");
+
+    // A leased job records its pass.
+    let run = app.request(Method::POST, "/api/v1/jobs/compliance.evaluate/run", Some(&admin)).send().await.unwrap();
+    assert_eq!(run.status(), StatusCode::OK);
+    let listed: serde_json::Value = app.get("/api/v1/jobs", &auditor).await.json().await.unwrap();
+    let evaluated = listed["items"].as_array().unwrap().iter().find(|j| j["name"] == "compliance.evaluate").unwrap();
+    assert!(evaluated["last_finished_at"].is_string(), "{evaluated}");
+
+    let unknown = app.request(Method::POST, "/api/v1/jobs/no.such.job/run", Some(&admin)).send().await.unwrap();
+    problem(unknown, StatusCode::NOT_FOUND).await;
+    let refused = app.request(Method::POST, "/api/v1/jobs/usage.deem/run", Some(&auditor)).send().await.unwrap();
+    problem(refused, StatusCode::FORBIDDEN).await;
+
+    let events: serde_json::Value =
+        app.get("/api/v1/audit-events?action=job.run", &auditor).await.json().await.unwrap();
+    let runs: Vec<&str> =
+        events["items"].as_array().unwrap().iter().map(|e| e["object_id"].as_str().unwrap()).collect();
+    assert_eq!(runs.len(), 2, "each run audited: {events}");
+    assert!(runs.contains(&"sessions.sweep") && runs.contains(&"compliance.evaluate"));
+}

@@ -105,6 +105,10 @@ pub enum Action {
     UsageIssue,
     /// Accept or reject a usage report's recommendations (the agency's approver).
     UsageRespond,
+    /// Read the periodic jobs and their leases.
+    JobsRead,
+    /// Run a periodic job's pass now.
+    JobsRun,
 }
 
 /// The object's place: global (a list, a create without agency) or inside an agency.
@@ -161,6 +165,8 @@ pub fn roles_for(action: Action) -> &'static [Role] {
         Action::UsageRead => &[Admin, Billing, Auditor, AgencyApprover, AgencyCertifier, AgencyViewer],
         Action::UsageIssue => &[Admin, Billing],
         Action::UsageRespond => &[AgencyApprover],
+        Action::JobsRead => &[Admin, Auditor],
+        Action::JobsRun => &[Admin],
     }
 }
 

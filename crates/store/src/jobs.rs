@@ -57,3 +57,30 @@ pub async fn last_finished(conn: &mut Conn, name: &str) -> Result<Option<i64>, S
         None => None,
     })
 }
+
+/// A job's lease as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    /// The pass holding the lease, while one runs.
+    pub holder: Option<String>,
+    pub leased_until: i64,
+    pub last_finished_at: Option<i64>,
+}
+
+/// Every job that has taken its lease at least once, by name.
+pub async fn leases(conn: &mut Conn) -> Result<Vec<Lease>, SqlError> {
+    let rows = sqlx::query("SELECT name, holder, leased_until, last_finished_at FROM job_leases ORDER BY name")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Lease {
+                name: row.try_get("name")?,
+                holder: row.try_get("holder")?,
+                leased_until: row.try_get("leased_until")?,
+                last_finished_at: row.try_get("last_finished_at")?,
+            })
+        })
+        .collect()
+}

@@ -10,6 +10,7 @@ pub mod compliance;
 pub mod dashboard;
 pub mod devices;
 pub mod erase;
+pub mod jobs;
 pub mod mdm;
 pub mod notifications;
 pub mod people;
@@ -72,7 +73,7 @@ pub fn parse_timestamp(raw: &str) -> Option<i64> {
         (name = "compliance", description = "Device inventory, compliance and the network-access feed"),
         (name = "billing", description = "Billing: closing months, invoices, statements, baselines, charges, adjustments"),
         (name = "usage", description = "Carrier usage: imports, each line's months, biannual reports and their recommendations"),
-        (name = "operations", description = "Health, readiness and metrics")
+        (name = "operations", description = "Health, readiness, metrics and the periodic jobs")
     )
 )]
 struct ApiDoc;
@@ -106,6 +107,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::run))
         .routes(routes!(dashboard::get))
         .routes(routes!(catalog::device_types))
         .routes(routes!(catalog::list_models, catalog::create_model))
