@@ -219,13 +219,15 @@ async fn read_agency(
 pub async fn issue_at(app: &App, actor: &Actor, agency: &str, at: i64) -> Result<Issued, AppError> {
     let (first, last) = window(app, at)?;
     let (first_s, last_s) = (first.to_string(), last.to_string());
-    let mut conn = app.store.conn().await?;
-    if let Some(report) = store::find(&mut conn, agency, &first_s, &last_s).await? {
+    // Everything read from one snapshot: a report of one state of the data, whatever is
+    // imported or moved meanwhile.
+    let mut snapshot = app.store.snapshot().await?;
+    if let Some(report) = store::find(&mut snapshot, agency, &first_s, &last_s).await? {
         return Ok(Issued { report, created: false });
     }
     let (histories, AgencyDirectory { serials, lineless, people }, exceptions) =
-        read_agency(&mut conn, agency, first, last).await?;
-    drop(conn);
+        read_agency(&mut snapshot, agency, first, last).await?;
+    snapshot.finish().await?;
     let serials: BTreeMap<String, Option<String>> = serials.into_iter().collect();
     let names: BTreeMap<String, (String, String)> =
         people.into_iter().map(|(id, name, status)| (id, (name, status))).collect();

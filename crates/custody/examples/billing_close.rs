@@ -13,6 +13,10 @@ use std::time::Instant;
 use custody_app::{Actor, App};
 use custody_store::{Store, StoreOptions, migrate};
 
+/// The allocator the `custody` binary runs with, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Options {
     url: String,
     period: Option<String>,

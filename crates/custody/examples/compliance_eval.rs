@@ -12,6 +12,10 @@ use std::time::Instant;
 use custody_app::{Actor, App};
 use custody_store::{Store, StoreOptions, migrate};
 
+/// The allocator the `custody` binary runs with, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn options() -> (i64, Option<String>) {
     let (mut count, mut url) = (1_000_000, None);
     let mut args = std::env::args().skip(1);

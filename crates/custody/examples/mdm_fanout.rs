@@ -11,6 +11,10 @@ use apns::standin::{StandIn, StandInConfig};
 use custody_app::{Actor, App};
 use custody_store::{Store, StoreOptions, migrate};
 
+/// The allocator the `custody` binary runs with, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TOPIC: &str = "com.apple.mgmt.External.7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f";
 
 fn options() -> (usize, Option<String>) {

@@ -74,6 +74,31 @@ impl std::ops::DerefMut for Tx {
     }
 }
 
+/// A read-only transaction: every query in it sees the database as it was at its first read.
+pub struct Snapshot {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+impl Snapshot {
+    /// Ends the transaction (it wrote nothing).
+    pub async fn finish(self) -> Result<(), SqlError> {
+        self.inner.commit().await
+    }
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Snapshot {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -184,6 +209,18 @@ impl Store {
             }
             Backend::Postgres => Ok(Tx { inner: self.pool.begin().await?, _gate: None }),
         }
+    }
+
+    /// Begins a read-only transaction that sees one state of the database throughout (SQLite:
+    /// a deferred transaction, whose first read fixes the snapshot and which keeps its memory
+    /// map of the file valid across reads, however much others write meanwhile; PostgreSQL:
+    /// repeatable read). For work that reads much in several queries, such as a report.
+    pub async fn snapshot(&self) -> Result<Snapshot, SqlError> {
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN DEFERRED",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        Ok(Snapshot { inner: self.pool.begin_with(begin).await? })
     }
 
     /// True when the database answers a trivial query.

@@ -443,3 +443,29 @@ async fn profile_states_settle_once_per_answer_and_identifiers_are_unique() {
         assert_eq!(held[0].status, "missing", "{}", db.label);
     }
 }
+
+/// How many agencies `conn` sees.
+async fn agency_count(conn: &mut custody_store::Conn) -> i64 {
+    use sqlx::Row;
+    sqlx::query("SELECT COUNT(*) AS n FROM agencies").fetch_one(conn).await.unwrap().try_get("n").unwrap()
+}
+
+#[tokio::test]
+async fn a_snapshot_reads_one_state_while_others_write() {
+    for db in TestDb::all().await {
+        let mut tx = db.store.write().await.unwrap();
+        agencies::insert(&mut tx, &AgencyCode::parse("SNA").unwrap(), &details("Before")).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut snapshot = db.store.snapshot().await.unwrap();
+        let before = agency_count(&mut snapshot).await;
+        assert_eq!(before, 1, "{}", db.label);
+        // Another connection adds an agency and commits while the snapshot is open.
+        let mut tx = db.store.write().await.unwrap();
+        agencies::insert(&mut tx, &AgencyCode::parse("SNB").unwrap(), &details("During")).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(agency_count(&mut snapshot).await, before, "{}: the snapshot does not see the later write", db.label);
+        snapshot.finish().await.unwrap();
+        let mut conn = db.store.conn().await.unwrap();
+        assert_eq!(agency_count(&mut conn).await, 2, "{}: a new read does", db.label);
+    }
+}
