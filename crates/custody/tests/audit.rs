@@ -381,6 +381,7 @@ async fn first_step_call(
             Some(json!({"amount": "15.50", "effective_from": "2027-07-01"})),
             false,
         ),
+        "POST /api/v1/jobs/{name}/run" => ("/api/v1/jobs/sessions.sweep/run".into(), None, false),
         "DELETE /api/v1/tokens/{id}" => {
             let token = app.token_for(admin_id, Role::Admin, None).await;
             let list: Value = app.get("/api/v1/tokens", &token).await.json().await.unwrap();

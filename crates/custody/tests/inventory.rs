@@ -248,6 +248,29 @@ async fn each_reason_keeps_a_device_off_the_network(db: TestDb) {
     assert!(lines.iter().any(|l| l.starts_with(&format!("{old},")) && l.contains(",false,os_outdated")), "{text}");
     assert!(lines.iter().any(|l| l.starts_with(&format!("{good},")) && l.contains(",true,")), "{text}");
 
+    // The feed of one agency, and the summary: five devices in use, four of them non-compliant,
+    // one for each reason.
+    let own_feed: Value = mdm
+        .app
+        .get(&format!("/api/v1/compliance/network-access?agency={AGENCY}"), &mdm.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(own_feed["items"], feed["items"], "{label}: the agency's feed is the whole feed here");
+    let none: Value =
+        mdm.app.get("/api/v1/compliance/network-access?agency=ZZZ", &mdm.token).await.json().await.unwrap();
+    assert_eq!(none["items"], json!([]));
+    let system = custody_app::Actor::system("test");
+    let (agencies, reasons) = custody_app::compliance::summary(mdm.app.app(), &system, Some(AGENCY)).await.unwrap();
+    assert_eq!(agencies.len(), 1);
+    assert_eq!((agencies[0].devices, agencies[0].non_compliant), (5, 4), "{label}: {agencies:?}");
+    let count = |reason: &str| reasons.iter().find(|(r, _)| r == reason).map(|(_, n)| *n);
+    for reason in ["os_outdated", "no_passcode", "no_check_in", "not_enrolled"] {
+        assert_eq!(count(reason), Some(1), "{label}: {reason} in {reasons:?}");
+    }
+    assert_eq!(count("compromised"), Some(0));
+
     // The agency was told, once.
     let notified = custody_app::compliance::notify(mdm.app.app()).await.unwrap();
     assert_eq!(notified, 0, "already told when evaluated");

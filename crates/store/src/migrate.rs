@@ -111,6 +111,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0016_usage_report_people.sql"),
         postgres: include_str!("../migrations/postgres/0016_usage_report_people.sql"),
     },
+    Migration {
+        version: 17,
+        name: "compliance_non_compliant",
+        sqlite: include_str!("../migrations/sqlite/0017_compliance_non_compliant.sql"),
+        postgres: include_str!("../migrations/postgres/0017_compliance_non_compliant.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -463,7 +463,12 @@ async fn a_snapshot_reads_one_state_while_others_write() {
         let mut tx = db.store.write().await.unwrap();
         agencies::insert(&mut tx, &AgencyCode::parse("SNB").unwrap(), &details("During")).await.unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(agency_count(&mut snapshot).await, before, "{}: the snapshot does not see the later write", db.label);
+        assert_eq!(
+            agency_count(&mut snapshot).await,
+            before,
+            "{}: the snapshot does not see the later write",
+            db.label
+        );
         snapshot.finish().await.unwrap();
         let mut conn = db.store.conn().await.unwrap();
         assert_eq!(agency_count(&mut conn).await, 2, "{}: a new read does", db.label);
