@@ -418,7 +418,7 @@ pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<Enr
         }
         let mut known = std::collections::HashSet::new();
         let postgres = crate::is_postgres(conn);
-        for chunk in unknown.chunks(if postgres { 5_000 } else { 500 }) {
+        for chunk in unknown.chunks(if postgres { 100_000 } else { 500 }) {
             let columns = "SELECT id, udid, device_id, agency_code, status FROM mdm_enrollments";
             let query = if postgres {
                 // One JSON array parameter instead of thousands.
