@@ -154,7 +154,7 @@ fn expected_nav(role: Role) -> Vec<&'static str> {
     }
     nav.extend(["Agencies", "People", "Plans", "Catalog"]);
     match role {
-        Role::Admin | Role::Auditor => nav.extend(["Legal holds", "Users and roles", "Audit log"]),
+        Role::Admin | Role::Auditor => nav.extend(["Legal holds", "Users and roles", "Audit log", "Jobs"]),
         Role::Infosec | Role::Euc | Role::ServiceDesk | Role::AgencyLegal => nav.push("Legal holds"),
         _ => {}
     }

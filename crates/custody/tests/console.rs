@@ -556,3 +556,40 @@ async fn billing_pages_follow_the_roles_and_download_what_the_api_exports() {
     assert!(!requester.page("/").await.1.contains("href=\"/billing\""));
     assert_eq!(requester.get("/billing").await.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn administrators_run_a_job_from_the_jobs_page_and_auditors_only_read_it() {
+    let app = TestApp::spawn_with(custody_store::testing::TestDb::sqlite().await, |c| c.run_jobs = false).await;
+    app.user_with_token("admin@x.example", Role::Admin, None).await;
+    app.user_with_token("audit@x.example", Role::Auditor, None).await;
+    app.user_with_token("desk@x.example", Role::ServiceDesk, None).await;
+    let get = |cookie: String, path: &'static str| {
+        no_redirects().get(format!("{}{path}", app.base)).header("cookie", format!("custody_session={cookie}")).send()
+    };
+
+    let (admin, csrf) = app.sign_in("admin@x.example", PASSWORD).await;
+    let page = get(admin.clone(), "/jobs").await.unwrap().text().await.unwrap();
+    assert!(page.contains("usage.deem") && page.contains("compliance.evaluate"), "every job listed");
+    assert!(page.contains("action=\"/jobs/sessions.sweep/run\""), "an administrator may run one");
+    let post = |form: Vec<(&'static str, String)>| {
+        no_redirects()
+            .post(format!("{}/jobs/compliance.evaluate/run", app.base))
+            .header("cookie", format!("custody_session={admin}"))
+            .form(&form)
+            .send()
+    };
+    assert_eq!(post(Vec::new()).await.unwrap().status(), StatusCode::FORBIDDEN, "no CSRF token, no run");
+    let ran = post(vec![("csrf_token", csrf)]).await.unwrap();
+    assert_eq!(ran.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&ran), "/jobs?ran=compliance.evaluate");
+    let page = get(admin.clone(), "/jobs?ran=compliance.evaluate").await.unwrap().text().await.unwrap();
+    assert!(page.contains("compliance.evaluate ran on this node."), "{page}");
+    let echoed = get(admin, "/jobs?ran=%3Cscript%3E").await.unwrap().text().await.unwrap();
+    assert!(!echoed.contains("job-message"), "only a job's own name is shown back");
+
+    let (auditor, _) = app.sign_in("audit@x.example", PASSWORD).await;
+    let page = get(auditor, "/jobs").await.unwrap().text().await.unwrap();
+    assert!(page.contains("compliance.evaluate") && !page.contains("Run now"), "auditors read, without the button");
+    let (desk, _) = app.sign_in("desk@x.example", PASSWORD).await;
+    assert_eq!(get(desk, "/jobs").await.unwrap().status(), StatusCode::FORBIDDEN);
+}

@@ -288,6 +288,7 @@ fn pages(w: &World) -> Vec<(String, bool)> {
         ("/billing", false),
         ("/billing/entries?period=2026-01", true),
         ("/audit", true),
+        ("/jobs?ran=<script>", false),
         ("/usage", false),
     ] {
         page(path.to_string(), shows);

@@ -11,6 +11,7 @@ mod compliance;
 mod dashboard;
 mod devices;
 mod erase;
+mod jobs;
 mod mdm;
 pub(crate) mod people;
 mod plan_compliance;
@@ -114,6 +115,8 @@ pub fn router() -> Router<AppState> {
         .route("/users.csv", get(admin::users_csv))
         .route("/audit", get(admin::audit))
         .route("/audit.csv", get(admin::audit_csv))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{name}/run", post(jobs::run))
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
         .route("/account/tokens", post(account::create_token))
@@ -168,7 +171,7 @@ pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
         (true, true) => (("My reports", Action::OwnDevices), ("My devices", Action::OwnDevices)),
         _ => (("Requests", Action::RequestRead), ("Devices", Action::DeviceRead)),
     };
-    let entries: [(&'static str, &'static str, Option<Action>); 14] = [
+    let entries: [(&'static str, &'static str, Option<Action>); 15] = [
         ("/", "Dashboard", None),
         ("/requests", requests.0, Some(requests.1)),
         ("/devices", devices.0, Some(devices.1)),
@@ -183,6 +186,7 @@ pub fn navigation(principal: &Principal, path: &str) -> Vec<NavItem> {
         ("/legal-holds", "Legal holds", Some(Action::HoldRead)),
         ("/users", "Users and roles", Some(Action::UserRead)),
         ("/audit", "Audit log", Some(Action::AuditRead)),
+        ("/jobs", "Jobs", Some(Action::JobsRead)),
     ];
     entries
         .into_iter()
