@@ -22,9 +22,14 @@ pub struct Period {
     month: i8,
 }
 
+/// The last year of a month or quarter: the first day after its last month is then still a
+/// date (jiff's dates end with 9999).
+const LAST_YEAR: i16 = 9998;
+
 impl Period {
+    /// A month of 1900 to 9998: the month after any of them (a month's end) is still a date.
     pub fn new(year: i16, month: i8) -> Option<Self> {
-        ((1..=12).contains(&month) && (1900..=9999).contains(&year)).then_some(Self { year, month })
+        ((1..=12).contains(&month) && (1900..=LAST_YEAR).contains(&year)).then_some(Self { year, month })
     }
 
     /// Parses `2026-07`.
@@ -92,7 +97,7 @@ impl Quarter {
         let (year, quarter) = raw.trim().split_once("-Q").ok_or_else(invalid)?;
         let year: i16 = year.parse().map_err(|_| invalid())?;
         let quarter: i8 = quarter.parse().map_err(|_| invalid())?;
-        if !(1..=4).contains(&quarter) || !(1900..=9999).contains(&year) {
+        if !(1..=4).contains(&quarter) || !(1900..=LAST_YEAR).contains(&year) {
             return Err(invalid());
         }
         Ok(Self { year, quarter })
@@ -341,7 +346,10 @@ mod tests {
             Quarter::parse("2026-Q1").unwrap().months().map(|m| m.to_string()),
             ["2026-01", "2026-02", "2026-03"]
         );
-        for bad in ["2026-13", "2026-00", "26-01", "2026/01", "", "2026-1"] {
+        // The last month still has an end: the first day of the month after it.
+        assert_eq!(Period::parse("9998-12").unwrap().next().first_day().to_string(), "9999-01-01");
+        assert!(Quarter::parse("9999-Q1").is_err());
+        for bad in ["2026-13", "2026-00", "26-01", "2026/01", "", "2026-1", "9999-12", "1899-12"] {
             assert!(Period::parse(bad).is_err(), "{bad}");
         }
         assert!(Quarter::parse("2026-Q5").is_err());
