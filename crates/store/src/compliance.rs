@@ -292,13 +292,10 @@ pub async fn summary(conn: &mut Conn, agency: Option<&str>) -> Result<Vec<Agency
         .collect()
 }
 
-/// The reasons a device can be non-compliant, as [`reason_counts`] counts them.
-const REASONS: [&str; 6] =
-    ["not_enrolled", "no_check_in", "os_outdated", "no_passcode", "compromised", "reported_lost"];
-
 /// Non-compliant devices per reason (of an agency or all), in one pass over the non-compliant.
 pub async fn reason_counts(conn: &mut Conn, agency: Option<&str>) -> Result<Vec<(String, i64)>, SqlError> {
-    let sums: Vec<String> = REASONS
+    let reasons = custody_domain::compliance::Reason::ALL.map(|r| r.as_str());
+    let sums: Vec<String> = reasons
         .iter()
         .map(|r| {
             format!(
@@ -313,7 +310,7 @@ pub async fn reason_counts(conn: &mut Conn, agency: Option<&str>) -> Result<Vec<
         query = query.bind(agency.to_string());
     }
     let row = query.fetch_one(&mut *conn).await?;
-    REASONS.iter().map(|r| Ok((r.to_string(), row.try_get::<i64, _>(*r)?))).collect()
+    reasons.iter().map(|r| Ok((r.to_string(), row.try_get::<i64, _>(*r)?))).collect()
 }
 
 /// One row of the network-access feed.
