@@ -162,17 +162,27 @@ impl MdmConfig {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                match options.open(&path) {
-                    Ok(mut file) => {
-                        use std::io::Write;
-                        writeln!(file, "{}", base64::engine::general_purpose::STANDARD.encode(key))?;
-                        Ok(key)
-                    }
-                    // Another process made it first: use theirs.
+                // Written whole under a name of this process's own, then linked into place: a
+                // process starting at the same moment finds no key file or a complete one (never
+                // an empty one), and whichever link comes first is everyone's key.
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(format!(".{}.{:08x}.tmp", std::process::id(), rand::random::<u32>()));
+                let temporary = path.with_file_name(name);
+                let written = (|| {
+                    use std::io::Write;
+                    let mut options = std::fs::OpenOptions::new();
+                    options.write(true).create_new(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                    let mut file = options.open(&temporary)?;
+                    writeln!(file, "{}", base64::engine::general_purpose::STANDARD.encode(key))?;
+                    file.sync_all()?;
+                    std::fs::hard_link(&temporary, &path)
+                })();
+                let _ = std::fs::remove_file(&temporary);
+                match written {
+                    Ok(()) => Ok(key),
+                    // Another process linked its key first: use theirs.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         decode(&std::fs::read_to_string(&path)?, &path.display().to_string())
                     }
@@ -459,6 +469,29 @@ impl Config {
             client_cert_header: self.mdm.client_cert_header.clone(),
             hsts: self.tls_cert.is_some() && self.tls_key.is_some(),
             rate_limits: self.limits.rate_limits(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nodes starting together on one data directory agree on one sealing key: none reads a
+    /// key file another has not finished writing, and no temporary file is left behind.
+    #[test]
+    fn racing_starts_make_one_secret_key() {
+        for round in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let config = MdmConfig::default();
+            let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+                let starts: Vec<_> = (0..4).map(|_| scope.spawn(|| config.secret(dir.path()))).collect();
+                starts.into_iter().map(|s| s.join().unwrap().unwrap()).collect()
+            });
+            assert!(keys.windows(2).all(|w| w[0] == w[1]), "round {round}: the starts made different keys");
+            assert_eq!(config.secret(dir.path()).unwrap(), keys[0], "round {round}: the file holds another key");
+            let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, vec![std::ffi::OsString::from("secret.key")], "round {round}");
         }
     }
 }
