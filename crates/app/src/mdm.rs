@@ -122,6 +122,30 @@ fn open(app: &App, sealed: &str) -> Result<Vec<u8>, AppError> {
     })
 }
 
+/// Refuses a sealing key that does not open the secrets this database already holds (the CA's
+/// key, the push certificate's key). A node given another `mdm.secret_key` than the one they
+/// were sealed with would otherwise start and then fail every enrollment and push; checked
+/// when a server starts.
+pub async fn check_secret_key(app: &App) -> Result<(), AppError> {
+    let opens = |sealed: &str| {
+        open(app, sealed).map(drop).map_err(|_| {
+            AppError::Unexpected(anyhow::anyhow!(
+                "this database's MDM secrets were sealed with another key than this node's: give it the \
+                 mdm.secret_key (CUSTODY_MDM__SECRET_KEY) the database was created with (every node of one \
+                 database needs the same one)"
+            ))
+        })
+    };
+    let mut conn = app.store.conn().await?;
+    if let Some(row) = mdm::ca(&mut conn).await? {
+        opens(&row.key_sealed)?;
+    }
+    if let Some(row) = mdm::push_certificate(&mut conn).await? {
+        opens(&row.key_sealed)?;
+    }
+    Ok(())
+}
+
 /// Custody's CA: loaded from the database, or created and stored at first use.
 pub async fn ca(app: &App) -> Result<Arc<CertificateAuthority>, AppError> {
     app.mdm

@@ -143,6 +143,10 @@ impl Server {
     /// configuration first, as the public URL devices reach).
     pub async fn start_on(config: &Config, app: App, listener: TcpListener) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
+        // A database not migrated yet holds no secrets (and readiness says so until it is).
+        if custody_store::migrate::is_current(&app.store).await {
+            custody_app::mdm::check_secret_key(&app).await.context("checking the MDM secret key")?;
+        }
         let router = custody_web::router(app.clone(), config.web_config());
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async move {

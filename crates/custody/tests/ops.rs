@@ -114,3 +114,27 @@ async fn jobs_are_listed_with_their_leases_and_an_admin_runs_one_now() {
     assert_eq!(runs.len(), 2, "each run audited: {events}");
     assert!(runs.contains(&"sessions.sweep") && runs.contains(&"compliance.evaluate"));
 }
+
+/// A node given another sealing key than the one the database's secrets were sealed with
+/// refuses to start and names the setting, instead of starting and failing every enrollment.
+#[tokio::test]
+async fn a_node_with_another_secret_key_refuses_to_start() {
+    let app = TestApp::spawn_with(TestDb::sqlite().await, |config| config.run_jobs = false).await;
+    custody_app::mdm::ca(app.app()).await.unwrap();
+    // Each node opens the database on its own, as another process would.
+    let start = |config: custody::Config| {
+        let url = app.db.url.clone();
+        async move {
+            let store = custody_store::Store::connect(&url, &Default::default()).await.unwrap();
+            let node = custody_app::App::new(store, config.app_config().unwrap());
+            custody::Server::start(&config, node, "127.0.0.1:0".parse().unwrap()).await
+        }
+    };
+    start(app.config.clone()).await.expect("a node with the same key starts").stop().await.unwrap();
+    let mut other = app.config.clone();
+    let key: [u8; 32] = rand::random();
+    other.mdm.secret_key = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key));
+    let Err(refused) = start(other).await else { panic!("a node with another secret key started") };
+    let message = format!("{refused:#}");
+    assert!(message.contains("sealed with another key") && message.contains("mdm.secret_key"), "{message}");
+}
