@@ -9,7 +9,7 @@ target are figures with nothing to meet.
 
 import re
 
-from sections import replace_section
+from sections import machine, replace_section
 
 SUMMARY = "summary"
 
@@ -74,6 +74,11 @@ def main():
              "or ceiling meet it. Written by `bench/summary.py` (which `bench/run --all` runs last) from the "
              "sections as they stand; each section says how and when it was measured, and a row's ratio is "
              "explained there.", "",
+             f"Machine when this summary was written: {machine()}. Each section names the machine it was "
+             "measured on (a section without that line was measured before it was recorded, on an earlier "
+             "machine): figures from different machines differ by more than the noise, while a ratio to a "
+             "ceiling or comparison holds within its own run.",
+             "",
              "| section | measured | benchmark | dataset | figure | compared with | ratio | meets |",
              "|---|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in table]
