@@ -141,18 +141,19 @@ fn megabytes(gb: Option<f64>) -> Option<i64> {
 }
 
 /// The facts of an answered inventory command, written to the enrollment (in the report's
-/// group-commit transaction: repeatable, no transaction of its own). Returns true when a fact
-/// that compliance looks at may have changed.
+/// group-commit transaction: repeatable, no transaction of its own). `Some` when a fact that
+/// compliance looks at may have changed, with the inventory device the enrollment is joined to
+/// (to re-evaluate), if any; `None` when no such fact was reported.
 pub(crate) async fn observe(
     tx: &mut Conn,
     enrollment_id: &str,
     request_type: &str,
     report: &Report,
     now: i64,
-) -> Result<bool, SqlError> {
+) -> Result<Option<Option<String>>, SqlError> {
     match request_type {
         "DeviceInformation" => {
-            let Ok(info) = report.device_information() else { return Ok(false) };
+            let Ok(info) = report.device_information() else { return Ok(None) };
             let facts = Inventory {
                 platform: info.product_name.as_deref().and_then(platform_of).map(str::to_string),
                 os_rank: info.os_version.as_deref().and_then(os_rank),
@@ -178,22 +179,20 @@ pub(crate) async fn observe(
                 activation_lock: info.is_activation_lock_enabled,
                 ..Inventory::default()
             };
-            inventory::record(tx, enrollment_id, &facts, now).await?;
-            Ok(true)
+            Ok(Some(inventory::record(tx, enrollment_id, &facts, now).await?.device_id))
         }
         "SecurityInfo" => {
-            let Ok(info) = report.security_info() else { return Ok(false) };
+            let Ok(info) = report.security_info() else { return Ok(None) };
             let facts = Inventory {
                 passcode_present: info.passcode_present,
                 passcode_compliant: info.passcode_compliant,
                 encryption_caps: info.hardware_encryption_caps,
                 ..Inventory::default()
             };
-            inventory::record(tx, enrollment_id, &facts, now).await?;
-            Ok(true)
+            Ok(Some(inventory::record(tx, enrollment_id, &facts, now).await?.device_id))
         }
         "InstalledApplicationList" => {
-            let Ok(apps) = report.installed_applications() else { return Ok(false) };
+            let Ok(apps) = report.installed_applications() else { return Ok(None) };
             let apps: Vec<inventory::InstalledApp> = apps
                 .into_iter()
                 .filter_map(|a| {
@@ -207,10 +206,10 @@ pub(crate) async fn observe(
                 })
                 .collect();
             inventory::replace_apps(tx, enrollment_id, &apps).await?;
-            Ok(false)
+            Ok(None)
         }
         "ProfileList" => {
-            let Ok(profiles) = report.profiles() else { return Ok(false) };
+            let Ok(profiles) = report.profiles() else { return Ok(None) };
             let profiles: Vec<inventory::InstalledProfile> = profiles
                 .into_iter()
                 .map(|p| inventory::InstalledProfile {
@@ -222,10 +221,10 @@ pub(crate) async fn observe(
                 })
                 .collect();
             inventory::replace_profiles(tx, enrollment_id, &profiles).await?;
-            Ok(false)
+            Ok(None)
         }
         "CertificateList" => {
-            let Ok(certs) = report.certificates() else { return Ok(false) };
+            let Ok(certs) = report.certificates() else { return Ok(None) };
             let certs: Vec<inventory::InstalledCertificate> = certs
                 .into_iter()
                 .map(|c| {
@@ -240,9 +239,9 @@ pub(crate) async fn observe(
                 })
                 .collect();
             inventory::replace_certificates(tx, enrollment_id, &certs).await?;
-            Ok(false)
+            Ok(None)
         }
-        _ => Ok(false),
+        _ => Ok(None),
     }
 }
 

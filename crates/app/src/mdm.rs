@@ -956,17 +956,17 @@ impl ReportJob {
                     )
                     .await?;
                     if status == "acknowledged"
-                        && crate::inventory::observe(tx.conn(), &device.enrollment_id, &request_type, report, now)
-                            .await?
+                        && let Some(joined) =
+                            crate::inventory::observe(tx.conn(), &device.enrollment_id, &request_type, report, now)
+                                .await?
                     {
+                        // The inventory update also wrote `last_seen_at`, and read the device to
+                        // re-evaluate.
                         seen = true;
-                        crate::compliance::refresh_enrollment(
-                            &self.config.compliance,
-                            tx.conn(),
-                            &device.enrollment_id,
-                            now,
-                        )
-                        .await?;
+                        if let Some(device_id) = joined {
+                            crate::compliance::refresh_device(&self.config.compliance, tx.conn(), &device_id, now)
+                                .await?;
+                        }
                     }
                     if LIFECYCLE_REQUESTS.contains(&request_type.as_str()) {
                         devices::command_answered(tx.conn(), command_uuid.as_str(), status, now).await?;

@@ -113,10 +113,19 @@ pub struct Change {
     pub new: Fact,
 }
 
+/// What [`record`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// The tracked facts whose known value changed.
+    pub changes: Vec<Change>,
+    /// The inventory device the enrollment is joined to, if any (read by the update itself).
+    pub device_id: Option<String>,
+}
+
 /// Records what enrollment `id` reported at `now` (also a sign of life): one read, one update,
 /// and the history of every tracked fact whose known value changed (a fact learnt for the first
-/// time is not a change). Returns the changes.
-pub async fn record(conn: &mut Conn, id: &str, inv: &Inventory, now: i64) -> Result<Vec<Change>, SqlError> {
+/// time is not a change).
+pub async fn record(conn: &mut Conn, id: &str, inv: &Inventory, now: i64) -> Result<Recorded, SqlError> {
     let reported: Vec<(&'static str, bool, Fact)> =
         columns(inv).into_iter().filter_map(|(c, tracked, v)| v.map(|v| (c, tracked, v))).collect();
     let mut changes = Vec::new();
@@ -125,7 +134,7 @@ pub async fn record(conn: &mut Conn, id: &str, inv: &Inventory, now: i64) -> Res
         let names: Vec<&str> = reported.iter().map(|(c, _, _)| *c).collect();
         let sql = format!("SELECT {} FROM mdm_enrollments WHERE id = $1", names.join(", "));
         let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await? else {
-            return Ok(changes);
+            return Ok(Recorded::default());
         };
         for (column, tracked, value) in reported {
             let old = fact_of(&row, column)?;
@@ -142,7 +151,7 @@ pub async fn record(conn: &mut Conn, id: &str, inv: &Inventory, now: i64) -> Res
     for (i, (column, _)) in sets.iter().enumerate() {
         sql.push_str(&format!(", {column} = ${}", i + 3));
     }
-    sql.push_str(" WHERE id = $1");
+    sql.push_str(" WHERE id = $1 RETURNING device_id");
     let mut query = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(now);
     for (_, value) in &sets {
         query = match value {
@@ -150,7 +159,8 @@ pub async fn record(conn: &mut Conn, id: &str, inv: &Inventory, now: i64) -> Res
             Fact::Int(i) => query.bind(*i),
         };
     }
-    query.execute(&mut *conn).await?;
+    let Some(updated) = query.fetch_optional(&mut *conn).await? else { return Ok(Recorded::default()) };
+    let device_id: Option<String> = updated.try_get("device_id")?;
     if !changes.is_empty() {
         let mut sql = String::from(
             "INSERT INTO mdm_inventory_changes (id, enrollment_id, field, old_value, new_value, changed_at) VALUES ",
@@ -172,7 +182,7 @@ pub async fn record(conn: &mut Conn, id: &str, inv: &Inventory, now: i64) -> Res
         }
         query.execute(&mut *conn).await?;
     }
-    Ok(changes)
+    Ok(Recorded { changes, device_id })
 }
 
 /// An inventory change as listed.
