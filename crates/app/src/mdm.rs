@@ -497,8 +497,9 @@ fn certificate_usable(serial: &str, revoked: bool, not_before: i64, not_after: i
     Ok(())
 }
 
-/// The device behind a report, checked from one read outside any write: the certificate is
-/// Custody's, usable, and bound to the UDID's active enrollment.
+/// The device behind a report, checked from one read: the certificate is Custody's, usable, and
+/// bound to the UDID's active enrollment.
+#[derive(Debug, Clone)]
 struct Reporter {
     enrollment_id: String,
     agency_code: String,
@@ -515,20 +516,14 @@ impl Reporter {
     }
 }
 
-async fn reporter(
-    app: &App,
-    ca: &CertificateAuthority,
-    cert_der: &[u8],
-    udid: &str,
-) -> Result<Reporter, DeviceRefusal> {
-    let serial = chained_serial(app, ca, cert_der)?;
-    let now = now_ms();
-    let mut conn = app.store.conn().await?;
-    let Some(poll) = mdm::idle_poll(&mut conn, &serial, udid, now).await? else {
+/// The device with the certificate `serial` (chained to the CA) reporting as `udid`, read
+/// through `conn`.
+async fn reporter(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> Result<Reporter, DeviceRefusal> {
+    let Some(poll) = mdm::idle_poll(conn, serial, udid, now).await? else {
         return Err(DeviceRefusal::Identity(format!("certificate {serial} was not issued by this service")));
     };
-    certificate_usable(&serial, poll.cert_revoked, poll.cert_not_before, poll.cert_not_after)?;
-    check_binding(poll.bound_serial.as_deref().zip(poll.status.as_deref()), &serial)?;
+    certificate_usable(serial, poll.cert_revoked, poll.cert_not_before, poll.cert_not_after)?;
+    check_binding(poll.bound_serial.as_deref().zip(poll.status.as_deref()), serial)?;
     let fresh = poll.last_seen_at.is_some_and(|seen| now - seen < LAST_SEEN_RESOLUTION_MS);
     match (poll.enrollment_id, poll.agency_code) {
         (Some(enrollment_id), Some(agency_code)) => {
@@ -876,48 +871,74 @@ pub async fn connect(
     let udid = report.enrollment.device_key().to_string();
     let now = now_ms();
     let ca = ca(app).await?;
-    // Who is reporting is settled by a read; an Idle with nothing due, from a device seen within
-    // the minute, needs no write at all: the common case of a fleet polling.
-    let device = reporter(app, &ca, cert_der, &udid).await?;
-    if report.status == Status::Idle && device.quiet() {
-        return Ok(None);
-    }
+    let serial = chained_serial(app, &ca, cert_der)?;
+    // An Idle's device is settled by a read: with nothing due, from a device seen within the
+    // minute, it needs no write at all (the common case of a fleet polling). Any other report
+    // writes, so its device is read inside the write (below), through the batcher's connection.
+    let device = if report.status == Status::Idle {
+        let device = reporter(&mut *app.store.conn().await?, &serial, &udid, now).await?;
+        if device.quiet() {
+            return Ok(None);
+        }
+        Some(device)
+    } else {
+        None
+    };
     // The write shares a transaction with other devices' reports (group commit).
     let job = ReportJob {
         report,
         actor: device_actor(&udid, source),
+        serial,
+        udid,
         device,
         now,
         not_now_retry_ms: app.config.mdm.not_now_retry_seconds * 1000,
         config: app.config.clone(),
     };
-    app.store.grouped(job).await
+    app.store.grouped(job).await?
 }
 
 /// The writes of one report, run by the store's batcher in a transaction shared with others.
 struct ReportJob {
     report: Report,
     actor: Actor,
-    device: Reporter,
+    /// The serial of the certificate that signed the report (it chains to the CA), and the
+    /// device it reports as.
+    serial: String,
+    udid: String,
+    /// The device, when it was read before the job; else the job reads it first.
+    device: Option<Reporter>,
     now: i64,
     not_now_retry_ms: i64,
     config: Arc<crate::AppConfig>,
 }
 
 impl GroupJob for ReportJob {
-    type Output = Option<Vec<u8>>;
+    /// A refused device is an answer, not a failure: the job wrote nothing, and the reports
+    /// sharing its transaction go on.
+    type Output = Result<Option<Vec<u8>>, DeviceRefusal>;
     type Error = DeviceRefusal;
 
-    fn run<'a>(&'a self, tx: &'a mut GroupTx) -> JobFuture<'a, Option<Vec<u8>>, DeviceRefusal> {
-        Box::pin(self.record(tx))
+    fn run<'a>(&'a self, tx: &'a mut GroupTx) -> JobFuture<'a, Self::Output, DeviceRefusal> {
+        Box::pin(async move {
+            let device = match &self.device {
+                Some(device) => device.clone(),
+                None => match reporter(tx.conn(), &self.serial, &self.udid, self.now).await {
+                    Ok(device) => device,
+                    Err(DeviceRefusal::App(e)) => return Err(DeviceRefusal::App(e)),
+                    Err(refused) => return Ok(Err(refused)),
+                },
+            };
+            self.record(tx, &device).await.map(Ok)
+        })
     }
 }
 
 impl ReportJob {
     /// Records the answer to the command the report names, and hands out the next command (its
     /// plist), or `None` when the queue is empty.
-    async fn record(&self, tx: &mut GroupTx) -> Result<Option<Vec<u8>>, DeviceRefusal> {
-        let (report, device, now) = (&self.report, &self.device, self.now);
+    async fn record(&self, tx: &mut GroupTx, device: &Reporter) -> Result<Option<Vec<u8>>, DeviceRefusal> {
+        let (report, now) = (&self.report, self.now);
         // Whether this message already recorded the device as seen.
         let mut seen = device.fresh;
         match &report.status {

@@ -156,19 +156,7 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                             PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -16384;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
+            .after_connect(move |conn, _meta| Box::pin(configure(conn, backend)))
             .connect_with(connect_options)
             .await
             .with_context(|| format!("connecting to {}", redact(&url)))?;
@@ -193,22 +181,46 @@ impl Store {
     /// Within this process, SQLite writers also queue on a gate first (other processes still
     /// meet the busy timeout).
     pub async fn write(&self) -> Result<Tx, SqlError> {
-        match self.backend {
-            Backend::Sqlite => {
-                // As long as SQLite's own busy timeout: a writer that waits longer fails.
-                let gate = tokio::time::timeout(Duration::from_secs(10), self.write_gate.clone().lock_owned())
-                    .await
-                    .map_err(|_| {
-                        sqlx::Error::Io(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "waited 10 s for the database's write lock",
-                        ))
-                    })?;
-                let inner = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(Tx { inner, _gate: Some(gate) })
-            }
-            Backend::Postgres => Ok(Tx { inner: self.pool.begin().await?, _gate: None }),
+        let gate = self.gate().await?;
+        let inner = self.pool.begin_with(self.begin_write()).await?;
+        Ok(Tx { inner, _gate: gate })
+    }
+
+    /// SQLite: this process's turn to write, waited for as long as SQLite's own busy timeout (a
+    /// writer that waits longer fails). PostgreSQL: `None`, writers run side by side.
+    async fn gate(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, SqlError> {
+        if self.backend == Backend::Postgres {
+            return Ok(None);
         }
+        let gate = tokio::time::timeout(Duration::from_secs(10), self.write_gate.clone().lock_owned()).await;
+        let gate = gate.map_err(|_| {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "waited 10 s for the database's write lock",
+            ))
+        })?;
+        Ok(Some(gate))
+    }
+
+    /// The statement that begins a write transaction: on SQLite it takes the write lock at once.
+    fn begin_write(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// A connection of its own, outside the pool, set up as the pool's are: for a task that
+    /// keeps one for its whole life (the group-commit batcher), which then pays none of the
+    /// pool's checks when it takes and gives back a connection.
+    pub(crate) async fn dedicated(&self) -> Result<AnyConnection, SqlError> {
+        use sqlx::ConnectOptions;
+        if self.pool.is_closed() {
+            return Err(SqlError::PoolClosed);
+        }
+        let mut conn = self.pool.connect_options().connect().await?;
+        configure(&mut conn, self.backend).await?;
+        Ok(conn)
     }
 
     /// Begins a read-only transaction that sees one state of the database throughout (SQLite:
@@ -231,6 +243,19 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Sets up a new connection: on SQLite, WAL, the busy timeout, foreign keys and the caches.
+async fn configure(conn: &mut AnyConnection, backend: Backend) -> Result<(), SqlError> {
+    if backend == Backend::Sqlite {
+        conn.execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+             PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -16384;",
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The URL without its password, for messages.

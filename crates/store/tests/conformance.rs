@@ -391,6 +391,38 @@ async fn grouped_writes_commit_together_and_one_failure_costs_the_others_nothing
     }
 }
 
+/// The batcher keeps a connection of its own from one batch to the next: when PostgreSQL drops
+/// it (a restart, an administrator ending sessions), the next batch opens another instead of
+/// failing. (SQLite's connection is a file this process holds: nothing takes it away.)
+#[tokio::test]
+async fn grouped_writes_go_on_when_the_batchers_connection_is_lost() {
+    let Some(base) = TestDb::postgres_url() else { return };
+    let name = format!("custody_batcher_{}", custody_store::new_id().replace('-', ""));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let db = TestDb::postgres(&format!("{base}{sep}application_name={name}")).await;
+    // One job after the other, so that each of the batchers (they take turns) keeps a connection.
+    for i in 0..8 {
+        let job = InsertAgency { code: format!("K{i:02}"), fail: false, panic: false };
+        db.store.grouped(job).await.unwrap();
+    }
+    // Every session of this store ends, the batchers' among them.
+    let admin = custody_store::Store::connect(&base, &custody_store::StoreOptions::default()).await.unwrap();
+    let ended = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+        .bind(&name)
+        .fetch_all(admin.pool())
+        .await
+        .unwrap();
+    admin.close().await;
+    assert!(ended.len() >= 5, "the pool's and the batchers' sessions ended ({})", ended.len());
+    // Ending a session signals its process; let them go.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for i in 10..18 {
+        let job = InsertAgency { code: format!("K{i:02}"), fail: false, panic: false };
+        assert_eq!(db.store.grouped(job).await.unwrap(), format!("K{i:02}"), "every batch after the loss commits");
+    }
+    assert_eq!(audit::verify(&db.store, 7).await.unwrap(), Verification::Intact { events: 16 });
+}
+
 #[tokio::test]
 async fn profile_states_settle_once_per_answer_and_identifiers_are_unique() {
     use custody_store::profiles::{self, Item, ProfileRow, StateWrite};
