@@ -418,22 +418,16 @@ pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<Enr
         }
         let mut known = std::collections::HashSet::new();
         let postgres = crate::is_postgres(conn);
-        for chunk in unknown.chunks(if postgres { 100_000 } else { 500 }) {
-            let columns = "SELECT id, udid, device_id, agency_code, status FROM mdm_enrollments";
-            let query = if postgres {
-                // One JSON array parameter instead of thousands.
-                let sql = format!("{columns} WHERE {column} IN (SELECT json_array_elements_text($1::json))");
-                let keys = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(keys)
-            } else {
-                let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-                let sql = format!("{columns} WHERE {column} IN ({})", placeholders.join(", "));
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for key in chunk {
-                    query = query.bind(key.clone());
-                }
-                query
-            };
+        for chunk in unknown.chunks(100_000) {
+            // One JSON array parameter instead of thousands (SQLite binds a statement's
+            // parameters in time that grows with the square of their number).
+            let keys =
+                if postgres { "SELECT json_array_elements_text($1::json)" } else { "SELECT value FROM json_each($1)" };
+            let sql = format!(
+                "SELECT id, udid, device_id, agency_code, status FROM mdm_enrollments WHERE {column} IN ({keys})"
+            );
+            let keys = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(keys);
             for row in query.fetch_all(&mut *conn).await? {
                 let target = target_from(&row)?;
                 known.insert(match column {
@@ -624,57 +618,60 @@ fn command_from(r: &AnyRow) -> Result<CommandRow, SqlError> {
     })
 }
 
-/// Rows per multi-row INSERT of commands. Small on purpose: binding cost grows faster than the
-/// number of parameters in one statement.
+/// Rows per multi-row INSERT of commands that do not share their values. Small on purpose:
+/// SQLite binds a statement's parameters in time that grows with the square of their number.
 const INSERT_CHUNK: usize = 200;
 
 /// Inserts many commands. A queued batch (the usual case: the same command for many devices)
-/// binds its shared values once per statement and three per row.
+/// binds its shared values once per statement and the rows' own values as one JSON array.
 pub async fn insert_commands(conn: &mut Conn, rows: &[CommandRow]) -> Result<(), SqlError> {
-    // PostgreSQL takes a batch's rows as one JSON array parameter: many rows a statement.
-    let size = if crate::is_postgres(conn) { 5_000 } else { INSERT_CHUNK };
-    for chunk in rows.chunks(size) {
-        let first = &chunk[0];
-        let shared = chunk.iter().all(|c| {
-            c.batch_id == first.batch_id
-                && c.request_type == first.request_type
-                && c.params == first.params
-                && c.status == first.status
-                && c.created_by == first.created_by
-                && (c.created_at, c.due_at, c.expires_at, c.updated_at)
-                    == (first.created_at, first.due_at, first.expires_at, first.updated_at)
-                && (c.sent_at, c.deliveries, c.not_now_count, c.completed_at) == (None, 0, 0, None)
-                && c.result_status.is_none()
-                && c.result.is_none()
-                && c.error_chain.is_none()
-        });
-        if shared {
-            insert_batch_chunk(conn, chunk).await?;
-        } else {
-            insert_command_rows(conn, chunk).await?;
+    let shared_with = |first: &CommandRow, c: &CommandRow| {
+        c.batch_id == first.batch_id
+            && c.request_type == first.request_type
+            && c.params == first.params
+            && c.status == first.status
+            && c.created_by == first.created_by
+            && (c.created_at, c.due_at, c.expires_at, c.updated_at)
+                == (first.created_at, first.due_at, first.expires_at, first.updated_at)
+            && (c.sent_at, c.deliveries, c.not_now_count, c.completed_at) == (None, 0, 0, None)
+            && c.result_status.is_none()
+            && c.result.is_none()
+            && c.error_chain.is_none()
+    };
+    if let Some(first) = rows.first()
+        && rows.iter().all(|c| shared_with(first, c))
+    {
+        for chunk in rows.chunks(5_000) {
+            insert_batch_json(conn, chunk).await?;
         }
+        return Ok(());
+    }
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        insert_command_rows(conn, chunk).await?;
     }
     Ok(())
 }
 
-async fn insert_batch_chunk(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(), SqlError> {
-    if crate::is_postgres(conn) {
-        return insert_batch_json(conn, chunk).await;
-    }
-    let mut sql = String::from(
-        "INSERT INTO mdm_commands (id, enrollment_id, agency_code, batch_id, request_type, params, status, \
-         created_by, created_at, due_at, expires_at, deliveries, not_now_count, updated_at) VALUES ",
-    );
-    const SHARED: usize = 9;
-    for i in 0..chunk.len() {
-        if i > 0 {
-            sql.push(',');
-        }
-        let p = SHARED + 3 * i;
-        sql.push_str(&format!("(${}, ${}, ${}, $1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9)", p + 1, p + 2, p + 3));
-    }
+/// A batch's rows: the values they share bound once, the per-row values (id, enrollment,
+/// agency) as one JSON array of triples.
+async fn insert_batch_json(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(), SqlError> {
+    let triples: Vec<[&str; 3]> =
+        chunk.iter().map(|c| [c.id.as_str(), c.enrollment_id.as_str(), c.agency_code.as_str()]).collect();
+    let (values, source) = if crate::is_postgres(conn) {
+        ("t->>0, t->>1, t->>2", "json_array_elements($10::json) AS t")
+    } else {
+        (
+            "json_extract(t.value, '$[0]'), json_extract(t.value, '$[1]'), json_extract(t.value, '$[2]')",
+            "json_each($10) AS t",
+        )
+    };
     let first = &chunk[0];
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let sql = format!(
+        "INSERT INTO mdm_commands (id, enrollment_id, agency_code, batch_id, request_type, params, status, \
+         created_by, created_at, due_at, expires_at, deliveries, not_now_count, updated_at) \
+         SELECT {values}, $1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9 FROM {source}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(first.batch_id.clone())
         .bind(first.request_type.clone())
         .bind(first.params.clone())
@@ -683,37 +680,10 @@ async fn insert_batch_chunk(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(),
         .bind(first.created_at)
         .bind(first.due_at)
         .bind(first.expires_at)
-        .bind(first.updated_at);
-    for c in chunk {
-        query = query.bind(c.id.clone()).bind(c.enrollment_id.clone()).bind(c.agency_code.clone());
-    }
-    query.execute(&mut *conn).await?;
-    Ok(())
-}
-
-/// PostgreSQL: the per-row values (id, enrollment, agency) as one JSON array of triples.
-async fn insert_batch_json(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(), SqlError> {
-    let triples: Vec<[&str; 3]> =
-        chunk.iter().map(|c| [c.id.as_str(), c.enrollment_id.as_str(), c.agency_code.as_str()]).collect();
-    let first = &chunk[0];
-    sqlx::query(
-        "INSERT INTO mdm_commands (id, enrollment_id, agency_code, batch_id, request_type, params, status, \
-         created_by, created_at, due_at, expires_at, deliveries, not_now_count, updated_at) \
-         SELECT t->>0, t->>1, t->>2, $1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9 \
-         FROM json_array_elements($10::json) AS t",
-    )
-    .bind(first.batch_id.clone())
-    .bind(first.request_type.clone())
-    .bind(first.params.clone())
-    .bind(first.status.clone())
-    .bind(first.created_by.clone())
-    .bind(first.created_at)
-    .bind(first.due_at)
-    .bind(first.expires_at)
-    .bind(first.updated_at)
-    .bind(serde_json::to_string(&triples).map_err(|e| SqlError::Encode(Box::new(e)))?)
-    .execute(&mut *conn)
-    .await?;
+        .bind(first.updated_at)
+        .bind(serde_json::to_string(&triples).map_err(|e| SqlError::Encode(Box::new(e)))?)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -965,33 +935,22 @@ pub async fn list_commands(
 /// Schedules a push to each enrollment at `due_at`; an earlier push already due is kept, so
 /// pushes to one device coalesce into one row.
 pub async fn schedule_pushes(conn: &mut Conn, enrollment_ids: &[String], due_at: i64) -> Result<(), SqlError> {
-    const KEEP_EARLIEST: &str = " ON CONFLICT (enrollment_id) DO UPDATE SET due_at = CASE WHEN excluded.due_at < \
-                                 mdm_push_due.due_at THEN excluded.due_at ELSE mdm_push_due.due_at END";
-    if crate::is_postgres(conn) {
-        for chunk in enrollment_ids.chunks(10_000) {
-            let sql = format!(
-                "INSERT INTO mdm_push_due (enrollment_id, due_at, attempts, claimed_until) \
-                 SELECT id, $1, 0, 0 FROM json_array_elements_text($2::json) AS id{KEEP_EARLIEST}"
-            );
-            let ids = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(due_at).bind(ids).execute(&mut *conn).await?;
-        }
-        return Ok(());
-    }
-    for chunk in enrollment_ids.chunks(1000) {
-        let mut sql = String::from("INSERT INTO mdm_push_due (enrollment_id, due_at, attempts, claimed_until) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("(${}, ${}, 0, 0)", i + 2, 1));
-        }
-        sql.push_str(KEEP_EARLIEST);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(due_at);
-        for id in chunk {
-            query = query.bind(id.clone());
-        }
-        query.execute(&mut *conn).await?;
+    // The ids as one JSON array parameter (SQLite binds a statement's parameters in time that
+    // grows with the square of their number). `WHERE true` keeps SQLite from reading the
+    // upsert's ON as a join's.
+    let (id, source) = if crate::is_postgres(conn) {
+        ("id", "json_array_elements_text($2::json) AS id")
+    } else {
+        ("j.value", "json_each($2) AS j")
+    };
+    let sql = format!(
+        "INSERT INTO mdm_push_due (enrollment_id, due_at, attempts, claimed_until) SELECT {id}, $1, 0, 0 \
+         FROM {source} WHERE true ON CONFLICT (enrollment_id) DO UPDATE SET due_at = CASE WHEN excluded.due_at < \
+         mdm_push_due.due_at THEN excluded.due_at ELSE mdm_push_due.due_at END"
+    );
+    for chunk in enrollment_ids.chunks(10_000) {
+        let ids = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(due_at).bind(ids).execute(&mut *conn).await?;
     }
     Ok(())
 }
