@@ -144,8 +144,10 @@ async fn main() {
         "rejected": apns.rejected().await,
     });
     println!("{report}");
-    // Leave a PostgreSQL database as it was found (SQLite's file goes with its directory).
-    for table in ["mdm_push_due", "mdm_commands", "mdm_enrollments", "mdm_certificates"] {
+    // Leave a PostgreSQL database as it was found (SQLite's file goes with its directory): the
+    // push certificate too, whose key is sealed with this run's own key, which a server started
+    // on the database afterwards would refuse.
+    for table in ["mdm_push_due", "mdm_commands", "mdm_enrollments", "mdm_certificates", "push_certificates"] {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(store.pool()).await.unwrap();
     }
 }
