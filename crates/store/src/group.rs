@@ -220,7 +220,7 @@ fn start(store: Store) -> Sender {
 /// handed to that thread and its answer handed back; between two threads on one core a hand-off
 /// is a plain switch, where across cores it is a wake-up of the other core, which costs more, and
 /// far more on a virtual machine. Measured with `bench/mdm.py` on 2 cores: command round trips
-/// went from 0.45 to 0.5x of the ceiling.
+/// went from 0.45–0.51 of the ceiling to 0.50–0.57.
 #[cfg(target_os = "linux")]
 fn keep_to_one_core() {
     use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};

@@ -321,6 +321,17 @@ pub fn is_postgres(conn: &Conn) -> bool {
     conn.backend_name().eq_ignore_ascii_case("postgresql")
 }
 
+/// A table of the texts of the JSON array bound as parameter `$param`, each in the column
+/// `value` of `alias`: a statement takes thousands of keys as one parameter (SQLite binds a
+/// statement's parameters in time that grows with the square of their number).
+pub fn json_texts(conn: &Conn, param: usize, alias: &str) -> String {
+    if is_postgres(conn) {
+        format!("json_array_elements_text(${param}::json) AS {alias}(value)")
+    } else {
+        format!("json_each(${param}) AS {alias}")
+    }
+}
+
 /// Puts a page decoded from [`page_as_json`] in key order on SQLite (byte order, as `BINARY`
 /// collation sorts); PostgreSQL's is already ordered by the database's collation.
 pub fn sort_page<T>(conn: &Conn, mut rows: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {

@@ -408,7 +408,7 @@ pub fn target_from(row: &AnyRow) -> Result<EnrollmentTarget, SqlError> {
 }
 
 /// The enrollments `keys` name: by UDID first, then the keys still unknown by enrollment id,
-/// then by inventory device id; 500 keys a statement, each lookup on its index.
+/// then by inventory device id; 100,000 keys a statement, each lookup on its index.
 pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<EnrollmentTarget>, SqlError> {
     let mut found: Vec<EnrollmentTarget> = Vec::with_capacity(keys.len());
     let mut unknown: Vec<String> = keys.to_vec();
@@ -417,17 +417,14 @@ pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<Enr
             break;
         }
         let mut known = std::collections::HashSet::new();
-        let postgres = crate::is_postgres(conn);
+        let sql = format!(
+            "SELECT id, udid, device_id, agency_code, status FROM mdm_enrollments \
+             WHERE {column} IN (SELECT k.value FROM {})",
+            crate::json_texts(conn, 1, "k")
+        );
         for chunk in unknown.chunks(100_000) {
-            // One JSON array parameter instead of thousands (SQLite binds a statement's
-            // parameters in time that grows with the square of their number).
-            let keys =
-                if postgres { "SELECT json_array_elements_text($1::json)" } else { "SELECT value FROM json_each($1)" };
-            let sql = format!(
-                "SELECT id, udid, device_id, agency_code, status FROM mdm_enrollments WHERE {column} IN ({keys})"
-            );
             let keys = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
-            let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(keys);
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(keys);
             for row in query.fetch_all(&mut *conn).await? {
                 let target = target_from(&row)?;
                 known.insert(match column {
@@ -935,18 +932,13 @@ pub async fn list_commands(
 /// Schedules a push to each enrollment at `due_at`; an earlier push already due is kept, so
 /// pushes to one device coalesce into one row.
 pub async fn schedule_pushes(conn: &mut Conn, enrollment_ids: &[String], due_at: i64) -> Result<(), SqlError> {
-    // The ids as one JSON array parameter (SQLite binds a statement's parameters in time that
-    // grows with the square of their number). `WHERE true` keeps SQLite from reading the
-    // upsert's ON as a join's.
-    let (id, source) = if crate::is_postgres(conn) {
-        ("id", "json_array_elements_text($2::json) AS id")
-    } else {
-        ("j.value", "json_each($2) AS j")
-    };
+    // The ids as one JSON array parameter. `WHERE true` keeps SQLite from reading the upsert's
+    // ON as a join's.
     let sql = format!(
-        "INSERT INTO mdm_push_due (enrollment_id, due_at, attempts, claimed_until) SELECT {id}, $1, 0, 0 \
-         FROM {source} WHERE true ON CONFLICT (enrollment_id) DO UPDATE SET due_at = CASE WHEN excluded.due_at < \
-         mdm_push_due.due_at THEN excluded.due_at ELSE mdm_push_due.due_at END"
+        "INSERT INTO mdm_push_due (enrollment_id, due_at, attempts, claimed_until) SELECT j.value, $1, 0, 0 \
+         FROM {} WHERE true ON CONFLICT (enrollment_id) DO UPDATE SET due_at = CASE WHEN excluded.due_at < \
+         mdm_push_due.due_at THEN excluded.due_at ELSE mdm_push_due.due_at END",
+        crate::json_texts(conn, 2, "j")
     );
     for chunk in enrollment_ids.chunks(10_000) {
         let ids = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
