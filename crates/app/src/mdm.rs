@@ -503,8 +503,8 @@ fn certificate_usable(serial: &str, revoked: bool, not_before: i64, not_after: i
 struct Reporter {
     enrollment_id: String,
     agency_code: String,
-    /// A command is due for it.
-    command_due: bool,
+    /// The command due next for it, if any.
+    next_command: Option<mdm::NextCommand>,
     /// It was seen within the minute: its `last_seen_at` needs no update.
     fresh: bool,
 }
@@ -512,7 +512,7 @@ struct Reporter {
 impl Reporter {
     /// Nothing is due for it and it was seen within the minute: an Idle needs no write.
     fn quiet(&self) -> bool {
-        !self.command_due && self.fresh
+        self.next_command.is_none() && self.fresh
     }
 }
 
@@ -527,7 +527,7 @@ async fn reporter(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> Result
     let fresh = poll.last_seen_at.is_some_and(|seen| now - seen < LAST_SEEN_RESOLUTION_MS);
     match (poll.enrollment_id, poll.agency_code) {
         (Some(enrollment_id), Some(agency_code)) => {
-            Ok(Reporter { enrollment_id, agency_code, command_due: poll.command_due, fresh })
+            Ok(Reporter { enrollment_id, agency_code, next_command: poll.next_command, fresh })
         }
         _ => Err(DeviceRefusal::Identity("no enrollment for this device".into())),
     }
@@ -872,30 +872,93 @@ pub async fn connect(
     let now = now_ms();
     let ca = ca(app).await?;
     let serial = chained_serial(app, &ca, cert_der)?;
-    // An Idle's device is settled by a read: with nothing due, from a device seen within the
-    // minute, it needs no write at all (the common case of a fleet polling). Any other report
-    // writes, so its device is read inside the write (below), through the batcher's connection.
-    let device = if report.status == Status::Idle {
-        let device = reporter(&mut *app.store.conn().await?, &serial, &udid, now).await?;
-        if device.quiet() {
-            return Ok(None);
-        }
-        Some(device)
-    } else {
-        None
-    };
+    if report.status == Status::Idle {
+        return idle(app, &serial, udid, now).await;
+    }
     // The write shares a transaction with other devices' reports (group commit).
     let job = ReportJob {
         report,
         actor: device_actor(&udid, source),
         serial,
         udid,
-        device,
         now,
         not_now_retry_ms: app.config.mdm.not_now_retry_seconds * 1000,
         config: app.config.clone(),
     };
     app.store.grouped(job).await?
+}
+
+/// An Idle: the device and its next command are settled by reads. With nothing due, from a
+/// device seen within the minute, it writes nothing (the common case of a fleet polling). Else
+/// the command's delivery and the device's contact are written after the answer, in the
+/// device's next batch, which commits before any later report of the device (the batcher keeps
+/// a device's jobs in order). A crash before that commit loses nothing the device relies on: the
+/// command is still pending, and goes out again at the next poll.
+async fn idle(app: &App, serial: &str, udid: String, now: i64) -> Result<Option<Vec<u8>>, DeviceRefusal> {
+    let device = reporter(&mut *app.store.conn().await?, serial, &udid, now).await?;
+    if device.quiet() {
+        return Ok(None);
+    }
+    let command = device.next_command;
+    let plist = command.as_ref().map(|c| command_plist(&c.id, &c.request_type, &c.params)).transpose()?;
+    let job = Delivered {
+        udid,
+        enrollment_id: device.enrollment_id,
+        command_id: command.map(|c| c.id),
+        touch: !device.fresh,
+        now,
+    };
+    let submitted = app.store.submit(job).await?;
+    tokio::spawn(async move {
+        if let Err(e) = submitted.outcome().await {
+            tracing::warn!(error = %e, "recording a command's delivery failed; it stays pending");
+        }
+    });
+    Ok(plist)
+}
+
+/// A stored command (its id, request type and parameters) as the plist a device runs.
+fn command_plist(id: &str, request_type: &str, params: &str) -> Result<Vec<u8>, AppError> {
+    let params: serde_json::Value =
+        serde_json::from_str(params).map_err(|e| unexpected("command params")(e.to_string()))?;
+    let typed = Command::from_params(request_type, &params).map_err(|e| unexpected("stored command")(e.to_string()))?;
+    let uuid = CommandUuid::new(id.to_string()).ok_or_else(|| unexpected("command id")("empty".into()))?;
+    Ok(typed.to_xml(&uuid))
+}
+
+/// What an Idle hands out, written after it answered: the command's delivery, and the device's
+/// contact when the last one is older than a minute.
+struct Delivered {
+    udid: String,
+    enrollment_id: String,
+    command_id: Option<String>,
+    touch: bool,
+    now: i64,
+}
+
+impl GroupJob for Delivered {
+    type Output = ();
+    type Error = SqlError;
+
+    fn run<'a>(&'a self, tx: &'a mut GroupTx) -> JobFuture<'a, (), SqlError> {
+        Box::pin(async move {
+            if self.touch {
+                mdm::touch_enrollment(tx.conn(), &self.enrollment_id, self.now).await?;
+            }
+            if let Some(id) = &self.command_id {
+                mdm::mark_sent(tx.conn(), id, self.now).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn key(&self) -> Option<&str> {
+        Some(&self.udid)
+    }
+
+    fn unhurried(&self) -> bool {
+        true
+    }
 }
 
 /// The writes of one report, run by the store's batcher in a transaction shared with others.
@@ -906,8 +969,6 @@ struct ReportJob {
     /// device it reports as.
     serial: String,
     udid: String,
-    /// The device, when it was read before the job; else the job reads it first.
-    device: Option<Reporter>,
     now: i64,
     not_now_retry_ms: i64,
     config: Arc<crate::AppConfig>,
@@ -919,88 +980,144 @@ impl GroupJob for ReportJob {
     type Output = Result<Option<Vec<u8>>, DeviceRefusal>;
     type Error = DeviceRefusal;
 
+    fn key(&self) -> Option<&str> {
+        Some(&self.udid)
+    }
+
     fn run<'a>(&'a self, tx: &'a mut GroupTx) -> JobFuture<'a, Self::Output, DeviceRefusal> {
         Box::pin(async move {
-            let device = match &self.device {
-                Some(device) => device.clone(),
-                None => match reporter(tx.conn(), &self.serial, &self.udid, self.now).await {
-                    Ok(device) => device,
-                    Err(DeviceRefusal::App(e)) => return Err(DeviceRefusal::App(e)),
-                    Err(refused) => return Ok(Err(refused)),
-                },
-            };
-            self.record(tx, &device).await.map(Ok)
+            // The usual final answer from a device in good standing is recorded by the statement
+            // that checks the device; only when it records nothing is the device read, to tell a
+            // refusal from a repeated report.
+            if let Some((command_uuid, answer)) = self.final_answer() {
+                let raw = String::from_utf8_lossy(self.report.raw());
+                let result = mdm::CommandResult { result: &raw, ..answer.result() };
+                if let Some(found) =
+                    mdm::record_reported_result(tx.conn(), command_uuid, &self.serial, &self.udid, result, self.now)
+                        .await?
+                {
+                    let fresh = found.last_seen_at.is_some_and(|seen| self.now - seen < LAST_SEEN_RESOLUTION_MS);
+                    let device = Reporter {
+                        enrollment_id: found.enrollment_id,
+                        agency_code: found.agency_code,
+                        next_command: None,
+                        fresh,
+                    };
+                    return self.record(tx, &device, Some(Some(found.request_type))).await.map(Ok);
+                }
+                return match reporter(tx.conn(), &self.serial, &self.udid, self.now).await {
+                    Ok(device) => self.record(tx, &device, Some(None)).await.map(Ok),
+                    Err(DeviceRefusal::App(e)) => Err(DeviceRefusal::App(e)),
+                    Err(refused) => Ok(Err(refused)),
+                };
+            }
+            match reporter(tx.conn(), &self.serial, &self.udid, self.now).await {
+                Ok(device) => self.record(tx, &device, None).await.map(Ok),
+                Err(DeviceRefusal::App(e)) => Err(DeviceRefusal::App(e)),
+                Err(refused) => Ok(Err(refused)),
+            }
         })
     }
 }
 
+/// A report's final answer to a command: acknowledged, or an error with its chain.
+struct FinalAnswer {
+    status: &'static str,
+    result_status: &'static str,
+    error_chain: Option<String>,
+}
+
+impl FinalAnswer {
+    /// The answer as stored, without the report's text (the caller's to lend).
+    fn result(&self) -> mdm::CommandResult<'_> {
+        mdm::CommandResult {
+            status: self.status,
+            result_status: self.result_status,
+            result: "",
+            error_chain: self.error_chain.as_deref(),
+        }
+    }
+}
+
 impl ReportJob {
-    /// Records the answer to the command the report names, and hands out the next command (its
-    /// plist), or `None` when the queue is empty.
-    async fn record(&self, tx: &mut GroupTx, device: &Reporter) -> Result<Option<Vec<u8>>, DeviceRefusal> {
+    /// The command a final answer (acknowledged, error) names, and the answer; `None` for Idle
+    /// and NotNow.
+    fn final_answer(&self) -> Option<(&str, FinalAnswer)> {
+        let status = &self.report.status;
+        let (command_uuid, stored) = match status {
+            Status::Acknowledged { command_uuid } => (command_uuid, "acknowledged"),
+            Status::Error { command_uuid, .. } | Status::CommandFormatError { command_uuid, .. } => {
+                (command_uuid, "error")
+            }
+            Status::Idle | Status::NotNow { .. } => return None,
+        };
+        let answer =
+            FinalAnswer { status: stored, result_status: status.as_str(), error_chain: error_chain_json(status) };
+        Some((command_uuid.as_str(), answer))
+    }
+
+    /// Records the report of `device`, and hands out the next command (its plist), or `None` when
+    /// the queue is empty; `recorded`, when the final answer was already written
+    /// (with the command's request type) or found already answered (`Some(None)`).
+    async fn record(
+        &self,
+        tx: &mut GroupTx,
+        device: &Reporter,
+        recorded: Option<Option<String>>,
+    ) -> Result<Option<Vec<u8>>, DeviceRefusal> {
         let (report, now) = (&self.report, self.now);
         // Whether this message already recorded the device as seen.
         let mut seen = device.fresh;
-        match &report.status {
-            Status::Idle => {}
-            Status::NotNow { command_uuid } => {
-                let due = now + self.not_now_retry_ms;
-                if mdm::defer(tx.conn(), command_uuid.as_str(), &device.enrollment_id, due, now).await? {
-                    mdm::schedule_pushes(tx.conn(), std::slice::from_ref(&device.enrollment_id), due).await?;
-                }
+        if let Status::NotNow { command_uuid } = &report.status {
+            let due = now + self.not_now_retry_ms;
+            if mdm::defer(tx.conn(), command_uuid.as_str(), &device.enrollment_id, due, now).await? {
+                mdm::schedule_pushes(tx.conn(), std::slice::from_ref(&device.enrollment_id), due).await?;
             }
-            Status::Acknowledged { command_uuid }
-            | Status::Error { command_uuid, .. }
-            | Status::CommandFormatError { command_uuid, .. } => {
-                let status =
-                    if matches!(report.status, Status::Acknowledged { .. }) { "acknowledged" } else { "error" };
-                let chain_json = error_chain_json(&report.status);
-                let raw = String::from_utf8_lossy(report.raw());
-                let answer = mdm::CommandResult {
-                    status,
-                    result_status: report.status.as_str(),
-                    result: &raw,
-                    error_chain: chain_json.as_deref(),
-                };
-                let recorded =
-                    mdm::record_result(tx.conn(), command_uuid.as_str(), &device.enrollment_id, answer, now).await?;
-                // A repeated report of a command already answered changes nothing.
-                if let Some(request_type) = recorded {
-                    crate::profiles::observe(
-                        tx.conn(),
-                        &device.enrollment_id,
-                        &request_type,
-                        command_uuid.as_str(),
-                        status == "acknowledged",
-                        report,
-                        now,
-                    )
-                    .await?;
-                    if status == "acknowledged"
-                        && let Some(joined) =
-                            crate::inventory::observe(tx.conn(), &device.enrollment_id, &request_type, report, now)
-                                .await?
-                    {
-                        // The inventory update also wrote `last_seen_at`, and read the device to
-                        // re-evaluate.
-                        seen = true;
-                        if let Some(device_id) = joined {
-                            crate::compliance::refresh_device(&self.config.compliance, tx.conn(), &device_id, now)
-                                .await?;
-                        }
-                    }
-                    if LIFECYCLE_REQUESTS.contains(&request_type.as_str()) {
-                        devices::command_answered(tx.conn(), command_uuid.as_str(), status, now).await?;
-                    }
-                    let changes = serde_json::json!({ "status": report.status.as_str() });
-                    tx.audit(self.actor.event(
-                        "mdm.command.result",
-                        "mdm_command",
-                        command_uuid.as_str(),
-                        Some(&device.agency_code),
-                        changes,
-                    ));
+        }
+        if let Some((command_uuid, answer)) = self.final_answer() {
+            let status = answer.status;
+            let recorded = match recorded {
+                Some(recorded) => recorded,
+                None => {
+                    let raw = String::from_utf8_lossy(report.raw());
+                    let result = mdm::CommandResult { result: &raw, ..answer.result() };
+                    mdm::record_result(tx.conn(), command_uuid, &device.enrollment_id, result, now).await?
                 }
+            };
+            // A repeated report of a command already answered changes nothing.
+            if let Some(request_type) = recorded {
+                crate::profiles::observe(
+                    tx.conn(),
+                    &device.enrollment_id,
+                    &request_type,
+                    command_uuid,
+                    status == "acknowledged",
+                    report,
+                    now,
+                )
+                .await?;
+                if status == "acknowledged"
+                    && let Some(joined) =
+                        crate::inventory::observe(tx.conn(), &device.enrollment_id, &request_type, report, now).await?
+                {
+                    // The inventory update also wrote `last_seen_at`, and read the device to
+                    // re-evaluate.
+                    seen = true;
+                    if let Some(device_id) = joined {
+                        crate::compliance::refresh_device(&self.config.compliance, tx.conn(), &device_id, now).await?;
+                    }
+                }
+                if LIFECYCLE_REQUESTS.contains(&request_type.as_str()) {
+                    devices::command_answered(tx.conn(), command_uuid, status, now).await?;
+                }
+                let changes = serde_json::json!({ "status": report.status.as_str() });
+                tx.audit(self.actor.event(
+                    "mdm.command.result",
+                    "mdm_command",
+                    command_uuid,
+                    Some(&device.agency_code),
+                    changes,
+                ));
             }
         }
         if !seen {
@@ -1009,12 +1126,7 @@ impl ReportJob {
         let Some(command) = mdm::take_next_command(tx.conn(), &device.enrollment_id, now).await? else {
             return Ok(None);
         };
-        let params: serde_json::Value =
-            serde_json::from_str(&command.params).map_err(|e| unexpected("command params")(e.to_string()))?;
-        let typed = Command::from_params(&command.request_type, &params)
-            .map_err(|e| unexpected("stored command")(e.to_string()))?;
-        let uuid = CommandUuid::new(command.id.clone()).ok_or_else(|| unexpected("command id")("empty".into()))?;
-        Ok(Some(typed.to_xml(&uuid)))
+        Ok(Some(command_plist(&command.id, &command.request_type, &command.params)?))
     }
 }
 

@@ -849,8 +849,16 @@ async fn commands_outlive_a_killed_server(db: Db) {
     // One device takes its first command and does not answer it before the crash.
     let mut holder = devices.remove(0);
     assert!(matches!(holder.poll().await.unwrap(), Reply::Command(_)), "{label}: a command for the holder");
-    let held: Vec<String> =
-        commands(&db).await.into_iter().filter(|(_, (status, _))| status == "sent").map(|(id, _)| id).collect();
+    // Its delivery is recorded right after the answer.
+    let marked_by = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let held: Vec<String> =
+            commands(&db).await.into_iter().filter(|(_, (status, _))| status == "sent").map(|(id, _)| id).collect();
+        if !held.is_empty() || Instant::now() > marked_by {
+            break held;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(held.len(), 1, "{label}: {held:?}");
     let held = held.into_iter().next().unwrap();
 

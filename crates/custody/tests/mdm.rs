@@ -283,15 +283,7 @@ async fn a_duplicate_report_changes_nothing() {
     assert_eq!(sent.status, 200);
     assert!(String::from_utf8_lossy(&sent.body).contains("DeviceLock"));
 
-    let report = |status: &str| {
-        let mut dict = apple_mdm::plist::Dictionary::new();
-        dict.insert("UDID".into(), device.udid().into());
-        dict.insert("Status".into(), status.into());
-        dict.insert("CommandUUID".into(), id.clone().into());
-        let mut xml = Vec::new();
-        apple_mdm::plist::Value::Dictionary(dict).to_writer_xml(&mut xml).unwrap();
-        xml
-    };
+    let report = |status: &str| report_body(device.udid(), status, &id);
     let ack = report("Acknowledged");
     let first =
         device.send_raw(&connect, CONNECT_CONTENT_TYPE, ack.clone(), Some(&device.sign(&ack).unwrap())).await.unwrap();
@@ -313,6 +305,73 @@ async fn a_duplicate_report_changes_nothing() {
         assert_eq!(now["result_raw"], answered["result_raw"]);
     }
     assert_eq!(mdm.app.audit_count().await, events, "no second result event");
+}
+
+/// A report of `status` for command `id`, as device `udid` would send it.
+fn report_body(udid: &str, status: &str, id: &str) -> Vec<u8> {
+    let mut dict = apple_mdm::plist::Dictionary::new();
+    dict.insert("UDID".into(), udid.into());
+    dict.insert("Status".into(), status.into());
+    dict.insert("CommandUUID".into(), id.into());
+    let mut xml = Vec::new();
+    apple_mdm::plist::Value::Dictionary(dict).to_writer_xml(&mut xml).unwrap();
+    xml
+}
+
+/// The status of `body` sent to `url`, signed by `device`.
+async fn signed(device: &SimDevice, url: &str, body: Vec<u8>) -> u16 {
+    let signature = device.sign(&body).unwrap();
+    device.send_raw(url, CONNECT_CONTENT_TYPE, body, Some(&signature)).await.unwrap().status
+}
+
+/// The answer to a command is recorded by the statement that checks who sent it: each way that
+/// check can fail must leave the command as it was.
+async fn answers_from_refused_devices_record_nothing(db: TestDb) {
+    let mdm = Mdm::start(db, |_| {}).await;
+    let a = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 21)).await;
+    let b = mdm.enroll(DeviceSpec::numbered(DeviceKind::IPhone, 22)).await;
+    let id = mdm.command(&[&a], "SecurityInfo", json!({})).await.remove(0);
+    let connect = a.endpoints().server_url.clone();
+    let idle = a.idle_body();
+    let sent = a.send_raw(&connect, CONNECT_CONTENT_TYPE, idle.clone(), Some(&a.sign(&idle).unwrap())).await.unwrap();
+    assert_eq!(sent.status, 200);
+    assert!(String::from_utf8_lossy(&sent.body).contains(&id), "the command went out");
+    // Its delivery is recorded right after the answer.
+    let marked_by = std::time::Instant::now() + Duration::from_secs(10);
+    while mdm.command_state(&id).await["status"] != "sent" {
+        assert!(std::time::Instant::now() < marked_by, "the delivery is recorded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let events = mdm.app.audit_count().await;
+
+    // Device B's certificate acknowledging A's command as A: refused.
+    assert_eq!(signed(&b, &connect, report_body(a.udid(), "Acknowledged", &id)).await, 401);
+    // Device B, as itself, acknowledging a command that is not its own: heard, but nothing recorded.
+    assert_eq!(signed(&b, &connect, report_body(b.udid(), "Acknowledged", &id)).await, 200);
+    assert_eq!(mdm.command_state(&id).await["status"], "sent");
+
+    // A's certificate revoked: its own answer is refused.
+    let serial = mdm.enrollment(&a).await["certificate_serial"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/mdm/certificates/{serial}/revoke");
+    let revoked = mdm.app.send_json(Method::POST, &path, Some(&mdm.token), &json!({"reason": "stolen"})).await;
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let events = events + 1;
+    assert_eq!(signed(&a, &connect, report_body(a.udid(), "Acknowledged", &id)).await, 401);
+    let command = mdm.command_state(&id).await;
+    assert_eq!(command["status"], "sent");
+    assert!(command["completed_at"].is_null(), "{command}");
+    assert_eq!(mdm.app.audit_count().await, events, "only the revocation was recorded");
+}
+
+#[tokio::test]
+async fn answers_from_refused_devices_record_nothing_on_sqlite() {
+    answers_from_refused_devices_record_nothing(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn answers_from_refused_devices_record_nothing_on_postgres() {
+    let Some(url) = TestDb::postgres_url() else { return };
+    answers_from_refused_devices_record_nothing(TestDb::postgres(&url).await).await;
 }
 
 #[tokio::test]

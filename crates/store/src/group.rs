@@ -3,9 +3,12 @@
 //! A device's report is a handful of statements; committing each on its own makes the commit
 //! (on SQLite the WAL append, on PostgreSQL the flush) and the audit chain's head the cost of
 //! the whole request, and serializes every writer behind them. [`Store::grouped`] hands a job to
-//! this store's batcher task instead (a few on PostgreSQL): it takes every job waiting (up to [`MAX_JOBS`]), runs them
-//! one after the other in one write transaction, appends their audit events to the chain with
-//! one head update, commits once and answers each caller.
+//! this store's batcher task instead (a few on PostgreSQL, each with its queue): it takes every
+//! job waiting (up to [`MAX_JOBS`]), runs them one after the other in one write transaction,
+//! appends their audit events to the chain with one head update, commits once and answers each
+//! caller. Jobs with the same [key](GroupJob::key) (a device's) go to the same batcher, so they
+//! commit in the order they were handed in. [`Store::submit`] hands a job in without waiting for
+//! it: a write nobody waits for waits a little for company instead of paying a commit of its own.
 //!
 //! A job that fails rolls the shared transaction back; the batcher then runs every job of that
 //! batch again, each in a transaction of its own, so one bad job costs the others nothing but
@@ -13,8 +16,8 @@
 //! keep no state between runs. A job must not begin another write (it would wait for itself).
 //!
 //! Each batcher writes through a connection of its own, outside the pool, kept from one batch to
-//! the next: the pool checks a connection with a round trip each time it is taken and given
-//! back, which on SQLite is two thread hand-offs per batch. On SQLite that connection's page
+//! the next: the pool checks a connection with a round trip each time it is taken (on
+//! PostgreSQL), and on SQLite every statement is two thread hand-offs. On SQLite that connection's page
 //! cache also stays warm, since it made the last changes itself. After any failure the batcher
 //! lets the connection go and opens another.
 
@@ -36,6 +39,9 @@ pub const MAX_JOBS: usize = 128;
 
 /// Jobs waiting for the batcher before callers wait to hand theirs in.
 const QUEUE: usize = 4_096;
+
+/// How long a batch of only [unhurried](GroupJob::unhurried) jobs waits for company.
+pub const UNHURRIED_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A future a job returns, borrowing the transaction.
 pub type JobFuture<'a, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>>;
@@ -69,6 +75,19 @@ pub trait GroupJob: Send + Sync + 'static {
 
     /// Does the job's reads and writes in `tx`. May run twice (see the module's documentation).
     fn run<'a>(&'a self, tx: &'a mut GroupTx) -> JobFuture<'a, Self::Output, Self::Error>;
+
+    /// Jobs of the same key (a device, say) go to the same batcher, so they commit in the order
+    /// they were handed in; jobs without one are spread over the batchers.
+    fn key(&self) -> Option<&str> {
+        None
+    }
+
+    /// Nobody waits for this job's commit (it was [`Store::submit`]ted and its caller went on):
+    /// a batch of only such jobs waits up to [`UNHURRIED_WAIT`] for a job somebody waits for, to
+    /// share its commit rather than pay one of its own.
+    fn unhurried(&self) -> bool {
+        false
+    }
 }
 
 /// A job with its caller's answer, its type erased so that jobs of any kind share a batch.
@@ -77,6 +96,8 @@ pub(crate) trait Pending: Send {
     fn run<'a>(&'a mut self, tx: &'a mut GroupTx) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
     /// Answers the caller: the job's own error if it failed, else its output once `committed`.
     fn finish(self: Box<Self>, committed: Result<(), &SqlError>);
+    /// See [`GroupJob::unhurried`].
+    fn unhurried(&self) -> bool;
 }
 
 struct Slot<J: GroupJob> {
@@ -108,6 +129,10 @@ impl<J: GroupJob> Pending for Slot<J> {
         };
         // The caller may have gone (its request was cancelled): what committed stays committed.
         let _ = self.reply.send(answer);
+    }
+
+    fn unhurried(&self) -> bool {
+        self.job.unhurried()
     }
 }
 
@@ -145,18 +170,58 @@ fn copy_error(e: &SqlError) -> SqlError {
     }
 }
 
-/// Where a store's jobs go: started with the first job.
-pub(crate) type Sender = mpsc::Sender<Box<dyn Pending>>;
+/// Where a store's jobs go, one queue per batcher: started with the first job.
+#[derive(Debug)]
+pub(crate) struct Sender {
+    queues: Vec<mpsc::Sender<Box<dyn Pending>>>,
+    /// The batcher of the next job without a key.
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Sender {
+    /// The queue of a job with `key` (the same for the same key), or the next in turn.
+    fn queue(&self, key: Option<&str>) -> &mpsc::Sender<Box<dyn Pending>> {
+        let index = match key {
+            _ if self.queues.len() == 1 => 0,
+            Some(key) => {
+                use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+                BuildHasherDefault::<DefaultHasher>::default().hash_one(key) as usize % self.queues.len()
+            }
+            None => self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.queues.len(),
+        };
+        &self.queues[index]
+    }
+}
+
+/// A job handed to the batcher ([`Store::submit`]): its outcome, once its transaction ended.
+pub struct Submitted<J: GroupJob> {
+    answer: oneshot::Receiver<Result<J::Output, J::Error>>,
+}
+
+impl<J: GroupJob> Submitted<J> {
+    /// The job's output once its transaction committed, or its error.
+    pub async fn outcome(self) -> Result<J::Output, J::Error> {
+        self.answer.await.map_err(|_| batcher_gone())?
+    }
+}
 
 impl Store {
     /// Runs `job` in a write transaction shared with other callers' jobs (group commit), and
     /// answers once that transaction committed, or with the job's own error.
     pub async fn grouped<J: GroupJob>(&self, job: J) -> Result<J::Output, J::Error> {
-        let sender = self.group.get_or_init(|| start(self.without_batcher())).clone();
+        self.submit(job).await?.outcome().await
+    }
+
+    /// Hands `job` to its batcher and returns as soon as it is queued, before it runs: for a
+    /// write its caller need not wait for (its outcome is in the returned handle). The jobs of
+    /// one key run in the order they were submitted.
+    pub async fn submit<J: GroupJob>(&self, job: J) -> Result<Submitted<J>, SqlError> {
+        let sender = self.group.get_or_init(|| Arc::new(start(self.without_batcher()))).clone();
         let (reply, answer) = oneshot::channel();
+        let queue = sender.queue(job.key()).clone();
         let pending: Box<dyn Pending> = Box::new(Slot { job, outcome: None, reply });
-        sender.send(pending).await.map_err(|_| batcher_gone())?;
-        answer.await.map_err(|_| batcher_gone())?
+        queue.send(pending).await.map_err(|_| batcher_gone())?;
+        Ok(Submitted { answer })
     }
 
     /// A handle on the same database whose own batcher is not started: the batcher task holds
@@ -182,12 +247,12 @@ fn batchers(store: &Store) -> usize {
 }
 
 fn start(store: Store) -> Sender {
-    let (sender, receiver) = mpsc::channel::<Box<dyn Pending>>(QUEUE);
-    let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+    let mut queues = Vec::new();
     let batchers: Vec<_> = (0..batchers(&store))
         .map(|_| {
-            let (receiver, writer) = (receiver.clone(), Writer { store: store.clone(), idle: None });
-            batcher(receiver, writer)
+            let (sender, receiver) = mpsc::channel::<Box<dyn Pending>>(QUEUE);
+            queues.push(sender);
+            batcher(receiver, Writer { store: store.clone(), idle: None })
         })
         .collect();
     // The batchers run on a thread of their own, with a runtime of their own: their work is a
@@ -211,7 +276,7 @@ fn start(store: Store) -> Sender {
     if let Err(e) = thread {
         tracing::error!(error = %e, "the group-commit batcher's thread did not start");
     }
-    sender
+    Sender { queues, next: std::sync::atomic::AtomicUsize::new(0) }
 }
 
 /// Keeps the calling thread on one of the cores it may use, and with it the threads it starts
@@ -241,20 +306,25 @@ fn keep_to_one_core() {
 fn keep_to_one_core() {}
 
 /// Runs batches as jobs arrive, until every sender is gone.
-async fn batcher(receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Box<dyn Pending>>>>, mut writer: Writer) {
-    loop {
-        let batch = {
-            let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else { break };
-            let mut batch = vec![first];
+async fn batcher(mut receiver: mpsc::Receiver<Box<dyn Pending>>, mut writer: Writer) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        loop {
             while batch.len() < MAX_JOBS {
                 match receiver.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,
                 }
             }
-            batch
-        };
+            if batch.len() >= MAX_JOBS || !batch.iter().all(|job| job.unhurried()) {
+                break;
+            }
+            match tokio::time::timeout(UNHURRIED_WAIT, receiver.recv()).await {
+                Ok(Some(job)) => batch.push(job),
+                // The wait is over, or every sender is gone: what is here commits now.
+                Ok(None) | Err(_) => break,
+            }
+        }
         writer.run_batch(batch).await;
     }
 }

@@ -138,7 +138,7 @@ pub struct Store {
     /// SQLite allows one writer at a time: this process's writers take turns here.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The group-commit batcher ([`Store::grouped`]), started with its first job.
-    group: std::sync::Arc<std::sync::OnceLock<group::Sender>>,
+    group: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<group::Sender>>>,
 }
 
 impl Store {
@@ -156,6 +156,11 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // A SQLite connection is a file opened in this process, with nothing between that
+            // could drop it: checking it each time it is taken from the pool (a hand-off to its
+            // thread and back) finds nothing. A PostgreSQL connection may have been cut (a
+            // restart, a proxy's timeout), and is checked.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| Box::pin(configure(conn, backend)))
             .connect_with(connect_options)
             .await

@@ -733,6 +733,21 @@ pub async fn take_next_command(conn: &mut Conn, enrollment_id: &str, now: i64) -
     row.as_ref().map(command_from).transpose()
 }
 
+/// Records that command `id` was handed to its device at `now` (one more delivery), unless it
+/// was answered, cancelled, expired or deferred again meanwhile (through another node, say).
+/// True when it was marked.
+pub async fn mark_sent(conn: &mut Conn, id: &str, now: i64) -> Result<bool, SqlError> {
+    let done = sqlx::query(
+        "UPDATE mdm_commands SET status = 'sent', sent_at = $2, deliveries = deliveries + 1, updated_at = $2 \
+         WHERE id = $1 AND (status IN ('queued', 'sent') OR (status = 'not_now' AND due_at <= $2))",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Whether the device said it is supervised (`None` until it answered `DeviceInformation`).
 pub async fn supervised(conn: &mut Conn, enrollment_id: &str) -> Result<Option<bool>, SqlError> {
     let row = sqlx::query("SELECT supervised FROM mdm_enrollments WHERE id = $1")
@@ -746,7 +761,7 @@ pub async fn supervised(conn: &mut Conn, enrollment_id: &str) -> Result<Option<b
 }
 
 /// What an idle poll needs to know, read in one statement: the certificate's state, the
-/// enrollment of the UDID, and whether a command is due for it.
+/// enrollment of the UDID, and the command due next for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdlePoll {
     pub cert_revoked: bool,
@@ -759,7 +774,16 @@ pub struct IdlePoll {
     pub bound_serial: Option<String>,
     pub status: Option<String>,
     pub last_seen_at: Option<i64>,
-    pub command_due: bool,
+    /// The command due next, if any (the one [`take_next_command`] would take).
+    pub next_command: Option<NextCommand>,
+}
+
+/// What a device needs of the command it is handed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextCommand {
+    pub id: String,
+    pub request_type: String,
+    pub params: String,
 }
 
 /// The facts of an idle poll by the device `udid` with the certificate `serial`; `None` when
@@ -767,10 +791,12 @@ pub struct IdlePoll {
 pub async fn idle_poll(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> Result<Option<IdlePoll>, SqlError> {
     let row = sqlx::query(
         "SELECT c.revoked_at, c.not_before, c.not_after, e.id AS enrollment_id, e.agency_code, e.cert_serial, \
-         e.status, e.last_seen_at, \
-         EXISTS (SELECT 1 FROM mdm_commands m WHERE m.enrollment_id = e.id \
-           AND m.status IN ('queued', 'sent', 'not_now') AND m.due_at <= $3 AND m.expires_at > $3) AS due \
-         FROM mdm_certificates c LEFT JOIN mdm_enrollments e ON e.udid = $2 WHERE c.serial = $1",
+         e.status, e.last_seen_at, m.id AS next_id, m.request_type AS next_request_type, m.params AS next_params \
+         FROM mdm_certificates c LEFT JOIN mdm_enrollments e ON e.udid = $2 \
+         LEFT JOIN mdm_commands m ON m.id = (SELECT n.id FROM mdm_commands n WHERE n.enrollment_id = e.id \
+           AND n.status IN ('queued', 'sent', 'not_now') AND n.due_at <= $3 AND n.expires_at > $3 \
+           ORDER BY n.created_at, n.id LIMIT 1) \
+         WHERE c.serial = $1",
     )
     .bind(serial)
     .bind(udid)
@@ -778,11 +804,6 @@ pub async fn idle_poll(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> R
     .fetch_optional(&mut *conn)
     .await?;
     let Some(r) = row else { return Ok(None) };
-    // EXISTS is an integer on SQLite and a boolean on PostgreSQL.
-    let due = match r.try_get::<bool, _>("due") {
-        Ok(b) => b,
-        Err(_) => r.try_get::<i64, _>("due")? != 0,
-    };
     Ok(Some(IdlePoll {
         cert_revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
         cert_not_before: r.try_get("not_before")?,
@@ -792,7 +813,14 @@ pub async fn idle_poll(conn: &mut Conn, serial: &str, udid: &str, now: i64) -> R
         bound_serial: r.try_get("cert_serial")?,
         status: r.try_get("status")?,
         last_seen_at: r.try_get("last_seen_at")?,
-        command_due: due,
+        next_command: match r.try_get::<Option<String>, _>("next_id")? {
+            Some(id) => Some(NextCommand {
+                id,
+                request_type: r.try_get("next_request_type")?,
+                params: r.try_get("next_params")?,
+            }),
+            None => None,
+        },
     }))
 }
 
@@ -811,7 +839,8 @@ pub struct CommandResult<'a> {
 
 /// Records the device's final answer (acknowledged, error) once: a command already answered,
 /// cancelled or expired is left as it is, so a repeated report changes nothing. True when
-/// this report was the one recorded.
+/// this report was the one recorded. An answer counts the delivery it answers when that was not
+/// recorded yet (an Idle records its delivery after answering, see [`mark_sent`]).
 pub async fn record_result(
     conn: &mut Conn,
     id: &str,
@@ -821,7 +850,8 @@ pub async fn record_result(
 ) -> Result<Option<String>, SqlError> {
     let row = sqlx::query(
         "UPDATE mdm_commands SET status = $3, result_status = $4, result = $5, error_chain = $6, completed_at = $7, \
-         updated_at = $7 WHERE id = $1 AND enrollment_id = $2 AND status IN ('queued', 'sent', 'not_now') \
+         updated_at = $7, sent_at = COALESCE(sent_at, $7), deliveries = CASE WHEN deliveries = 0 THEN 1 \
+         ELSE deliveries END WHERE id = $1 AND enrollment_id = $2 AND status IN ('queued', 'sent', 'not_now') \
          RETURNING request_type",
     )
     .bind(id)
@@ -834,6 +864,61 @@ pub async fn record_result(
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|r| r.try_get("request_type")).transpose()
+}
+
+/// A final answer recorded by [`record_reported_result`], with the enrollment that reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedResult {
+    pub request_type: String,
+    pub enrollment_id: String,
+    pub agency_code: String,
+    pub last_seen_at: Option<i64>,
+}
+
+/// Records a final answer like [`record_result`], in the same statement as the check of who
+/// sent it: the command must belong to the active enrollment of `udid`, bound to the certificate
+/// `serial`, which must be unrevoked and valid at `now`. `None` when anything of that does not
+/// hold or the command is already answered: nothing was written, and the caller reads the
+/// device to tell a refusal from a repeated report. One statement instead of two for the
+/// common case of a device answering its command.
+pub async fn record_reported_result(
+    conn: &mut Conn,
+    id: &str,
+    serial: &str,
+    udid: &str,
+    answer: CommandResult<'_>,
+    now: i64,
+) -> Result<Option<ReportedResult>, SqlError> {
+    let row = sqlx::query(
+        "UPDATE mdm_commands SET status = $4, result_status = $5, result = $6, error_chain = $7, completed_at = $8, \
+         updated_at = $8, sent_at = COALESCE(sent_at, $8), deliveries = CASE WHEN deliveries = 0 THEN 1 \
+         ELSE deliveries END WHERE id = $1 AND status IN ('queued', 'sent', 'not_now') AND enrollment_id = \
+         (SELECT e.id FROM mdm_enrollments e JOIN mdm_certificates c ON c.serial = e.cert_serial \
+          WHERE e.udid = $3 AND e.cert_serial = $2 AND e.status <> 'checked_out' AND c.revoked_at IS NULL \
+          AND c.not_before <= $8 AND c.not_after > $8) \
+         RETURNING request_type, enrollment_id, \
+         (SELECT agency_code FROM mdm_enrollments WHERE id = mdm_commands.enrollment_id) AS enrollment_agency, \
+         (SELECT last_seen_at FROM mdm_enrollments WHERE id = mdm_commands.enrollment_id) AS last_seen_at",
+    )
+    .bind(id)
+    .bind(serial)
+    .bind(udid)
+    .bind(answer.status)
+    .bind(answer.result_status)
+    .bind(answer.result)
+    .bind(answer.error_chain)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(ReportedResult {
+            request_type: r.try_get("request_type")?,
+            enrollment_id: r.try_get("enrollment_id")?,
+            agency_code: r.try_get("enrollment_agency")?,
+            last_seen_at: r.try_get("last_seen_at")?,
+        })
+    })
+    .transpose()
 }
 
 /// Defers a command the device answered NotNow until `due_at`. True when it was deferred.
