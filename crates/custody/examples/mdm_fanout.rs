@@ -92,9 +92,7 @@ async fn main() {
     let url = url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("fanout.db").display()));
     let store = Store::connect(&url, &StoreOptions::default()).await.expect("database");
     migrate::run(&store).await.expect("migrations");
-    for table in ["mdm_push_due", "mdm_commands", "mdm_enrollments", "mdm_certificates", "push_certificates"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(store.pool()).await.unwrap();
-    }
+    empty_mdm_tables(&store).await;
 
     let apns = StandIn::start(StandInConfig { keep_last: 10, ..StandInConfig::default() }).await.expect("stand-in");
     let roots = dir.path().join("apns.pem");
@@ -112,6 +110,11 @@ async fn main() {
     let seeded = Instant::now();
     let udids = seed(&store, count).await;
     let seed_seconds = seeded.elapsed().as_secs_f64();
+    if store.backend() == custody_store::Backend::Postgres {
+        // The statistics a database holding these enrollments for a while would have (autovacuum
+        // gathers them): without them the planner takes the tables for empty.
+        sqlx::query("ANALYZE mdm_enrollments, mdm_certificates").execute(store.pool()).await.unwrap();
+    }
 
     // One command for every enrollment, named by UDID as an API caller names them.
     let started = Instant::now();
@@ -147,7 +150,21 @@ async fn main() {
     // Leave a PostgreSQL database as it was found (SQLite's file goes with its directory): the
     // push certificate too, whose key is sealed with this run's own key, which a server started
     // on the database afterwards would refuse.
-    for table in ["mdm_push_due", "mdm_commands", "mdm_enrollments", "mdm_certificates", "push_certificates"] {
+    empty_mdm_tables(&store).await;
+}
+
+/// Empties the MDM tables. On PostgreSQL they are truncated: a run's rows deleted would stay in
+/// the tables and their indexes as dead rows until a vacuum, and slow the next run's inserts
+/// (its unique checks visit them), which no database in service would have.
+async fn empty_mdm_tables(store: &Store) {
+    let tables = ["mdm_push_due", "mdm_commands", "mdm_enrollments", "mdm_certificates", "push_certificates"];
+    if store.backend() == custody_store::Backend::Postgres {
+        let sql = format!("TRUNCATE {}", tables.join(", "));
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.unwrap();
+        return;
+    }
+    for table in tables {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(store.pool()).await.unwrap();
     }
 }
+
