@@ -387,7 +387,7 @@ impl EnrollmentRow {
 }
 
 /// What queuing a command needs of an enrollment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct EnrollmentTarget {
     pub id: String,
     pub udid: String,
@@ -424,9 +424,18 @@ pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<Enr
         );
         for chunk in unknown.chunks(100_000) {
             let keys = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
-            let query = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(keys);
-            for row in query.fetch_all(&mut *conn).await? {
-                let target = target_from(&row)?;
+            let targets = if crate::is_postgres(conn) {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(keys).fetch_all(&mut *conn).await?;
+                rows.iter().map(target_from).collect::<Result<Vec<_>, _>>()?
+            } else {
+                // From SQLite as one JSON array: each row would be a thread hand-off of its own.
+                let columns = ["id", "udid", "device_id", "agency_code", "status"];
+                let json = crate::page_as_json(conn, &sql, &columns, "id");
+                let row = sqlx::query(sqlx::AssertSqlSafe(json)).bind(keys).fetch_one(&mut *conn).await?;
+                serde_json::from_str::<Vec<EnrollmentTarget>>(&row.try_get::<String, _>("page")?)
+                    .map_err(decode_error)?
+            };
+            for target in targets {
                 known.insert(match column {
                     "udid" => target.udid.clone(),
                     "id" => target.id.clone(),
