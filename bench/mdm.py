@@ -123,6 +123,7 @@ def measure(label, url, args):
     """Median idle connects/s and command round trips/s on one backend, each run paired with a
     ceiling run just before it."""
     idle, idle_ceiling, trips, trips_ceiling = [], [], [], []
+    crowd = []  # (Custody, ceiling) with --crowd workers
     for run in range(args.runs):
         server = Server(url)
         try:
@@ -144,6 +145,13 @@ def measure(label, url, args):
                 raise RuntimeError(f"{label}: {answered} commands answered, "
                                    f"{args.devices * args.iterations} queued")
             trips.append(report["requests_per_second"])
+            # The same with more devices talking at once (reported, not the target's shape): the
+            # ceiling is bound by the client's signing either way, Custody's reports share commits.
+            crowd_ceiling = ceiling(args.devices, args.crowd, args.iterations, 1)["requests_per_second"]
+            report = server.load(args.devices, args.crowd, args.iterations, seed=seed + 2,
+                                 commands_per_device=args.iterations)
+            check(report, f"{label} commands, {args.crowd} workers")
+            crowd.append((report["requests_per_second"], crowd_ceiling))
         finally:
             server.stop()
         print(f"{label} run {run + 1}: idle {idle[-1]:,.0f}/s (ceiling {idle_ceiling[-1]:,.0f}/s), "
@@ -153,7 +161,7 @@ def measure(label, url, args):
     idle_ratio = statistics.median(a / b for a, b in zip(idle, idle_ceiling))
     trips_ratio = statistics.median(a / b for a, b in zip(trips, trips_ceiling))
     return ([statistics.median(v) for v in (idle, idle_ceiling, trips, trips_ceiling)], (idle, trips),
-            (idle_ratio, trips_ratio), (idle_ceiling, trips_ceiling))
+            (idle_ratio, trips_ratio), (idle_ceiling, trips_ceiling), crowd)
 
 
 def fanout(count, url, runs):
@@ -174,6 +182,8 @@ def main():
     parser.add_argument("--devices", type=int, default=256)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--crowd", type=int, default=32,
+                        help="workers of the extra command round-trip runs (in the details only)")
     parser.add_argument("--fanout", type=int, default=100_000)
     parser.add_argument("--postgres", default=os.environ.get("CUSTODY_BENCH_POSTGRES"),
                         help="also measure on this PostgreSQL database URL (it is migrated and filled)")
@@ -185,7 +195,7 @@ def main():
         create_database(args.postgres)
     shape = f"{args.devices} devices, {args.workers} workers, {args.iterations} sessions each"
     for label, url in targets:
-        (idle, idle_c, trips, trips_c), (idle_runs, trip_runs), (idle_r, trips_r), (idle_cs, trip_cs) = \
+        (idle, idle_c, trips, trips_c), (idle_runs, trip_runs), (idle_r, trips_r), (idle_cs, trip_cs), crowd = \
             measure(label, url, args)
         rows.append((f"MDM idle connects/s ({label})", shape, f"{idle:,.0f}/s",
                      f"ceiling {idle_c:,.0f}/s; target ≥ 50% of it", idle_r))
@@ -193,7 +203,9 @@ def main():
                      f"{trips:,.0f}/s", f"ceiling {trips_c:,.0f}/s; target ≥ 50% of it", trips_r))
         pairs = lambda runs, ceilings: ", ".join(f"{a:,.0f} ({a / b:.2f})" for a, b in zip(runs, ceilings))
         detail.append(f"- {label} idle runs (ratio to their ceiling): {pairs(idle_runs, idle_cs)}/s; "
-                      f"with commands: {pairs(trip_runs, trip_cs)}/s")
+                      f"with commands: {pairs(trip_runs, trip_cs)}/s; with commands and {args.crowd} workers: "
+                      f"{pairs([c for c, _ in crowd], [b for _, b in crowd])}/s (ceilings "
+                      + ", ".join(f"{b:,.0f}" for _, b in crowd) + "/s)")
     for label, url in targets:
         enqueue_s, rate, results = fanout(args.fanout, url, args.runs)
         rows.append((f"Queue one command for every enrollment ({label})", f"{args.fanout:,} enrollments",

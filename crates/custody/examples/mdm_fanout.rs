@@ -167,4 +167,3 @@ async fn empty_mdm_tables(store: &Store) {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(store.pool()).await.unwrap();
     }
 }
-

@@ -117,6 +117,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0017_compliance_non_compliant.sql"),
         postgres: include_str!("../migrations/postgres/0017_compliance_non_compliant.sql"),
     },
+    Migration {
+        version: 18,
+        name: "mdm_commands_enrollment_unchecked",
+        sqlite: include_str!("../migrations/sqlite/0018_mdm_commands_enrollment_unchecked.sql"),
+        postgres: include_str!("../migrations/postgres/0018_mdm_commands_enrollment_unchecked.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -506,3 +506,69 @@ async fn a_snapshot_reads_one_state_while_others_write() {
         assert_eq!(agency_count(&mut conn).await, 2, "{}: a new read does", db.label);
     }
 }
+
+/// A grouped job with a key, for the ordering test.
+struct KeyedAgency {
+    key: &'static str,
+    code: String,
+    unhurried: bool,
+}
+
+impl custody_store::group::GroupJob for KeyedAgency {
+    type Output = ();
+    type Error = custody_store::SqlError;
+
+    fn run<'a>(
+        &'a self,
+        tx: &'a mut custody_store::group::GroupTx,
+    ) -> custody_store::group::JobFuture<'a, (), custody_store::SqlError> {
+        Box::pin(async move {
+            agencies::insert(tx.conn(), &AgencyCode::parse(&self.code).unwrap(), &details(&self.code)).await?;
+            tx.audit(event("agency.create", &self.code));
+            Ok(())
+        })
+    }
+
+    fn key(&self) -> Option<&str> {
+        Some(self.key)
+    }
+
+    fn unhurried(&self) -> bool {
+        self.unhurried
+    }
+}
+
+/// Jobs of one key (a device's reports) commit in the order they were handed in, even where
+/// several batchers write side by side (PostgreSQL); jobs nobody waits for commit too.
+#[tokio::test]
+async fn a_keys_jobs_commit_in_order() {
+    for db in TestDb::all().await {
+        let mut submitted = Vec::new();
+        for i in 0..40 {
+            let key = if i % 4 == 3 { "another device" } else { "one device" };
+            let job = KeyedAgency { key, code: format!("S{i:02}"), unhurried: i % 3 != 0 };
+            submitted.push(db.store.submit(job).await.unwrap());
+        }
+        for handle in submitted {
+            handle.outcome().await.unwrap();
+        }
+        let rows = sqlx::query("SELECT object_id FROM audit_events WHERE action = 'agency.create' ORDER BY seq")
+            .fetch_all(db.store.pool())
+            .await
+            .unwrap();
+        let order: Vec<String> = rows.iter().map(|r| sqlx::Row::try_get(r, 0).unwrap()).collect();
+        let of_key = |of_another: bool| -> Vec<String> {
+            order.iter().filter(|c| (c[1..].parse::<u32>().unwrap() % 4 == 3) == of_another).cloned().collect()
+        };
+        let expected = |of_another: bool| -> Vec<String> {
+            (0..40).filter(|i| (i % 4 == 3) == of_another).map(|i| format!("S{i:02}")).collect()
+        };
+        assert_eq!(order.len(), 40, "{}", db.label);
+        assert_eq!(of_key(false), expected(false), "{}", db.label);
+        assert_eq!(of_key(true), expected(true), "{}", db.label);
+        // One unhurried job alone still commits (after its wait for company).
+        let alone = KeyedAgency { key: "a third device", code: "T01".into(), unhurried: true };
+        db.store.submit(alone).await.unwrap().outcome().await.unwrap();
+        assert_eq!(audit::verify(&db.store, 7).await.unwrap(), Verification::Intact { events: 41 }, "{}", db.label);
+    }
+}
