@@ -1003,10 +1003,10 @@ impl GroupJob for ReportJob {
                         next_command: None,
                         fresh,
                     };
-                    return self.record(tx, &device, Some(Some(found.request_type))).await.map(Ok);
+                    return self.record(tx, &device, Some(found.request_type)).await.map(Ok);
                 }
                 return match reporter(tx.conn(), &self.serial, &self.udid, self.now).await {
-                    Ok(device) => self.record(tx, &device, Some(None)).await.map(Ok),
+                    Ok(device) => self.record(tx, &device, None).await.map(Ok),
                     Err(DeviceRefusal::App(e)) => Err(DeviceRefusal::App(e)),
                     Err(refused) => Ok(Err(refused)),
                 };
@@ -1057,13 +1057,13 @@ impl ReportJob {
     }
 
     /// Records the report of `device`, and hands out the next command (its plist), or `None` when
-    /// the queue is empty; `recorded`, when the final answer was already written
-    /// (with the command's request type) or found already answered (`Some(None)`).
+    /// the queue is empty. A final answer was written by the caller: `recorded` is the command's
+    /// request type, or `None` when it was answered before (a repeated report changes nothing).
     async fn record(
         &self,
         tx: &mut GroupTx,
         device: &Reporter,
-        recorded: Option<Option<String>>,
+        recorded: Option<String>,
     ) -> Result<Option<Vec<u8>>, DeviceRefusal> {
         let (report, now) = (&self.report, self.now);
         // Whether this message already recorded the device as seen.
@@ -1076,15 +1076,6 @@ impl ReportJob {
         }
         if let Some((command_uuid, answer)) = self.final_answer() {
             let status = answer.status;
-            let recorded = match recorded {
-                Some(recorded) => recorded,
-                None => {
-                    let raw = String::from_utf8_lossy(report.raw());
-                    let result = mdm::CommandResult { result: &raw, ..answer.result() };
-                    mdm::record_result(tx.conn(), command_uuid, &device.enrollment_id, result, now).await?
-                }
-            };
-            // A repeated report of a command already answered changes nothing.
             if let Some(request_type) = recorded {
                 crate::profiles::observe(
                     tx.conn(),

@@ -846,10 +846,33 @@ pub struct CommandResult<'a> {
     pub error_chain: Option<&'a str>,
 }
 
+/// The update that records a final answer, its parameters `$1` (the command) to `$6` (now), bound
+/// by [`bind_result`]: it counts the delivery it answers when that was not recorded yet (an Idle
+/// records its delivery after answering, see [`mark_sent`]), and touches only a command still
+/// open.
+const RECORD_RESULT: &str = "UPDATE mdm_commands SET status = $2, result_status = $3, result = $4, \
+     error_chain = $5, completed_at = $6, updated_at = $6, sent_at = COALESCE(sent_at, $6), \
+     deliveries = CASE WHEN deliveries = 0 THEN 1 ELSE deliveries END \
+     WHERE id = $1 AND status IN ('queued', 'sent', 'not_now')";
+
+fn bind_result<'q>(
+    sql: String,
+    id: &'q str,
+    answer: CommandResult<'q>,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(answer.status)
+        .bind(answer.result_status)
+        .bind(answer.result)
+        .bind(answer.error_chain)
+        .bind(now)
+}
+
 /// Records the device's final answer (acknowledged, error) once: a command already answered,
-/// cancelled or expired is left as it is, so a repeated report changes nothing. True when
-/// this report was the one recorded. An answer counts the delivery it answers when that was not
-/// recorded yet (an Idle records its delivery after answering, see [`mark_sent`]).
+/// cancelled or expired is left as it is, so a repeated report changes nothing. The command's
+/// request type when this report was the one recorded.
 pub async fn record_result(
     conn: &mut Conn,
     id: &str,
@@ -857,21 +880,8 @@ pub async fn record_result(
     answer: CommandResult<'_>,
     now: i64,
 ) -> Result<Option<String>, SqlError> {
-    let row = sqlx::query(
-        "UPDATE mdm_commands SET status = $3, result_status = $4, result = $5, error_chain = $6, completed_at = $7, \
-         updated_at = $7, sent_at = COALESCE(sent_at, $7), deliveries = CASE WHEN deliveries = 0 THEN 1 \
-         ELSE deliveries END WHERE id = $1 AND enrollment_id = $2 AND status IN ('queued', 'sent', 'not_now') \
-         RETURNING request_type",
-    )
-    .bind(id)
-    .bind(enrollment_id)
-    .bind(answer.status)
-    .bind(answer.result_status)
-    .bind(answer.result)
-    .bind(answer.error_chain)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let sql = format!("{RECORD_RESULT} AND enrollment_id = $7 RETURNING request_type");
+    let row = bind_result(sql, id, answer, now).bind(enrollment_id).fetch_optional(&mut *conn).await?;
     row.map(|r| r.try_get("request_type")).transpose()
 }
 
@@ -898,27 +908,16 @@ pub async fn record_reported_result(
     answer: CommandResult<'_>,
     now: i64,
 ) -> Result<Option<ReportedResult>, SqlError> {
-    let row = sqlx::query(
-        "UPDATE mdm_commands SET status = $4, result_status = $5, result = $6, error_chain = $7, completed_at = $8, \
-         updated_at = $8, sent_at = COALESCE(sent_at, $8), deliveries = CASE WHEN deliveries = 0 THEN 1 \
-         ELSE deliveries END WHERE id = $1 AND status IN ('queued', 'sent', 'not_now') AND enrollment_id = \
+    let sql = format!(
+        "{RECORD_RESULT} AND enrollment_id = \
          (SELECT e.id FROM mdm_enrollments e JOIN mdm_certificates c ON c.serial = e.cert_serial \
-          WHERE e.udid = $3 AND e.cert_serial = $2 AND e.status <> 'checked_out' AND c.revoked_at IS NULL \
-          AND c.not_before <= $8 AND c.not_after > $8) \
+          WHERE e.udid = $8 AND e.cert_serial = $7 AND e.status <> 'checked_out' AND c.revoked_at IS NULL \
+          AND c.not_before <= $6 AND c.not_after > $6) \
          RETURNING request_type, enrollment_id, \
          (SELECT agency_code FROM mdm_enrollments WHERE id = mdm_commands.enrollment_id) AS enrollment_agency, \
-         (SELECT last_seen_at FROM mdm_enrollments WHERE id = mdm_commands.enrollment_id) AS last_seen_at",
-    )
-    .bind(id)
-    .bind(serial)
-    .bind(udid)
-    .bind(answer.status)
-    .bind(answer.result_status)
-    .bind(answer.result)
-    .bind(answer.error_chain)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
+         (SELECT last_seen_at FROM mdm_enrollments WHERE id = mdm_commands.enrollment_id) AS last_seen_at"
+    );
+    let row = bind_result(sql, id, answer, now).bind(serial).bind(udid).fetch_optional(&mut *conn).await?;
     row.map(|r| {
         Ok(ReportedResult {
             request_type: r.try_get("request_type")?,
