@@ -989,9 +989,15 @@ impl GroupJob for ReportJob {
             // The usual final answer from a device in good standing is recorded by the statement
             // that checks the device; only when it records nothing is the device read, to tell a
             // refusal from a repeated report.
-            if let Some((command_uuid, answer)) = self.final_answer() {
+            if let Some((command_uuid, status)) = self.final_answer() {
                 let raw = String::from_utf8_lossy(self.report.raw());
-                let result = mdm::CommandResult { result: &raw, ..answer.result() };
+                let chain = error_chain_json(&self.report.status);
+                let result = mdm::CommandResult {
+                    status,
+                    result_status: self.report.status.as_str(),
+                    result: &raw,
+                    error_chain: chain.as_deref(),
+                };
                 if let Some(found) =
                     mdm::record_reported_result(tx.conn(), command_uuid, &self.serial, &self.udid, result, self.now)
                         .await?
@@ -1005,11 +1011,6 @@ impl GroupJob for ReportJob {
                     };
                     return self.record(tx, &device, Some(found.request_type)).await.map(Ok);
                 }
-                return match reporter(tx.conn(), &self.serial, &self.udid, self.now).await {
-                    Ok(device) => self.record(tx, &device, None).await.map(Ok),
-                    Err(DeviceRefusal::App(e)) => Err(DeviceRefusal::App(e)),
-                    Err(refused) => Ok(Err(refused)),
-                };
             }
             match reporter(tx.conn(), &self.serial, &self.udid, self.now).await {
                 Ok(device) => self.record(tx, &device, None).await.map(Ok),
@@ -1020,40 +1021,17 @@ impl GroupJob for ReportJob {
     }
 }
 
-/// A report's final answer to a command: acknowledged, or an error with its chain.
-struct FinalAnswer {
-    status: &'static str,
-    result_status: &'static str,
-    error_chain: Option<String>,
-}
-
-impl FinalAnswer {
-    /// The answer as stored, without the report's text (the caller's to lend).
-    fn result(&self) -> mdm::CommandResult<'_> {
-        mdm::CommandResult {
-            status: self.status,
-            result_status: self.result_status,
-            result: "",
-            error_chain: self.error_chain.as_deref(),
-        }
-    }
-}
-
 impl ReportJob {
-    /// The command a final answer (acknowledged, error) names, and the answer; `None` for Idle
-    /// and NotNow.
-    fn final_answer(&self) -> Option<(&str, FinalAnswer)> {
-        let status = &self.report.status;
-        let (command_uuid, stored) = match status {
-            Status::Acknowledged { command_uuid } => (command_uuid, "acknowledged"),
+    /// The command a final answer names, and the command's status it sets (`acknowledged`,
+    /// `error`); `None` for Idle and NotNow.
+    fn final_answer(&self) -> Option<(&str, &'static str)> {
+        match &self.report.status {
+            Status::Acknowledged { command_uuid } => Some((command_uuid.as_str(), "acknowledged")),
             Status::Error { command_uuid, .. } | Status::CommandFormatError { command_uuid, .. } => {
-                (command_uuid, "error")
+                Some((command_uuid.as_str(), "error"))
             }
-            Status::Idle | Status::NotNow { .. } => return None,
-        };
-        let answer =
-            FinalAnswer { status: stored, result_status: status.as_str(), error_chain: error_chain_json(status) };
-        Some((command_uuid.as_str(), answer))
+            Status::Idle | Status::NotNow { .. } => None,
+        }
     }
 
     /// Records the report of `device`, and hands out the next command (its plist), or `None` when
@@ -1074,8 +1052,7 @@ impl ReportJob {
                 mdm::schedule_pushes(tx.conn(), std::slice::from_ref(&device.enrollment_id), due).await?;
             }
         }
-        if let Some((command_uuid, answer)) = self.final_answer() {
-            let status = answer.status;
+        if let Some((command_uuid, status)) = self.final_answer() {
             if let Some(request_type) = recorded {
                 crate::profiles::observe(
                     tx.conn(),

@@ -17,9 +17,9 @@
 //!
 //! Each batcher writes through a connection of its own, outside the pool, kept from one batch to
 //! the next: the pool checks a connection with a round trip each time it is taken (on
-//! PostgreSQL), and on SQLite every statement is two thread hand-offs. On SQLite that connection's page
-//! cache also stays warm, since it made the last changes itself. After any failure the batcher
-//! lets the connection go and opens another.
+//! PostgreSQL), and on SQLite every statement is two thread hand-offs. On SQLite that
+//! connection's page cache also stays warm, since it made the last changes itself. After any
+//! failure the batcher lets the connection go and opens another.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
