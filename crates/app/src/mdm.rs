@@ -1052,41 +1052,42 @@ impl ReportJob {
                 mdm::schedule_pushes(tx.conn(), std::slice::from_ref(&device.enrollment_id), due).await?;
             }
         }
-        if let Some((command_uuid, status)) = self.final_answer() {
-            if let Some(request_type) = recorded {
-                crate::profiles::observe(
-                    tx.conn(),
-                    &device.enrollment_id,
-                    &request_type,
-                    command_uuid,
-                    status == "acknowledged",
-                    report,
-                    now,
-                )
-                .await?;
-                if status == "acknowledged"
-                    && let Some(joined) =
-                        crate::inventory::observe(tx.conn(), &device.enrollment_id, &request_type, report, now).await?
-                {
-                    // The inventory update also wrote `last_seen_at`, and read the device to
-                    // re-evaluate.
-                    seen = true;
-                    if let Some(device_id) = joined {
-                        crate::compliance::refresh_device(&self.config.compliance, tx.conn(), &device_id, now).await?;
-                    }
+        // A repeated report (nothing recorded) changes nothing more.
+        if let Some((command_uuid, status)) = self.final_answer()
+            && let Some(request_type) = recorded
+        {
+            crate::profiles::observe(
+                tx.conn(),
+                &device.enrollment_id,
+                &request_type,
+                command_uuid,
+                status == "acknowledged",
+                report,
+                now,
+            )
+            .await?;
+            if status == "acknowledged"
+                && let Some(joined) =
+                    crate::inventory::observe(tx.conn(), &device.enrollment_id, &request_type, report, now).await?
+            {
+                // The inventory update also wrote `last_seen_at`, and read the device to
+                // re-evaluate.
+                seen = true;
+                if let Some(device_id) = joined {
+                    crate::compliance::refresh_device(&self.config.compliance, tx.conn(), &device_id, now).await?;
                 }
-                if LIFECYCLE_REQUESTS.contains(&request_type.as_str()) {
-                    devices::command_answered(tx.conn(), command_uuid, status, now).await?;
-                }
-                let changes = serde_json::json!({ "status": report.status.as_str() });
-                tx.audit(self.actor.event(
-                    "mdm.command.result",
-                    "mdm_command",
-                    command_uuid,
-                    Some(&device.agency_code),
-                    changes,
-                ));
             }
+            if LIFECYCLE_REQUESTS.contains(&request_type.as_str()) {
+                devices::command_answered(tx.conn(), command_uuid, status, now).await?;
+            }
+            let changes = serde_json::json!({ "status": report.status.as_str() });
+            tx.audit(self.actor.event(
+                "mdm.command.result",
+                "mdm_command",
+                command_uuid,
+                Some(&device.agency_code),
+                changes,
+            ));
         }
         if !seen {
             mdm::touch_enrollment(tx.conn(), &device.enrollment_id, now).await?;
