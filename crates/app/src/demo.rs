@@ -2159,9 +2159,9 @@ async fn seed_inventory(
                 os_rank: custody_domain::compliance::os_rank("17.7"),
                 ..facts.clone()
             };
-            inventory::record(&mut tx, &e.id, &before, e.enrolled_at.unwrap_or(now)).await?;
+            inventory::record(&mut tx, &e.id, &before, None, e.enrolled_at.unwrap_or(now)).await?;
         }
-        inventory::record(&mut tx, &e.id, &facts, now - (k as i64 % 40) * 3_600_000).await?;
+        inventory::record(&mut tx, &e.id, &facts, None, now - (k as i64 % 40) * 3_600_000).await?;
         let app_of = |identifier: &str, name: &str, version: &str| InstalledApp {
             identifier: identifier.into(),
             name: Some(name.into()),

@@ -149,6 +149,7 @@ pub(crate) async fn observe(
     enrollment_id: &str,
     request_type: &str,
     report: &Report,
+    known: Option<&inventory::KnownFacts>,
     now: i64,
 ) -> Result<Option<Option<String>>, SqlError> {
     match request_type {
@@ -179,7 +180,7 @@ pub(crate) async fn observe(
                 activation_lock: info.is_activation_lock_enabled,
                 ..Inventory::default()
             };
-            Ok(Some(inventory::record(tx, enrollment_id, &facts, now).await?.device_id))
+            Ok(Some(inventory::record(tx, enrollment_id, &facts, known, now).await?.device_id))
         }
         "SecurityInfo" => {
             let Ok(info) = report.security_info() else { return Ok(None) };
@@ -189,7 +190,7 @@ pub(crate) async fn observe(
                 encryption_caps: info.hardware_encryption_caps,
                 ..Inventory::default()
             };
-            Ok(Some(inventory::record(tx, enrollment_id, &facts, now).await?.device_id))
+            Ok(Some(inventory::record(tx, enrollment_id, &facts, known, now).await?.device_id))
         }
         "InstalledApplicationList" => {
             let Ok(apps) = report.installed_applications() else { return Ok(None) };

@@ -1004,12 +1004,12 @@ impl GroupJob for ReportJob {
                 {
                     let fresh = found.last_seen_at.is_some_and(|seen| self.now - seen < LAST_SEEN_RESOLUTION_MS);
                     let device = Reporter {
-                        enrollment_id: found.enrollment_id,
-                        agency_code: found.agency_code,
+                        enrollment_id: found.enrollment_id.clone(),
+                        agency_code: found.agency_code.clone(),
                         next_command: None,
                         fresh,
                     };
-                    return self.record(tx, &device, Some(found.request_type)).await.map(Ok);
+                    return self.record(tx, &device, Some(found)).await.map(Ok);
                 }
             }
             match reporter(tx.conn(), &self.serial, &self.udid, self.now).await {
@@ -1035,13 +1035,13 @@ impl ReportJob {
     }
 
     /// Records the report of `device`, and hands out the next command (its plist), or `None` when
-    /// the queue is empty. A final answer was written by the caller: `recorded` is the command's
-    /// request type, or `None` when it was answered before (a repeated report changes nothing).
+    /// the queue is empty. A final answer was written by the caller: `recorded` is what that wrote
+    /// and read, or `None` when it was answered before (a repeated report changes nothing).
     async fn record(
         &self,
         tx: &mut GroupTx,
         device: &Reporter,
-        recorded: Option<String>,
+        recorded: Option<mdm::ReportedResult>,
     ) -> Result<Option<Vec<u8>>, DeviceRefusal> {
         let (report, now) = (&self.report, self.now);
         // Whether this message already recorded the device as seen.
@@ -1052,10 +1052,17 @@ impl ReportJob {
                 mdm::schedule_pushes(tx.conn(), std::slice::from_ref(&device.enrollment_id), due).await?;
             }
         }
+        // The command due next, as the recording statement read it: handed out below unless
+        // the answer was to a lifecycle command (its follow-up may change the queue).
+        let mut next = None;
         // A repeated report (nothing recorded) changes nothing more.
         if let Some((command_uuid, status)) = self.final_answer()
-            && let Some(request_type) = recorded
+            && let Some(recorded) = recorded
         {
+            let request_type = recorded.request_type;
+            if !LIFECYCLE_REQUESTS.contains(&request_type.as_str()) {
+                next = recorded.next_command;
+            }
             crate::profiles::observe(
                 tx.conn(),
                 &device.enrollment_id,
@@ -1067,8 +1074,15 @@ impl ReportJob {
             )
             .await?;
             if status == "acknowledged"
-                && let Some(joined) =
-                    crate::inventory::observe(tx.conn(), &device.enrollment_id, &request_type, report, now).await?
+                && let Some(joined) = crate::inventory::observe(
+                    tx.conn(),
+                    &device.enrollment_id,
+                    &request_type,
+                    report,
+                    Some(&recorded.facts),
+                    now,
+                )
+                .await?
             {
                 // The inventory update also wrote `last_seen_at`, and read the device to
                 // re-evaluate.
@@ -1091,6 +1105,13 @@ impl ReportJob {
         }
         if !seen {
             mdm::touch_enrollment(tx.conn(), &device.enrollment_id, now).await?;
+        }
+        // The device sees this command only once the batch committed, so it cannot answer it
+        // within the batch: its delivery is marked at the commit, with the batch's others.
+        if let Some(command) = next {
+            let plist = command_plist(&command.id, &command.request_type, &command.params)?;
+            tx.hand_out(command.id, now);
+            return Ok(Some(plist));
         }
         let Some(command) = mdm::take_next_command(tx.conn(), &device.enrollment_id, now).await? else {
             return Ok(None);

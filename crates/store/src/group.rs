@@ -54,6 +54,10 @@ pub struct GroupTx {
     /// SQLite: this process's write turn, held until the transaction ends.
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
     events: Vec<NewEvent>,
+    /// MDM commands handed to their devices by the jobs, marked sent at commit, and the latest
+    /// time one was handed out.
+    handed_out: Vec<String>,
+    handed_out_at: i64,
 }
 
 impl GroupTx {
@@ -65,6 +69,20 @@ impl GroupTx {
     /// Records `event` in the audit chain when the transaction commits (and never otherwise).
     pub fn audit(&mut self, event: NewEvent) {
         self.events.push(event);
+    }
+
+    /// Marks MDM command `id` sent when the transaction commits, as handed to its device at
+    /// `now` ([`mdm::mark_sent`](crate::mdm::mark_sent)): every command the batch hands out is
+    /// marked by one statement. Only for a command its device receives after the commit (in the
+    /// answer to its report): one it already has could be answered by a later job of the batch,
+    /// before the mark.
+    pub fn hand_out(&mut self, id: String, now: i64) {
+        self.handed_out.push(id);
+        self.handed_out_at = self.handed_out_at.max(now);
+    }
+
+    fn new(conn: Conn, gate: Option<tokio::sync::OwnedMutexGuard<()>>) -> GroupTx {
+        GroupTx { conn, _gate: gate, events: Vec::new(), handed_out: Vec::new(), handed_out_at: 0 }
     }
 }
 
@@ -396,18 +414,21 @@ impl Writer {
         let gate = self.store.gate().await?;
         if let Some(mut conn) = self.idle.take() {
             match conn.execute(self.store.begin_write()).await {
-                Ok(_) => return Ok(GroupTx { conn, _gate: gate, events: Vec::new() }),
+                Ok(_) => return Ok(GroupTx::new(conn, gate)),
                 Err(e) => tracing::info!(error = %e, "the batcher's connection failed; opening another"),
             }
         }
         let mut conn = self.store.dedicated().await?;
         conn.execute(self.store.begin_write()).await?;
-        Ok(GroupTx { conn, _gate: gate, events: Vec::new() })
+        Ok(GroupTx::new(conn, gate))
     }
 
-    /// Appends the batch's audit events and commits; the connection is kept for the next batch
-    /// only when that succeeded.
+    /// Marks the commands the batch handed out, appends its audit events and commits; the
+    /// connection is kept for the next batch only when that succeeded.
     async fn commit(&mut self, mut group: GroupTx) -> Result<(), SqlError> {
+        if !group.handed_out.is_empty() {
+            crate::mdm::mark_sent_many(&mut group.conn, &group.handed_out, group.handed_out_at).await?;
+        }
         let events = std::mem::take(&mut group.events);
         audit::append_many(&mut group.conn, events).await?;
         group.conn.execute("COMMIT").await?;

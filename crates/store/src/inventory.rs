@@ -122,22 +122,81 @@ pub struct Recorded {
     pub device_id: Option<String>,
 }
 
-/// Records what enrollment `id` reported at `now` (also a sign of life): one read, one update,
-/// and the history of every tracked fact whose known value changed (a fact learnt for the first
-/// time is not a change).
-pub async fn record(conn: &mut Conn, id: &str, inv: &Inventory, now: i64) -> Result<Recorded, SqlError> {
+/// The facts an enrollment holds, as a JSON object keyed by column, read by another statement
+/// on the way (see [`facts_json`]): what [`record`] compares a report with instead of reading.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KnownFacts(serde_json::Map<String, serde_json::Value>);
+
+impl KnownFacts {
+    /// Parses what [`facts_json`] gave.
+    pub fn parse(json: &str) -> Result<KnownFacts, SqlError> {
+        serde_json::from_str(json).map(KnownFacts).map_err(|e| SqlError::Decode(Box::new(e)))
+    }
+
+    fn fact(&self, column: &str) -> Result<Option<Fact>, SqlError> {
+        let wrong = || SqlError::Decode(format!("inventory fact {column} of an unexpected type").into());
+        match self.0.get(column) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Number(n)) if INT_COLUMNS.contains(&column) => {
+                n.as_i64().map(|i| Some(Fact::Int(i))).ok_or_else(wrong)
+            }
+            Some(serde_json::Value::String(t)) if !INT_COLUMNS.contains(&column) => Ok(Some(Fact::Text(t.clone()))),
+            Some(_) => Err(wrong()),
+        }
+    }
+
+    /// A value the object holds besides the facts (the caller chose what to add).
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.0.get(key)
+    }
+}
+
+/// An expression for the facts of the enrollment `id_expr` (and `extra` columns of it, by name)
+/// as one JSON object, text on both databases: a statement that already finds the enrollment
+/// returns it, and [`record`] then needs no read of its own.
+pub fn facts_json(conn: &Conn, id_expr: &str, extra: &[&str]) -> String {
+    let (object, cast) = if crate::is_postgres(conn) { ("json_build_object", "::text") } else { ("json_object", "") };
+    let pairs: Vec<String> = extra
+        .iter()
+        .copied()
+        .chain(columns(&Inventory::default()).into_iter().map(|(c, _, _)| c))
+        .map(|c| format!("'{c}', {c}"))
+        .collect();
+    format!("(SELECT {object}({}){cast} FROM mdm_enrollments WHERE id = {id_expr})", pairs.join(", "))
+}
+
+/// Records what enrollment `id` reported at `now` (also a sign of life): one read (none when the
+/// caller knows the enrollment's facts), one update, and the history of every tracked fact whose
+/// known value changed (a fact learnt for the first time is not a change).
+pub async fn record(
+    conn: &mut Conn,
+    id: &str,
+    inv: &Inventory,
+    known: Option<&KnownFacts>,
+    now: i64,
+) -> Result<Recorded, SqlError> {
     let reported: Vec<(&'static str, bool, Fact)> =
         columns(inv).into_iter().filter_map(|(c, tracked, v)| v.map(|v| (c, tracked, v))).collect();
     let mut changes = Vec::new();
     let mut sets: Vec<(&'static str, Fact)> = Vec::new();
     if !reported.is_empty() {
-        let names: Vec<&str> = reported.iter().map(|(c, _, _)| *c).collect();
-        let sql = format!("SELECT {} FROM mdm_enrollments WHERE id = $1", names.join(", "));
-        let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await? else {
-            return Ok(Recorded::default());
+        let row = match known {
+            Some(_) => None,
+            None => {
+                let names: Vec<&str> = reported.iter().map(|(c, _, _)| *c).collect();
+                let sql = format!("SELECT {} FROM mdm_enrollments WHERE id = $1", names.join(", "));
+                let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await? else {
+                    return Ok(Recorded::default());
+                };
+                Some(row)
+            }
         };
         for (column, tracked, value) in reported {
-            let old = fact_of(&row, column)?;
+            let old = match (&row, known) {
+                (Some(row), _) => fact_of(row, column)?,
+                (None, Some(known)) => known.fact(column)?,
+                (None, None) => None,
+            };
             if old.as_ref() == Some(&value) {
                 continue;
             }

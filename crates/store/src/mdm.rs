@@ -757,6 +757,27 @@ pub async fn mark_sent(conn: &mut Conn, id: &str, now: i64) -> Result<bool, SqlE
     Ok(done.rows_affected() == 1)
 }
 
+/// [`mark_sent`] for several commands handed out by the time `now`, in one statement (the ids as
+/// parameters of their own: a lookup by key the planner cannot mistake, where a JSON array
+/// parameter let PostgreSQL's generic plan scan every pending command). The number marked.
+pub async fn mark_sent_many(conn: &mut Conn, ids: &[String], now: i64) -> Result<u64, SqlError> {
+    let mut marked = 0;
+    for chunk in ids.chunks(100) {
+        let params: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "UPDATE mdm_commands SET status = 'sent', sent_at = $1, deliveries = deliveries + 1, updated_at = $1 \
+             WHERE id IN ({}) AND (status IN ('queued', 'sent') OR (status = 'not_now' AND due_at <= $1))",
+            params.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        marked += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(marked)
+}
+
 /// Whether the device said it is supervised (`None` until it answered `DeviceInformation`).
 pub async fn supervised(conn: &mut Conn, enrollment_id: &str) -> Result<Option<bool>, SqlError> {
     let row = sqlx::query("SELECT supervised FROM mdm_enrollments WHERE id = $1")
@@ -886,20 +907,25 @@ pub async fn record_result(
 }
 
 /// A final answer recorded by [`record_reported_result`], with the enrollment that reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReportedResult {
     pub request_type: String,
     pub enrollment_id: String,
     pub agency_code: String,
     pub last_seen_at: Option<i64>,
+    /// The enrollment's inventory facts as they were before this report.
+    pub facts: crate::inventory::KnownFacts,
+    /// The command due next for the enrollment, besides the one answered; not marked sent.
+    pub next_command: Option<NextCommand>,
 }
 
 /// Records a final answer like [`record_result`], in the same statement as the check of who
 /// sent it: the command must belong to the active enrollment of `udid`, bound to the certificate
 /// `serial`, which must be unrevoked and valid at `now`. `None` when anything of that does not
 /// hold or the command is already answered: nothing was written, and the caller reads the
-/// device to tell a refusal from a repeated report. One statement instead of two for the
-/// common case of a device answering its command.
+/// device to tell a refusal from a repeated report. The same statement reads what the rest of
+/// the report needs: the enrollment (its agency, last contact and inventory facts) and the
+/// command due next (which the caller marks sent when it hands it out, see [`mark_sent_many`]).
 pub async fn record_reported_result(
     conn: &mut Conn,
     id: &str,
@@ -908,25 +934,47 @@ pub async fn record_reported_result(
     answer: CommandResult<'_>,
     now: i64,
 ) -> Result<Option<ReportedResult>, SqlError> {
+    let enrollment = crate::inventory::facts_json(conn, "mdm_commands.enrollment_id", &["agency_code", "last_seen_at"]);
+    let next = if crate::is_postgres(conn) {
+        "json_build_array(n.id, n.request_type, n.params)::text"
+    } else {
+        "json_array(n.id, n.request_type, n.params)"
+    };
     let sql = format!(
         "{RECORD_RESULT} AND enrollment_id = \
          (SELECT e.id FROM mdm_enrollments e JOIN mdm_certificates c ON c.serial = e.cert_serial \
           WHERE e.udid = $8 AND e.cert_serial = $7 AND e.status <> 'checked_out' AND c.revoked_at IS NULL \
           AND c.not_before <= $6 AND c.not_after > $6) \
-         RETURNING request_type, enrollment_id, \
-         (SELECT agency_code FROM mdm_enrollments WHERE id = mdm_commands.enrollment_id) AS enrollment_agency, \
-         (SELECT last_seen_at FROM mdm_enrollments WHERE id = mdm_commands.enrollment_id) AS last_seen_at"
+         RETURNING request_type, enrollment_id, {enrollment} AS enrollment, \
+         (SELECT {next} FROM mdm_commands n WHERE n.enrollment_id = mdm_commands.enrollment_id \
+           AND n.id <> mdm_commands.id AND n.status IN ('queued', 'sent', 'not_now') AND n.due_at <= $6 \
+           AND n.expires_at > $6 ORDER BY n.created_at, n.id LIMIT 1) AS next_command"
     );
     let row = bind_result(sql, id, answer, now).bind(serial).bind(udid).fetch_optional(&mut *conn).await?;
-    row.map(|r| {
-        Ok(ReportedResult {
-            request_type: r.try_get("request_type")?,
-            enrollment_id: r.try_get("enrollment_id")?,
-            agency_code: r.try_get("enrollment_agency")?,
-            last_seen_at: r.try_get("last_seen_at")?,
-        })
-    })
-    .transpose()
+    let Some(r) = row else { return Ok(None) };
+    let facts = crate::inventory::KnownFacts::parse(&r.try_get::<String, _>("enrollment")?)?;
+    let decode = |what: &str| SqlError::Decode(format!("the reporting enrollment's {what}").into());
+    let agency_code = facts.get("agency_code").and_then(|v| v.as_str()).ok_or_else(|| decode("agency"))?.to_string();
+    let last_seen_at = match facts.get("last_seen_at") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| decode("last contact"))?),
+    };
+    let next_command = match r.try_get::<Option<String>, _>("next_command")? {
+        Some(json) => {
+            let (id, request_type, params): (String, String, String) =
+                serde_json::from_str(&json).map_err(|e| SqlError::Decode(Box::new(e)))?;
+            Some(NextCommand { id, request_type, params })
+        }
+        None => None,
+    };
+    Ok(Some(ReportedResult {
+        request_type: r.try_get("request_type")?,
+        enrollment_id: r.try_get("enrollment_id")?,
+        agency_code,
+        last_seen_at,
+        facts,
+        next_command,
+    }))
 }
 
 /// Defers a command the device answered NotNow until `due_at`. True when it was deferred.
