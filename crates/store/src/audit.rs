@@ -67,8 +67,20 @@ pub async fn append_many(conn: &mut Conn, events: Vec<NewEvent>) -> Result<Vec<C
         let event = ChainedEvent { content, prev_hash: std::mem::replace(&mut prev_hash, hash.clone()), hash };
         chained.push(event);
     }
-    for chunk in chained.chunks(crate::rows_per_insert(conn, EVENT_COLUMNS)) {
-        let mut sql = String::from(
+    // On PostgreSQL the last insert also moves the head to its hash (one round trip fewer while
+    // the head is locked); SQLite has no writing CTEs, so it takes a statement of its own.
+    let postgres = crate::is_postgres(conn);
+    let chunks: Vec<&[ChainedEvent]> = chained.chunks(crate::rows_per_insert(conn, EVENT_COLUMNS)).collect();
+    for (n, &chunk) in chunks.iter().enumerate() {
+        let head_too = postgres && n + 1 == chunks.len();
+        let mut sql = String::new();
+        if head_too {
+            sql.push_str(&format!(
+                "WITH head AS (UPDATE audit_head SET hash = ${} WHERE id = 1) ",
+                15 * chunk.len() + 1
+            ));
+        }
+        sql.push_str(
             "INSERT INTO audit_events (seq, id, at, actor_kind, actor_id, actor_label, action, object_type, \
              object_id, agency_code, changes, request_id, source_addr, prev_hash, hash) VALUES ",
         );
@@ -100,9 +112,14 @@ pub async fn append_many(conn: &mut Conn, events: Vec<NewEvent>) -> Result<Vec<C
                 .bind(event.prev_hash.clone())
                 .bind(event.hash.clone());
         }
+        if head_too {
+            query = query.bind(prev_hash.clone());
+        }
         query.execute(&mut *conn).await?;
     }
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&prev_hash).execute(&mut *conn).await?;
+    if !postgres {
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&prev_hash).execute(&mut *conn).await?;
+    }
     Ok(chained)
 }
 
