@@ -194,6 +194,8 @@ pub(crate) struct Sender {
     queues: Vec<mpsc::Sender<Box<dyn Pending>>>,
     /// The batcher of the next job without a key.
     next: std::sync::atomic::AtomicUsize,
+    /// SQLite: dropped with the queues, which stops the checkpointer.
+    _checkpointer: Option<oneshot::Sender<()>>,
 }
 
 impl Sender {
@@ -266,6 +268,7 @@ fn batchers(store: &Store) -> usize {
 
 fn start(store: Store) -> Sender {
     let mut queues = Vec::new();
+    let store_for_checkpoints = store.clone();
     let batchers: Vec<_> = (0..batchers(&store))
         .map(|_| {
             let (sender, receiver) = mpsc::channel::<Box<dyn Pending>>(QUEUE);
@@ -294,7 +297,62 @@ fn start(store: Store) -> Sender {
     if let Err(e) = thread {
         tracing::error!(error = %e, "the group-commit batcher's thread did not start");
     }
-    Sender { queues, next: std::sync::atomic::AtomicUsize::new(0) }
+    let checkpointer = sqlite.then(|| checkpointer(store_for_checkpoints));
+    Sender { queues, next: std::sync::atomic::AtomicUsize::new(0), _checkpointer: checkpointer }
+}
+
+/// SQLite: the write-ahead log's size in pages at which the batcher checkpoints it itself.
+const BATCHER_CHECKPOINT_PAGES: u32 = 4_000;
+
+/// How often the checkpointer moves the SQLite write-ahead log into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// SQLite: a thread of its own copies the write-ahead log into the database, passively (never
+/// blocking a writer or a reader), every [`CHECKPOINT_EVERY`], until the batcher's queues are
+/// dropped. By default the committing connection checkpoints, every 1,000 pages: the copy and its
+/// `fsync` then stall the batch, and every report waiting on it, while the other core idles. The
+/// batcher still checkpoints, every [`BATCHER_CHECKPOINT_PAGES`], but finds most of the log
+/// copied already; it is needed all the same, since only a checkpoint that catches up with the
+/// last commit lets the next one start the log over (a passive checkpoint on another thread
+/// never catches up under a steady stream of commits, and the log would grow without end).
+fn checkpointer(store: Store) -> oneshot::Sender<()> {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new().name("custody-checkpoint".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => return tracing::error!(error = %e, "the checkpointer's runtime did not start"),
+        };
+        runtime.block_on(async move {
+            let mut conn: Option<Conn> = None;
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+                }
+                let result = match conn.as_mut() {
+                    Some(c) => c.execute("PRAGMA wal_checkpoint(PASSIVE)").await.map(drop),
+                    None => match store.dedicated().await {
+                        Ok(c) => {
+                            conn = Some(c);
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    },
+                };
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
+                    conn = None;
+                    if store.pool.is_closed() {
+                        break;
+                    }
+                }
+            }
+        });
+    });
+    if let Err(e) = thread {
+        tracing::error!(error = %e, "the checkpointer's thread did not start");
+    }
+    stop
 }
 
 /// Keeps the calling thread on one of the cores it may use, and with it the threads it starts
@@ -419,6 +477,11 @@ impl Writer {
             }
         }
         let mut conn = self.store.dedicated().await?;
+        if self.store.backend == crate::Backend::Sqlite {
+            // Mostly the checkpointer's work (see `checkpointer`).
+            conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA wal_autocheckpoint = {BATCHER_CHECKPOINT_PAGES}")))
+                .await?;
+        }
         conn.execute(self.store.begin_write()).await?;
         Ok(GroupTx::new(conn, gate))
     }
