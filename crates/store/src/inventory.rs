@@ -151,6 +151,12 @@ impl KnownFacts {
     }
 }
 
+/// Where [`record`] finds an enrollment's stored facts: read by itself, or given.
+enum Stored<'a> {
+    Row(AnyRow),
+    Known(&'a KnownFacts),
+}
+
 /// An expression for the facts of the enrollment `id_expr` (and `extra` columns of it, by name)
 /// as one JSON object, text on both databases: a statement that already finds the enrollment
 /// returns it, and [`record`] then needs no read of its own.
@@ -180,22 +186,21 @@ pub async fn record(
     let mut changes = Vec::new();
     let mut sets: Vec<(&'static str, Fact)> = Vec::new();
     if !reported.is_empty() {
-        let row = match known {
-            Some(_) => None,
+        let stored = match known {
+            Some(known) => Stored::Known(known),
             None => {
                 let names: Vec<&str> = reported.iter().map(|(c, _, _)| *c).collect();
                 let sql = format!("SELECT {} FROM mdm_enrollments WHERE id = $1", names.join(", "));
                 let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await? else {
                     return Ok(Recorded::default());
                 };
-                Some(row)
+                Stored::Row(row)
             }
         };
         for (column, tracked, value) in reported {
-            let old = match (&row, known) {
-                (Some(row), _) => fact_of(row, column)?,
-                (None, Some(known)) => known.fact(column)?,
-                (None, None) => None,
+            let old = match &stored {
+                Stored::Row(row) => fact_of(row, column)?,
+                Stored::Known(known) => known.fact(column)?,
             };
             if old.as_ref() == Some(&value) {
                 continue;
