@@ -1173,7 +1173,9 @@ pub async fn enqueue(app: &App, actor: &Actor, input: NewCommands) -> Result<(St
     let params_text = params.to_string();
     let rows: Vec<CommandRow> =
         targets.iter().map(|e| new_command(app, actor, &batch, e, &input.request_type, &params_text, now)).collect();
-    queue_rows(&mut tx, &rows, now).await?;
+    // The batch's pushes are scheduled as one row, which the push sender expands.
+    mdm::insert_commands(&mut tx, &rows).await?;
+    mdm::schedule_batch_pushes(&mut tx, &batch, now).await?;
     let changes = serde_json::json!({ "request_type": input.request_type, "devices": rows.len(), "params": params });
     audit::append(&mut tx, actor.event("mdm.command.enqueue", "mdm_command_batch", &batch, None, changes)).await?;
     tx.commit().await?;
@@ -1552,7 +1554,10 @@ async fn apns_client(app: &App, conn: &mut Conn) -> Result<Option<(apns::Client,
     Ok(Some((client, row.topic)))
 }
 
-/// Sends the due pushes (one batch); returns how many were delivered. Pushes to a device
+/// The most pushes one pass of [`push_due`] claims.
+const PUSH_PASS: i64 = 20_000;
+
+/// Sends the due pushes (one pass); returns how many were delivered. Pushes to a device
 /// coalesce (one row per enrollment); a rejected token is marked invalid; failures retry with
 /// a growing delay. Without a push certificate, pushes wait.
 pub async fn push_due(app: &App) -> Result<usize, AppError> {
@@ -1562,7 +1567,9 @@ pub async fn push_due(app: &App) -> Result<usize, AppError> {
     drop(conn);
     let claimed = {
         let mut tx = app.store.write().await?;
-        let claimed = mdm::claim_pushes(&mut tx, now, 60_000, 20_000).await?;
+        // A batch's pushes become the devices' as they are sent: a slice a pass.
+        mdm::expand_push_batches(&mut tx, now, PUSH_PASS).await?;
+        let claimed = mdm::claim_pushes(&mut tx, now, 60_000, PUSH_PASS).await?;
         tx.commit().await?;
         claimed
     };

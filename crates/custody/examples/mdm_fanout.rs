@@ -157,7 +157,14 @@ async fn main() {
 /// the tables and their indexes as dead rows until a vacuum, and slow the next run's inserts
 /// (its unique checks visit them), which no database in service would have.
 async fn empty_mdm_tables(store: &Store) {
-    let tables = ["mdm_push_due", "mdm_commands", "mdm_enrollments", "mdm_certificates", "push_certificates"];
+    let tables = [
+        "mdm_push_batches",
+        "mdm_push_due",
+        "mdm_commands",
+        "mdm_enrollments",
+        "mdm_certificates",
+        "push_certificates",
+    ];
     if store.backend() == custody_store::Backend::Postgres {
         let sql = format!("TRUNCATE {}", tables.join(", "));
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.unwrap();

@@ -317,6 +317,20 @@ pub fn page_as_json(conn: &Conn, inner: &str, columns: &[&str], order: &str) -> 
              FROM ({inner}) AS page_rows"
         )
     } else {
+        rows_as_json(conn, inner, columns)
+    }
+}
+
+/// Like [`page_as_json`], for rows in no particular order: one JSON array (`page`) of the inner
+/// query's rows, decoded at a fraction of the cost of the driver's rows.
+pub fn rows_as_json(conn: &Conn, inner: &str, columns: &[&str]) -> String {
+    let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', {c}")).collect();
+    let pairs = pairs.join(", ");
+    if is_postgres(conn) {
+        format!(
+            "SELECT COALESCE(json_agg(json_build_object({pairs})), '[]'::json)::text AS page FROM ({inner}) AS page_rows"
+        )
+    } else {
         format!("SELECT COALESCE(json_group_array(json_object({pairs})), '[]') AS page FROM ({inner}) AS page_rows")
     }
 }
@@ -326,15 +340,44 @@ pub fn is_postgres(conn: &Conn) -> bool {
     conn.backend_name().eq_ignore_ascii_case("postgresql")
 }
 
-/// A table of the texts of the JSON array bound as parameter `$param`, each in the column
+/// The record separator (U+001E) that joins a list of texts bound as one PostgreSQL parameter
+/// (see [`texts_param`]); no key, id or code holds it.
+pub const RECORD_SEPARATOR: char = '\u{1e}';
+
+/// A table of the texts bound as parameter `$param` by [`texts_param`], each in the column
 /// `value` of `alias`: a statement takes thousands of keys as one parameter (SQLite binds a
 /// statement's parameters in time that grows with the square of their number).
-pub fn json_texts(conn: &Conn, param: usize, alias: &str) -> String {
+///
+/// SQLite reads a JSON array (`json_each`). PostgreSQL splits the texts joined by
+/// [`RECORD_SEPARATOR`] (`string_to_array`), a third of the work of reading a JSON array of them;
+/// and a statement planned with its parameter's value (see `persistent(false)`) knows how many
+/// rows the table holds, so it joins 100,000 keys by hashing rather than by 100,000 index probes.
+pub fn texts_table(conn: &Conn, param: usize, alias: &str) -> String {
     if is_postgres(conn) {
-        format!("json_array_elements_text(${param}::json) AS {alias}(value)")
+        format!("unnest(string_to_array(${param}, chr(30))) AS {alias}(value)")
     } else {
         format!("json_each(${param}) AS {alias}")
     }
+}
+
+/// The parameter of a [`texts_table`]: a JSON array on SQLite; on PostgreSQL the texts joined by
+/// [`RECORD_SEPARATOR`], refused when one holds it (and an empty text is not kept).
+pub fn texts_param<S: AsRef<str> + serde::Serialize>(conn: &Conn, texts: &[S]) -> Result<String, SqlError> {
+    if !is_postgres(conn) {
+        return serde_json::to_string(texts).map_err(|e| SqlError::Encode(Box::new(e)));
+    }
+    let mut joined = String::with_capacity(texts.iter().map(|t| t.as_ref().len() + 1).sum());
+    for (i, text) in texts.iter().enumerate() {
+        let text = text.as_ref();
+        if text.contains(RECORD_SEPARATOR) {
+            return Err(SqlError::Encode("a text of a list holds the record separator U+001E".into()));
+        }
+        if i > 0 {
+            joined.push(RECORD_SEPARATOR);
+        }
+        joined.push_str(text);
+    }
+    Ok(joined)
 }
 
 /// Puts a page decoded from [`page_as_json`] in key order on SQLite (byte order, as `BINARY`

@@ -411,42 +411,91 @@ pub fn target_from(row: &AnyRow) -> Result<EnrollmentTarget, SqlError> {
 /// then by inventory device id; 100,000 keys a statement, each lookup on its index.
 pub async fn targets_by_keys(conn: &mut Conn, keys: &[String]) -> Result<Vec<EnrollmentTarget>, SqlError> {
     let mut found: Vec<EnrollmentTarget> = Vec::with_capacity(keys.len());
-    let mut unknown: Vec<String> = keys.to_vec();
+    // Each key once; one holding the list separator names nothing.
+    let mut unknown: Vec<String> = keys.iter().filter(|k| !k.contains(crate::RECORD_SEPARATOR)).cloned().collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    let postgres = crate::is_postgres(conn);
     for column in ["udid", "id", "device_id"] {
         if unknown.is_empty() {
             break;
         }
-        let mut known = std::collections::HashSet::new();
-        let sql = format!(
-            "SELECT id, udid, device_id, agency_code, status FROM mdm_enrollments \
-             WHERE {column} IN (SELECT k.value FROM {})",
-            crate::json_texts(conn, 1, "k")
-        );
+        let start = found.len();
+        let keys_table = crate::texts_table(conn, 1, "k");
+        let sql = if postgres {
+            // A join of the distinct keys, not `IN`: the planner would take the keys for 200
+            // distinct values, and probe the index for each of 100,000 of them.
+            format!(
+                "SELECT e.id AS id, e.udid AS udid, e.device_id AS device_id, e.agency_code AS agency_code, \
+                 e.status AS status FROM {keys_table} JOIN mdm_enrollments e ON e.{column} = k.value"
+            )
+        } else {
+            format!(
+                "SELECT id, udid, device_id, agency_code, status FROM mdm_enrollments \
+                 WHERE {column} IN (SELECT k.value FROM {keys_table})"
+            )
+        };
         for chunk in unknown.chunks(100_000) {
-            let keys = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
-            let targets = if crate::is_postgres(conn) {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(keys).fetch_all(&mut *conn).await?;
-                rows.iter().map(target_from).collect::<Result<Vec<_>, _>>()?
-            } else {
-                // From SQLite as one JSON array: each row would be a thread hand-off of its own.
-                let columns = ["id", "udid", "device_id", "agency_code", "status"];
-                let json = crate::page_as_json(conn, &sql, &columns, "id");
-                let row = sqlx::query(sqlx::AssertSqlSafe(json)).bind(keys).fetch_one(&mut *conn).await?;
-                serde_json::from_str::<Vec<EnrollmentTarget>>(&row.try_get::<String, _>("page")?)
-                    .map_err(decode_error)?
+            let keys = crate::texts_param(conn, chunk)?;
+            let packed = if postgres { targets_packed(conn, &sql, &keys).await? } else { None };
+            let targets = match packed {
+                Some(targets) => targets,
+                None => targets_as_json(conn, &sql, keys).await?,
             };
-            for target in targets {
-                known.insert(match column {
-                    "udid" => target.udid.clone(),
-                    "id" => target.id.clone(),
-                    _ => target.device_id.clone().unwrap_or_default(),
-                });
-                found.push(target);
-            }
+            found.extend(targets);
         }
-        unknown.retain(|k| !known.contains(k));
+        let known: std::collections::HashSet<&str> = found[start..]
+            .iter()
+            .map(|t| match column {
+                "udid" => t.udid.as_str(),
+                "id" => t.id.as_str(),
+                _ => t.device_id.as_deref().unwrap_or_default(),
+            })
+            .collect();
+        unknown.retain(|k| !known.contains(k.as_str()));
     }
     Ok(found)
+}
+
+/// The enrollments `sql` finds for the keys bound as its `$1`, read as one JSON array: from
+/// SQLite each row would be a thread hand-off of its own. On PostgreSQL the statement is planned
+/// with the keys at hand (unnamed): a plan kept from a few keys would probe the index for each.
+async fn targets_as_json(conn: &mut Conn, sql: &str, keys: String) -> Result<Vec<EnrollmentTarget>, SqlError> {
+    let columns = ["id", "udid", "device_id", "agency_code", "status"];
+    let json = crate::rows_as_json(conn, sql, &columns);
+    let postgres = crate::is_postgres(conn);
+    let row = sqlx::query(sqlx::AssertSqlSafe(json)).bind(keys).persistent(!postgres).fetch_one(&mut *conn).await?;
+    serde_json::from_str::<Vec<EnrollmentTarget>>(&row.try_get::<String, _>("page")?).map_err(decode_error)
+}
+
+/// [`targets_as_json`] on PostgreSQL, read as one text of separated fields: for 100,000
+/// enrollments a third of the database's work of building the JSON, and a split instead of the
+/// driver's rows (which cost more to decode than the query to run). `None` when a field holds a
+/// separator (a UDID is the device's word), for the caller to read them as JSON instead.
+async fn targets_packed(conn: &mut Conn, sql: &str, keys: &str) -> Result<Option<Vec<EnrollmentTarget>>, SqlError> {
+    let packed = format!(
+        "SELECT string_agg(concat_ws(chr(31), id, udid, agency_code, status, COALESCE(device_id, '')), chr(30)) \
+         AS page FROM ({sql}) AS found"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(packed)).bind(keys).persistent(false).fetch_one(&mut *conn).await?;
+    let Some(page) = row.try_get::<Option<String>, _>("page")? else { return Ok(Some(Vec::new())) };
+    let mut targets = Vec::with_capacity(page.len() / 100);
+    for record in page.split(crate::RECORD_SEPARATOR) {
+        let mut fields = record.split('\u{1f}');
+        let (Some(id), Some(udid), Some(agency_code), Some(status), Some(device_id), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Ok(None);
+        };
+        targets.push(EnrollmentTarget {
+            id: id.to_string(),
+            udid: udid.to_string(),
+            device_id: Some(device_id).filter(|d| !d.is_empty()).map(str::to_string),
+            agency_code: agency_code.to_string(),
+            status: status.to_string(),
+        });
+    }
+    Ok(Some(targets))
 }
 
 pub async fn insert_enrollment(conn: &mut Conn, e: &EnrollmentRow) -> Result<(), SqlError> {
@@ -647,8 +696,8 @@ pub async fn insert_commands(conn: &mut Conn, rows: &[CommandRow]) -> Result<(),
     if let Some(first) = rows.first()
         && rows.iter().all(|c| shared_with(first, c))
     {
-        for chunk in rows.chunks(5_000) {
-            insert_batch_json(conn, chunk).await?;
+        for chunk in rows.chunks(if crate::is_postgres(conn) { 100_000 } else { 5_000 }) {
+            insert_batch(conn, chunk).await?;
         }
         return Ok(());
     }
@@ -659,16 +708,26 @@ pub async fn insert_commands(conn: &mut Conn, rows: &[CommandRow]) -> Result<(),
 }
 
 /// A batch's rows: the values they share bound once, the per-row values (id, enrollment,
-/// agency) as one JSON array of triples.
-async fn insert_batch_json(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(), SqlError> {
-    let triples: Vec<[&str; 3]> =
-        chunk.iter().map(|c| [c.id.as_str(), c.enrollment_id.as_str(), c.agency_code.as_str()]).collect();
-    let (values, source) = if crate::is_postgres(conn) {
-        ("t->>0, t->>1, t->>2", "json_array_elements($10::json) AS t")
+/// agency) as one parameter: a JSON array of triples, or on PostgreSQL a list of separated texts.
+async fn insert_batch(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(), SqlError> {
+    let (values, source, rows) = if crate::is_postgres(conn) {
+        // Each row's three texts joined by the unit separator, the rows by the record separator:
+        // PostgreSQL splits them at a third of the cost of reading a JSON array of triples.
+        let rows: Vec<String> =
+            chunk.iter().map(|c| format!("{}\u{1f}{}\u{1f}{}", c.id, c.enrollment_id, c.agency_code)).collect();
+        if rows.iter().any(|r| r.matches('\u{1f}').count() != 2) {
+            return Err(SqlError::Encode("a command's id, enrollment or agency holds the unit separator".into()));
+        }
+        let values =
+            "split_part(t.value, chr(31), 1), split_part(t.value, chr(31), 2), split_part(t.value, chr(31), 3)";
+        (values, crate::texts_table(conn, 10, "t"), crate::texts_param(conn, &rows)?)
     } else {
+        let triples: Vec<[&str; 3]> =
+            chunk.iter().map(|c| [c.id.as_str(), c.enrollment_id.as_str(), c.agency_code.as_str()]).collect();
         (
             "json_extract(t.value, '$[0]'), json_extract(t.value, '$[1]'), json_extract(t.value, '$[2]')",
-            "json_each($10) AS t",
+            "json_each($10) AS t".to_string(),
+            serde_json::to_string(&triples).map_err(|e| SqlError::Encode(Box::new(e)))?,
         )
     };
     let first = &chunk[0];
@@ -687,7 +746,7 @@ async fn insert_batch_json(conn: &mut Conn, chunk: &[CommandRow]) -> Result<(), 
         .bind(first.due_at)
         .bind(first.expires_at)
         .bind(first.updated_at)
-        .bind(serde_json::to_string(&triples).map_err(|e| SqlError::Encode(Box::new(e)))?)
+        .bind(rows)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -1070,22 +1129,85 @@ pub async fn list_commands(
     Ok(crate::sort_page(conn, rows, |a, b| b.id.cmp(&a.id)))
 }
 
+/// The end of a statement scheduling pushes (`INSERT INTO mdm_push_due ... SELECT ...`): an
+/// earlier push already due is kept, so pushes to one device coalesce into one row.
+const COALESCE_PUSH: &str = "ON CONFLICT (enrollment_id) DO UPDATE SET due_at = CASE WHEN excluded.due_at < \
+     mdm_push_due.due_at THEN excluded.due_at ELSE mdm_push_due.due_at END";
+
 /// Schedules a push to each enrollment at `due_at`; an earlier push already due is kept, so
 /// pushes to one device coalesce into one row.
 pub async fn schedule_pushes(conn: &mut Conn, enrollment_ids: &[String], due_at: i64) -> Result<(), SqlError> {
-    // The ids as one JSON array parameter. `WHERE true` keeps SQLite from reading the upsert's
-    // ON as a join's.
+    // The ids as one parameter. `WHERE true` keeps SQLite from reading the upsert's ON as a join's.
     let sql = format!(
         "INSERT INTO mdm_push_due (enrollment_id, due_at, attempts, claimed_until) SELECT j.value, $1, 0, 0 \
-         FROM {} WHERE true ON CONFLICT (enrollment_id) DO UPDATE SET due_at = CASE WHEN excluded.due_at < \
-         mdm_push_due.due_at THEN excluded.due_at ELSE mdm_push_due.due_at END",
-        crate::json_texts(conn, 2, "j")
+         FROM {} WHERE true {COALESCE_PUSH}",
+        crate::texts_table(conn, 2, "j")
     );
-    for chunk in enrollment_ids.chunks(10_000) {
-        let ids = serde_json::to_string(chunk).map_err(|e| SqlError::Encode(Box::new(e)))?;
+    for chunk in enrollment_ids.chunks(if crate::is_postgres(conn) { 100_000 } else { 10_000 }) {
+        let ids = crate::texts_param(conn, chunk)?;
         sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(due_at).bind(ids).execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Schedules a push at `due_at` to the enrollment of each command of `batch`, as one row that
+/// [`expand_push_batches`] turns into the rows of [`schedule_pushes`] later, a slice at a time.
+pub async fn schedule_batch_pushes(conn: &mut Conn, batch: &str, due_at: i64) -> Result<(), SqlError> {
+    sqlx::query("INSERT INTO mdm_push_batches (batch_id, due_at, expanded_through) VALUES ($1, $2, '')")
+        .bind(batch)
+        .bind(due_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Schedules the pushes of the next `limit` commands (by id) of the batch due first among those
+/// of [`schedule_batch_pushes`], to enrollments whose command is still pending; the batch's row
+/// goes when its last command is reached. The number of commands passed over.
+pub async fn expand_push_batches(conn: &mut Conn, now: i64, limit: i64) -> Result<u64, SqlError> {
+    // On PostgreSQL a batch another node is expanding is left to it (SQLite has one writer).
+    let lock = if crate::is_postgres(conn) { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT batch_id, due_at, expanded_through FROM mdm_push_batches WHERE due_at <= $1 \
+         ORDER BY due_at, batch_id LIMIT 1{lock}"
+    )))
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(0) };
+    let batch: String = row.try_get("batch_id")?;
+    let due_at: i64 = row.try_get("due_at")?;
+    let after: String = row.try_get("expanded_through")?;
+    // The slice: the next `limit` commands of the batch, read from the batch's index alone.
+    let slice = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) AS n, max(id) AS last FROM (SELECT id FROM mdm_commands WHERE batch_id = $1 AND id > $2 \
+         ORDER BY id LIMIT {}) AS slice",
+        limit.max(1)
+    )))
+    .bind(&batch)
+    .bind(&after)
+    .fetch_one(&mut *conn)
+    .await?;
+    let passed: i64 = slice.try_get("n")?;
+    if let Some(last) = slice.try_get::<Option<String>, _>("last")? {
+        let sql = format!(
+            "INSERT INTO mdm_push_due (enrollment_id, due_at, attempts, claimed_until) SELECT enrollment_id, $4, 0, 0 \
+             FROM mdm_commands WHERE batch_id = $1 AND id > $2 AND id <= $3 \
+             AND status IN ('queued', 'sent', 'not_now') {COALESCE_PUSH}"
+        );
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&batch).bind(&after).bind(&last).bind(due_at);
+        query.execute(&mut *conn).await?;
+        if passed >= limit {
+            sqlx::query("UPDATE mdm_push_batches SET expanded_through = $2 WHERE batch_id = $1")
+                .bind(&batch)
+                .bind(&last)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(passed as u64);
+        }
+    }
+    sqlx::query("DELETE FROM mdm_push_batches WHERE batch_id = $1").bind(&batch).execute(&mut *conn).await?;
+    Ok(passed as u64)
 }
 
 /// A push claimed for sending, with what APNs needs.

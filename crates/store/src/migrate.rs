@@ -123,6 +123,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0018_mdm_commands_enrollment_unchecked.sql"),
         postgres: include_str!("../migrations/postgres/0018_mdm_commands_enrollment_unchecked.sql"),
     },
+    Migration {
+        version: 19,
+        name: "mdm_push_batches",
+        sqlite: include_str!("../migrations/sqlite/0019_mdm_push_batches.sql"),
+        postgres: include_str!("../migrations/postgres/0019_mdm_push_batches.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

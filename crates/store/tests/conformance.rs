@@ -572,3 +572,71 @@ async fn a_keys_jobs_commit_in_order() {
         assert_eq!(audit::verify(&db.store, 7).await.unwrap(), Verification::Intact { events: 41 }, "{}", db.label);
     }
 }
+
+#[tokio::test]
+async fn a_batchs_pushes_are_scheduled_a_slice_at_a_time_for_pending_commands_only() {
+    use custody_store::mdm::{self, CommandRow};
+    for db in TestDb::all().await {
+        let label = db.label;
+        let mut conn = db.store.conn().await.unwrap();
+        let now = now_ms();
+        agencies::insert(&mut conn, &AgencyCode::parse("AAA").unwrap(), &details("Alpha")).await.unwrap();
+        let mut rows = Vec::new();
+        for i in 0..7 {
+            sqlx::query(
+                "INSERT INTO mdm_enrollments (id, udid, agency_code, status, cert_serial, authenticated_at, \
+                 last_seen_at, created_at, updated_at) VALUES ($1, $2, 'AAA', 'enrolled', $3, $4, $4, $4, $4)",
+            )
+            .bind(format!("e{i}"))
+            .bind(format!("UDID-{i}"))
+            .bind(format!("serial-{i}"))
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            rows.push(CommandRow {
+                id: format!("C{i}"),
+                enrollment_id: format!("e{i}"),
+                agency_code: "AAA".into(),
+                batch_id: "b1".into(),
+                request_type: "DeviceInformation".into(),
+                params: "{}".into(),
+                status: "queued".into(),
+                created_by: "test".into(),
+                created_at: now,
+                due_at: now,
+                expires_at: now + 86_400_000,
+                sent_at: None,
+                deliveries: 0,
+                not_now_count: 0,
+                result_status: None,
+                result: None,
+                error_chain: None,
+                completed_at: None,
+                updated_at: now,
+            });
+        }
+        mdm::insert_commands(&mut conn, &rows).await.unwrap();
+        mdm::schedule_batch_pushes(&mut conn, "b1", now).await.unwrap();
+        // A command cancelled before its slice is reached needs no push.
+        assert!(mdm::cancel_command(&mut conn, "C4", now).await.unwrap());
+
+        assert_eq!(mdm::expand_push_batches(&mut conn, now - 1, 3).await.unwrap(), 0, "{label}: not due yet");
+        let mut passed = Vec::new();
+        loop {
+            let n = mdm::expand_push_batches(&mut conn, now, 3).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            passed.push(n);
+        }
+        assert_eq!(passed, [3, 3, 1], "{label}: three slices, the last one short");
+        let claimed = mdm::claim_pushes(&mut conn, now, 60_000, 100).await.unwrap();
+        let mut pushed: Vec<&str> = claimed.iter().map(|p| p.enrollment_id.as_str()).collect();
+        pushed.sort();
+        assert_eq!(pushed, ["e0", "e1", "e2", "e3", "e5", "e6"], "{label}");
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM mdm_push_batches").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(left, 0, "{label}: the expanded batch is gone");
+    }
+}
