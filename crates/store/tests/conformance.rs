@@ -640,3 +640,43 @@ async fn a_batchs_pushes_are_scheduled_a_slice_at_a_time_for_pending_commands_on
         assert_eq!(left, 0, "{label}: the expanded batch is gone");
     }
 }
+
+#[tokio::test]
+async fn enrollments_are_found_by_any_key_even_one_holding_a_separator() {
+    use custody_store::mdm;
+    for db in TestDb::all().await {
+        let label = db.label;
+        let mut conn = db.store.conn().await.unwrap();
+        let now = now_ms();
+        agencies::insert(&mut conn, &AgencyCode::parse("AAA").unwrap(), &details("Alpha")).await.unwrap();
+        // A UDID is the device's word: one holding the unit separator must not garble the others.
+        let enrollments = [("e1", "UDID-1", Some("dev-1")), ("e2", "odd\u{1f}udid", None), ("e3", "UDID-3", None)];
+        for (id, udid, device) in enrollments {
+            sqlx::query(
+                "INSERT INTO mdm_enrollments (id, udid, agency_code, device_id, status, cert_serial, authenticated_at, \
+                 last_seen_at, created_at, updated_at) VALUES ($1, $2, 'AAA', $3, 'enrolled', $1, $4, $4, $4, $4)",
+            )
+            .bind(id)
+            .bind(udid)
+            .bind(device)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        let keys: Vec<String> =
+            ["UDID-1", "odd\u{1f}udid", "e3", "dev-1", "nobody", "a\u{1e}b"].map(String::from).into();
+        let mut found = mdm::targets_by_keys(&mut conn, &keys).await.unwrap();
+        // An enrollment named by two keys (its UDID and its device) may be found twice.
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found.dedup_by(|a, b| a.id == b.id);
+        let seen: Vec<(&str, &str, Option<&str>)> =
+            found.iter().map(|t| (t.id.as_str(), t.udid.as_str(), t.device_id.as_deref())).collect();
+        assert_eq!(
+            seen,
+            [("e1", "UDID-1", Some("dev-1")), ("e2", "odd\u{1f}udid", None), ("e3", "UDID-3", None)],
+            "{label}"
+        );
+        assert!(found.iter().all(|t| t.agency_code == "AAA" && t.status == "enrolled"), "{label}");
+    }
+}
