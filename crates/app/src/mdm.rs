@@ -1198,9 +1198,8 @@ pub(crate) async fn targets_of(
     if devices.len() > most {
         return Err(AppError::invalid("devices", format!("at most {most} devices at once")));
     }
-    let mut keys: Vec<String> = devices.iter().map(|d| d.trim().to_string()).collect();
-    keys.sort();
-    keys.dedup();
+    // Each key once: `targets_by_keys` sorts and dedups them.
+    let keys: Vec<String> = devices.iter().map(|d| d.trim().to_string()).collect();
     let found = mdm::targets_by_keys(tx, &keys).await?;
     let mut by_key: std::collections::HashMap<&str, &mdm::EnrollmentTarget> =
         std::collections::HashMap::with_capacity(found.len() * 2);

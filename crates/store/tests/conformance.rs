@@ -573,6 +573,22 @@ async fn a_keys_jobs_commit_in_order() {
     }
 }
 
+/// An enrollment `id` of agency AAA (which must exist) for the device `udid`, its certificate
+/// serial its id.
+async fn enroll(conn: &mut custody_store::Conn, id: &str, udid: &str, device: Option<&str>, now: i64) {
+    sqlx::query(
+        "INSERT INTO mdm_enrollments (id, udid, agency_code, device_id, status, cert_serial, authenticated_at, \
+         last_seen_at, created_at, updated_at) VALUES ($1, $2, 'AAA', $3, 'enrolled', $1, $4, $4, $4, $4)",
+    )
+    .bind(id)
+    .bind(udid)
+    .bind(device)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_batchs_pushes_are_scheduled_a_slice_at_a_time_for_pending_commands_only() {
     use custody_store::mdm::{self, CommandRow};
@@ -583,17 +599,7 @@ async fn a_batchs_pushes_are_scheduled_a_slice_at_a_time_for_pending_commands_on
         agencies::insert(&mut conn, &AgencyCode::parse("AAA").unwrap(), &details("Alpha")).await.unwrap();
         let mut rows = Vec::new();
         for i in 0..7 {
-            sqlx::query(
-                "INSERT INTO mdm_enrollments (id, udid, agency_code, status, cert_serial, authenticated_at, \
-                 last_seen_at, created_at, updated_at) VALUES ($1, $2, 'AAA', 'enrolled', $3, $4, $4, $4, $4)",
-            )
-            .bind(format!("e{i}"))
-            .bind(format!("UDID-{i}"))
-            .bind(format!("serial-{i}"))
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+            enroll(&mut conn, &format!("e{i}"), &format!("UDID-{i}"), None, now).await;
             rows.push(CommandRow {
                 id: format!("C{i}"),
                 enrollment_id: format!("e{i}"),
@@ -652,17 +658,7 @@ async fn enrollments_are_found_by_any_key_even_one_holding_a_separator() {
         // A UDID is the device's word: one holding the unit separator must not garble the others.
         let enrollments = [("e1", "UDID-1", Some("dev-1")), ("e2", "odd\u{1f}udid", None), ("e3", "UDID-3", None)];
         for (id, udid, device) in enrollments {
-            sqlx::query(
-                "INSERT INTO mdm_enrollments (id, udid, agency_code, device_id, status, cert_serial, authenticated_at, \
-                 last_seen_at, created_at, updated_at) VALUES ($1, $2, 'AAA', $3, 'enrolled', $1, $4, $4, $4, $4)",
-            )
-            .bind(id)
-            .bind(udid)
-            .bind(device)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+            enroll(&mut conn, id, udid, device, now).await;
         }
         let keys: Vec<String> =
             ["UDID-1", "odd\u{1f}udid", "e3", "dev-1", "nobody", "a\u{1e}b"].map(String::from).into();
