@@ -252,6 +252,7 @@ impl Store {
             backend: self.backend,
             write_gate: self.write_gate.clone(),
             group: Arc::default(),
+            lean: self.lean.clone(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod devices;
 pub mod group;
 pub mod inventory;
 pub mod jobs;
+mod lean;
 pub mod mdm;
 pub mod migrate;
 pub mod notifications;
@@ -39,6 +40,7 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor};
 
+pub use lean::LeanConn;
 pub use sqlx::Error as SqlError;
 
 /// A connection inside a transaction or taken from the pool.
@@ -139,6 +141,8 @@ pub struct Store {
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The group-commit batcher ([`Store::grouped`]), started with its first job.
     group: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<group::Sender>>>,
+    /// Kept connections for the hottest reads ([`Store::lean`]).
+    lean: std::sync::Arc<lean::LeanConns>,
 }
 
 impl Store {
@@ -165,7 +169,7 @@ impl Store {
             .connect_with(connect_options)
             .await
             .with_context(|| format!("connecting to {}", redact(&url)))?;
-        Ok(Self { pool, backend, write_gate: Default::default(), group: Default::default() })
+        Ok(Self { pool, backend, write_gate: Default::default(), group: Default::default(), lean: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {

@@ -1,0 +1,101 @@
+//! Kept connections for the hottest reads, outside the pool.
+//!
+//! sqlx's pool makes a round trip to the database each time a connection is taken (on
+//! PostgreSQL, where it is asked to check the connection) and each time one is given back (always:
+//! it flushes what a cancelled query may have left). A device's poll is one indexed read: through
+//! the pool it costs three round trips, each a wake-up of the database's process, which on a busy
+//! machine is most of the request. [`Store::lean`] hands out a connection of its own instead,
+//! given back as it is when the read succeeded, dropped when it failed (a failed connection never
+//! serves again), and checked with a round trip only after it sat unused for a while (the
+//! database may have restarted meanwhile).
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::{Conn, SqlError, Store};
+
+/// At most this many kept connections at once; more callers wait for one.
+const KEPT: usize = 4;
+
+/// A connection unused for this long is checked before it serves again.
+const CHECK_AFTER: Duration = Duration::from_secs(10);
+
+/// The kept connections of one database.
+pub(crate) struct LeanConns {
+    idle: Mutex<Vec<(Conn, Instant)>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Default for LeanConns {
+    fn default() -> Self {
+        LeanConns { idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(KEPT)) }
+    }
+}
+
+impl std::fmt::Debug for LeanConns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeanConns").field("available", &self.permits.available_permits()).finish()
+    }
+}
+
+/// A kept connection, handed back when dropped unless [`LeanConn::discard`]ed.
+pub struct LeanConn {
+    conn: Option<Conn>,
+    home: Arc<LeanConns>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl LeanConn {
+    /// Drops the connection instead of keeping it: for a caller whose query failed, when the
+    /// connection's state is unknown.
+    pub fn discard(mut self) {
+        self.conn = None;
+    }
+}
+
+impl Deref for LeanConn {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for LeanConn {
+    fn deref_mut(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for LeanConn {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.home.idle.lock().expect("not poisoned").push((conn, Instant::now()));
+        }
+    }
+}
+
+impl Store {
+    /// A kept connection for a short read (see the module's documentation). The caller discards
+    /// it when its query failed.
+    pub async fn lean(&self) -> Result<LeanConn, SqlError> {
+        let permit = self.lean.permits.clone().acquire_owned().await.map_err(|_| SqlError::PoolClosed)?;
+        loop {
+            let kept = self.lean.idle.lock().expect("not poisoned").pop();
+            let conn = match kept {
+                Some((mut conn, last_used)) => {
+                    if last_used.elapsed() >= CHECK_AFTER && conn.ping().await.is_err() {
+                        continue;
+                    }
+                    conn
+                }
+                None => self.dedicated().await?,
+            };
+            return Ok(LeanConn { conn: Some(conn), home: self.lean.clone(), _permit: permit });
+        }
+    }
+}
