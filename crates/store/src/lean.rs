@@ -10,6 +10,7 @@
 //! database may have restarted meanwhile).
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,11 +29,17 @@ const CHECK_AFTER: Duration = Duration::from_secs(10);
 pub(crate) struct LeanConns {
     idle: Mutex<Vec<(Conn, Instant)>>,
     permits: Arc<Semaphore>,
+    /// Set when the store closed: connections are no longer kept.
+    closed: AtomicBool,
 }
 
 impl Default for LeanConns {
     fn default() -> Self {
-        LeanConns { idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(KEPT)) }
+        LeanConns {
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(KEPT)),
+            closed: AtomicBool::new(false),
+        }
     }
 }
 
@@ -73,8 +80,22 @@ impl DerefMut for LeanConn {
 
 impl Drop for LeanConn {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(conn) = self.conn.take()
+            && !self.home.closed.load(Ordering::Acquire)
+        {
             self.home.idle.lock().expect("not poisoned").push((conn, Instant::now()));
+        }
+    }
+}
+
+impl LeanConns {
+    /// Closes the kept connections not in use (the store is closing; one in use is dropped when
+    /// its caller is done, since the store refuses to keep connections once closed).
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let kept: Vec<(Conn, Instant)> = std::mem::take(&mut *self.idle.lock().expect("not poisoned"));
+        for (conn, _) in kept {
+            let _ = conn.close().await;
         }
     }
 }
@@ -83,6 +104,9 @@ impl Store {
     /// A kept connection for a short read (see the module's documentation). The caller discards
     /// it when its query failed.
     pub async fn lean(&self) -> Result<LeanConn, SqlError> {
+        if self.pool.is_closed() || self.lean.closed.load(Ordering::Acquire) {
+            return Err(SqlError::PoolClosed);
+        }
         let permit = self.lean.permits.clone().acquire_owned().await.map_err(|_| SqlError::PoolClosed)?;
         loop {
             let kept = self.lean.idle.lock().expect("not poisoned").pop();

@@ -251,6 +251,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.lean.close().await;
     }
 }
 

@@ -678,7 +678,8 @@ async fn enrollments_are_found_by_any_key_even_one_holding_a_separator() {
 }
 
 /// The kept connections of `Store::lean`: handed back and reused as they are (a temporary table,
-/// which only its own connection sees, is still there), never again once discarded; and on
+/// which only its own connection sees, is still there), never again once discarded, none once the
+/// store closed; and on
 /// PostgreSQL a kept connection whose session ended fails its read once, and the next one taken
 /// after discarding it works.
 #[tokio::test]
@@ -696,6 +697,8 @@ async fn kept_connections_are_reused_and_a_discarded_one_never_serves_again() {
         let mut conn = db.store.lean().await.unwrap();
         assert!(!has_mark(&mut conn).await, "{}: a discarded connection is gone", db.label);
         drop(conn);
+        db.store.close().await;
+        assert!(db.store.lean().await.is_err(), "{}: a closed store keeps no connection to hand out", db.label);
     }
     let Some(base) = TestDb::postgres_url() else { return };
     let db = TestDb::postgres(&base).await;
