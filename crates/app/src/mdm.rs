@@ -895,17 +895,14 @@ pub async fn connect(
 /// a device's jobs in order). A crash before that commit loses nothing the device relies on: the
 /// command is still pending, and goes out again at the next poll.
 async fn idle(app: &App, serial: &str, udid: String, now: i64) -> Result<Option<Vec<u8>>, DeviceRefusal> {
-    // A kept connection (no round trips of the pool's around the read); one whose read failed
-    // is dropped.
+    // A kept connection (no round trips of the pool's around the read), kept again unless the
+    // read failed (or this request was cancelled during it).
     let mut conn = app.store.lean().await?;
-    let device = match reporter(&mut conn, serial, &udid, now).await {
-        Err(DeviceRefusal::App(e)) => {
-            conn.discard();
-            return Err(DeviceRefusal::App(e));
-        }
-        read => read?,
-    };
-    drop(conn);
+    let read = reporter(&mut conn, serial, &udid, now).await;
+    if !matches!(read, Err(DeviceRefusal::App(_))) {
+        conn.release();
+    }
+    let device = read?;
     if device.quiet() {
         return Ok(None);
     }

@@ -5,8 +5,8 @@
 //! it flushes what a cancelled query may have left). A device's poll is one indexed read: through
 //! the pool it costs three round trips, each a wake-up of the database's process, which on a busy
 //! machine is most of the request. [`Store::lean`] hands out a connection of its own instead,
-//! given back as it is when the read succeeded, dropped when it failed (a failed connection never
-//! serves again), and checked with a round trip only after it sat unused for a while (the
+//! given back as it is when the read succeeded, dropped when it failed or was cancelled (such a
+//! connection never serves again), and checked with a round trip only after it sat unused for a while (the
 //! database may have restarted meanwhile).
 
 use std::ops::{Deref, DerefMut};
@@ -49,7 +49,9 @@ impl std::fmt::Debug for LeanConns {
     }
 }
 
-/// A kept connection, handed back when dropped unless [`LeanConn::discard`]ed.
+/// A kept connection, handed back by [`LeanConn::release`]. Dropped otherwise: a caller whose
+/// query failed, or whose request was cancelled in the middle of one, leaves the connection in
+/// a state nobody knows, and it never serves again.
 pub struct LeanConn {
     conn: Option<Conn>,
     home: Arc<LeanConns>,
@@ -57,10 +59,13 @@ pub struct LeanConn {
 }
 
 impl LeanConn {
-    /// Drops the connection instead of keeping it: for a caller whose query failed, when the
-    /// connection's state is unknown.
-    pub fn discard(mut self) {
-        self.conn = None;
+    /// Hands the connection back for the next caller: after the caller's reads succeeded.
+    pub fn release(mut self) {
+        if let Some(conn) = self.conn.take()
+            && !self.home.closed.load(Ordering::Acquire)
+        {
+            self.home.idle.lock().expect("not poisoned").push((conn, Instant::now()));
+        }
     }
 }
 
@@ -78,16 +83,6 @@ impl DerefMut for LeanConn {
     }
 }
 
-impl Drop for LeanConn {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take()
-            && !self.home.closed.load(Ordering::Acquire)
-        {
-            self.home.idle.lock().expect("not poisoned").push((conn, Instant::now()));
-        }
-    }
-}
-
 impl LeanConns {
     /// Closes the kept connections not in use (the store is closing; one in use is dropped when
     /// its caller is done, since the store refuses to keep connections once closed).
@@ -101,8 +96,8 @@ impl LeanConns {
 }
 
 impl Store {
-    /// A kept connection for a short read (see the module's documentation). The caller discards
-    /// it when its query failed.
+    /// A kept connection for a short read (see the module's documentation). The caller releases
+    /// it when its reads succeeded.
     pub async fn lean(&self) -> Result<LeanConn, SqlError> {
         if self.pool.is_closed() || self.lean.closed.load(Ordering::Acquire) {
             return Err(SqlError::PoolClosed);

@@ -678,25 +678,25 @@ async fn enrollments_are_found_by_any_key_even_one_holding_a_separator() {
 }
 
 /// The kept connections of `Store::lean`: handed back and reused as they are (a temporary table,
-/// which only its own connection sees, is still there), never again once discarded, none once the
-/// store closed; and on
+/// which only its own connection sees, is still there), never again when not released (a failed or
+/// cancelled read), none once the store closed; and on
 /// PostgreSQL a kept connection whose session ended fails its read once, and the next one taken
-/// after discarding it works.
+/// after dropping it works.
 #[tokio::test]
-async fn kept_connections_are_reused_and_a_discarded_one_never_serves_again() {
+async fn kept_connections_are_reused_and_one_not_released_never_serves_again() {
     async fn has_mark(conn: &mut custody_store::Conn) -> bool {
         sqlx::query("SELECT n FROM lean_mark").fetch_optional(&mut *conn).await.is_ok()
     }
     for db in TestDb::all().await {
         let mut conn = db.store.lean().await.unwrap();
         sqlx::query("CREATE TEMPORARY TABLE lean_mark (n BIGINT)").execute(&mut *conn).await.unwrap();
-        drop(conn);
+        conn.release();
         let mut conn = db.store.lean().await.unwrap();
         assert!(has_mark(&mut conn).await, "{}: the kept connection serves again", db.label);
-        conn.discard();
-        let mut conn = db.store.lean().await.unwrap();
-        assert!(!has_mark(&mut conn).await, "{}: a discarded connection is gone", db.label);
         drop(conn);
+        let mut conn = db.store.lean().await.unwrap();
+        assert!(!has_mark(&mut conn).await, "{}: a connection not released is gone", db.label);
+        conn.release();
         db.store.close().await;
         assert!(db.store.lean().await.is_err(), "{}: a closed store keeps no connection to hand out", db.label);
     }
@@ -704,14 +704,14 @@ async fn kept_connections_are_reused_and_a_discarded_one_never_serves_again() {
     let db = TestDb::postgres(&base).await;
     let mut conn = db.store.lean().await.unwrap();
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.unwrap();
-    drop(conn);
+    conn.release();
     let admin = custody_store::Store::connect(&base, &custody_store::StoreOptions::default()).await.unwrap();
     sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(admin.pool()).await.unwrap();
     admin.close().await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut conn = db.store.lean().await.unwrap();
     assert!(sqlx::query("SELECT 1").execute(&mut *conn).await.is_err(), "the ended session fails its read");
-    conn.discard();
+    drop(conn);
     let mut conn = db.store.lean().await.unwrap();
     let other: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.unwrap();
     assert_ne!(other, pid, "a new session serves");
